@@ -1,0 +1,228 @@
+//! The TOML config file (`~/.config/llmkernel/config.toml`). Every key is optional and overlays the
+//! defaults; an unknown key or a bad value is an error naming the key and the line.
+
+use super::KernelConfig;
+use crate::proto::ProcessType;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub socket: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub cpus: Option<u32>,
+    pub quantum: Option<u32>,
+    pub policy: Option<String>,
+    pub aging: Option<u32>,
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub backend: BackendSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Per-type overrides keyed by type name (`[types.USER]`).
+    #[serde(default)]
+    pub types: BTreeMap<String, TypeSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    pub url: Option<String>,
+    pub model: Option<String>,
+    /// Name of the environment variable holding the API key (the key itself stays out of the file).
+    pub api_key_env: Option<String>,
+    pub connect_timeout_secs: Option<f64>,
+    pub first_token_timeout_secs: Option<f64>,
+    pub token_timeout_secs: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_allowance_tokens: Option<u32>,
+    pub max_prompt_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeSection {
+    pub base_priority: Option<u8>,
+    pub allowance: Option<u32>,
+}
+
+impl ConfigFile {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ConfigFile::parse(&text, path)
+    }
+
+    /// Reads the file if it exists; a missing default file is an empty config.
+    pub fn load_optional(path: &Path) -> Result<ConfigFile, ConfigError> {
+        if path.exists() {
+            ConfigFile::load(path)
+        } else {
+            Ok(ConfigFile::default())
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        let invalid = |offset: Option<usize>, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: offset.map_or(1, |o| text[..o.min(text.len())].matches('\n').count() + 1),
+            message,
+        };
+        let file: ConfigFile = toml::from_str(text)
+            .map_err(|e| invalid(e.span().map(|s| s.start), e.message().to_string()))?;
+        let key_line = |key: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|n| text.lines().take(n).map(|l| l.len() + 1).sum())
+        };
+        let check = |ok: bool, key: &str, message: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(key_line(key), format!("`{key}` {message}")))
+            }
+        };
+        check(
+            file.cpus.is_none_or(|n| (1..=256).contains(&n)),
+            "cpus",
+            "must be 1 to 256",
+        )?;
+        check(
+            file.quantum.is_none_or(|n| n >= 1),
+            "quantum",
+            "must be at least 1 token",
+        )?;
+        if let Some(p) = &file.policy {
+            check(
+                crate::kernel::POLICIES.contains(&p.as_str()),
+                "policy",
+                "is not a known policy",
+            )?;
+        }
+        for name in file.types.keys() {
+            check(
+                name.parse::<ProcessType>().is_ok(),
+                &format!("[types.{name}]"),
+                "is not a process type",
+            )?;
+        }
+        for (key, v) in [
+            ("connect_timeout_secs", file.backend.connect_timeout_secs),
+            (
+                "first_token_timeout_secs",
+                file.backend.first_token_timeout_secs,
+            ),
+            ("token_timeout_secs", file.backend.token_timeout_secs),
+        ] {
+            check(
+                v.is_none_or(|s| s > 0.0 && s < 1e6),
+                key,
+                "must be a positive number of seconds",
+            )?;
+        }
+        Ok(file)
+    }
+
+    /// Overlays this file on `c`.
+    pub fn apply(&self, c: &mut KernelConfig) {
+        let b = &self.backend;
+        set(&mut c.backend_url, b.url.clone());
+        if b.model.is_some() {
+            c.model = b.model.clone();
+        }
+        if let Some(var) = &b.api_key_env {
+            c.api_key = std::env::var(var).ok();
+        }
+        let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
+        set(&mut c.connect_timeout, secs(b.connect_timeout_secs));
+        set(&mut c.first_token_timeout, secs(b.first_token_timeout_secs));
+        set(&mut c.token_timeout, secs(b.token_timeout_secs));
+        set(&mut c.cpus, self.cpus);
+        set(&mut c.quantum_tokens, self.quantum);
+        set(&mut c.policy, self.policy.clone());
+        set(&mut c.aging_points_per_sec, self.aging);
+        set(&mut c.state_dir, self.state_dir.clone());
+        set(
+            &mut c.max_allowance_tokens,
+            self.limits.max_allowance_tokens,
+        );
+        set(&mut c.max_prompt_bytes, self.limits.max_prompt_bytes);
+        for (name, section) in &self.types {
+            let Ok(t) = name.parse::<ProcessType>() else {
+                continue;
+            };
+            let index = ProcessType::ALL.iter().position(|x| *x == t).unwrap_or(0);
+            set(&mut c.types[index].base_priority, section.base_priority);
+            set(&mut c.types[index].allowance_tokens, section.allowance);
+        }
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
+        ConfigFile::parse(text, Path::new("c.toml"))
+    }
+
+    #[test]
+    fn values_overlay_defaults() {
+        let f = parse("cpus = 4\nquantum = 16\n[backend]\nurl = \"http://x:1/v1\"\n[types.USER]\nallowance = 10\n")
+            .unwrap();
+        let c = KernelConfig::from_file(&f);
+        assert_eq!((c.cpus, c.quantum_tokens), (4, 16));
+        assert_eq!(c.backend_url, "http://x:1/v1");
+        assert_eq!(c.type_settings(ProcessType::User).allowance_tokens, 10);
+        assert_eq!(c.type_settings(ProcessType::System).allowance_tokens, 3000);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_key_and_line() {
+        let err = parse("cpus = 2\ncpu_count = 3\n").unwrap_err().to_string();
+        assert!(
+            err.contains("c.toml:2") && err.contains("cpu_count"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_value_is_an_error_naming_key_and_line() {
+        let err = parse("\n\ncpus = 0\n").unwrap_err().to_string();
+        assert!(err.contains("c.toml:3") && err.contains("cpus"), "{err}");
+        let err = parse("policy = \"lottery\"\n").unwrap_err().to_string();
+        assert!(err.contains("policy"), "{err}");
+    }
+}

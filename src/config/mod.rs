@@ -1,0 +1,86 @@
+//! Kernel configuration: the resolved settings the kernel runs with ([`KernelConfig`]), the TOML file
+//! that feeds them ([`file`]), and the defaults of the user contract (socket and state paths). Precedence
+//! is flag > environment > config file > default; the binary applies flags and environment on top of
+//! what [`KernelConfig::from_file`] gives.
+
+pub mod file;
+pub mod paths;
+
+use crate::proto::ProcessType;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use file::{ConfigError, ConfigFile};
+
+/// The prototype's default server (KoboldCpp's port).
+pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:5001/v1";
+
+/// Per-type scheduling defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeSettings {
+    pub base_priority: u8,
+    pub allowance_tokens: u32,
+}
+
+/// Everything the kernel needs to run, resolved from flags, environment, file and defaults.
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    pub backend_url: String,
+    pub model: Option<String>,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    pub first_token_timeout: Duration,
+    pub token_timeout: Duration,
+    /// Generation slots to time-share (the backend's parallel slots, e.g. `llama-server -np N`).
+    pub cpus: u32,
+    /// Tokens per time slice; the scheduler may switch processes at every multiple.
+    pub quantum_tokens: u32,
+    pub policy: String,
+    /// Priority points a waiting process gains per second.
+    pub aging_points_per_sec: u32,
+    /// Indexed like [`ProcessType::ALL`].
+    pub types: [TypeSettings; 5],
+    /// The largest token allowance a client may ask for.
+    pub max_allowance_tokens: u32,
+    /// The largest prompt (system + user) a client may submit, in bytes.
+    pub max_prompt_bytes: usize,
+    pub state_dir: PathBuf,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            backend_url: DEFAULT_BACKEND_URL.to_string(),
+            model: None,
+            api_key: None,
+            connect_timeout: Duration::from_secs(5),
+            first_token_timeout: Duration::from_secs(120),
+            token_timeout: Duration::from_secs(60),
+            cpus: 1,
+            quantum_tokens: 32,
+            policy: "priority".to_string(),
+            aging_points_per_sec: 2,
+            types: ProcessType::ALL.map(|t| TypeSettings {
+                base_priority: t.default_base_priority(),
+                allowance_tokens: t.default_allowance_tokens(),
+            }),
+            max_allowance_tokens: 32_768,
+            max_prompt_bytes: 1024 * 1024,
+            state_dir: paths::default_state_dir(),
+        }
+    }
+}
+
+impl KernelConfig {
+    pub fn type_settings(&self, t: ProcessType) -> TypeSettings {
+        let index = ProcessType::ALL.iter().position(|x| *x == t).unwrap_or(0);
+        self.types[index]
+    }
+
+    /// Defaults overlaid with a parsed config file.
+    pub fn from_file(file: &ConfigFile) -> KernelConfig {
+        let mut c = KernelConfig::default();
+        file.apply(&mut c);
+        c
+    }
+}

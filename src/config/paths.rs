@@ -1,0 +1,40 @@
+//! Default locations from the user contract: the socket under `$XDG_RUNTIME_DIR` (else a private
+//! directory in /tmp), the config under `~/.config/llmkernel`, state under `~/.local/state/llmkernel`.
+
+use std::path::PathBuf;
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+/// `$XDG_RUNTIME_DIR/llmkernel.sock`, or `/tmp/llmkernel-$UID/llmkernel.sock`.
+pub fn default_socket() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("llmkernel.sock"),
+        None => PathBuf::from(format!("/tmp/llmkernel-{}", uid())).join("llmkernel.sock"),
+    }
+}
+
+/// `$XDG_CONFIG_HOME/llmkernel/config.toml`, else `~/.config/llmkernel/config.toml`.
+pub fn default_config_file() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".config"));
+    base.join("llmkernel").join("config.toml")
+}
+
+/// `$XDG_STATE_HOME/llmkernel`, else `~/.local/state/llmkernel`.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".local").join("state"));
+    base.join("llmkernel")
+}

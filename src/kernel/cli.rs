@@ -1,0 +1,108 @@
+//! `llmkernel`'s command-line arguments, in the library so man pages and completions come from the
+//! same definition the binary parses. Each flag overrides its environment variable, which overrides
+//! the config file, which overrides the default.
+
+use crate::config::{ConfigError, ConfigFile, KernelConfig, paths};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// llmkernel — an operating system whose processes are LLM generations.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(
+    name = "llmkernel",
+    version,
+    about = "An operating system whose processes are LLM generations",
+    long_about = "llmkernel owns the generation slots of an OpenAI-compatible LLM server and time-shares them \
+                  between LLM processes with a preemptive scheduler. Clients (llmsh) talk to it over a Unix socket. \
+                  Signals: SIGUSR1 raises a SYSTEM interrupt, SIGALRM a TIMER interrupt, SIGHUP reloads the config, \
+                  SIGTERM/SIGINT shut down gracefully."
+)]
+pub struct KernelArgs {
+    /// Config file [default: ~/.config/llmkernel/config.toml]
+    #[arg(long, env = "LLMKERNEL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/llmkernel.sock]
+    #[arg(long, env = "LLMKERNEL_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]
+    #[arg(long, env = "LLMKERNEL_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
+    /// Model name to request [default: the first the backend lists]
+    #[arg(long, env = "LLMKERNEL_MODEL", value_name = "NAME")]
+    pub model: Option<String>,
+    /// Generation slots to time-share (match the server's parallel slots) [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: Option<u32>,
+    /// Tokens per time slice [default: 32]
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub quantum: Option<u32>,
+    /// Scheduling policy [default: priority]
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// Directory for the durable process table [default: ~/.local/state/llmkernel]
+    #[arg(long, env = "LLMKERNEL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Fork into the background once the socket accepts connections
+    #[arg(long)]
+    pub daemon: bool,
+    /// With --daemon: write (and lock) the daemon's pid here
+    #[arg(long, value_name = "FILE", requires = "daemon")]
+    pub pidfile: Option<PathBuf>,
+    /// Log filter (error, warn, info, debug, trace) [default: info, or RUST_LOG]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl KernelArgs {
+    /// The config file to read and whether it was asked for explicitly (a missing explicit file is an
+    /// error; a missing default file is an empty config).
+    pub fn config_path(&self) -> (PathBuf, bool) {
+        match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (paths::default_config_file(), false),
+        }
+    }
+
+    /// Reads the config file and lays flags and environment over it.
+    pub fn resolve(&self) -> Result<(KernelConfig, ConfigFile), ConfigError> {
+        let (path, explicit) = self.config_path();
+        let file = if explicit {
+            ConfigFile::load(&path)?
+        } else {
+            ConfigFile::load_optional(&path)?
+        };
+        let mut config = KernelConfig::from_file(&file);
+        self.apply(&mut config);
+        Ok((config, file))
+    }
+
+    /// Flags (and their environment variables) over a config.
+    pub fn apply(&self, c: &mut KernelConfig) {
+        if let Some(v) = &self.backend {
+            c.backend_url = v.clone();
+        }
+        if let Some(v) = &self.model {
+            c.model = Some(v.clone());
+        }
+        if let Some(v) = self.cpus {
+            c.cpus = v;
+        }
+        if let Some(v) = self.quantum {
+            c.quantum_tokens = v;
+        }
+        if let Some(v) = &self.policy {
+            c.policy = v.clone();
+        }
+        if let Some(v) = &self.state_dir {
+            c.state_dir = v.clone();
+        }
+    }
+
+    /// The socket path: flag or environment, else the config file's, else the default.
+    pub fn socket_path(&self, file: &ConfigFile) -> PathBuf {
+        self.socket
+            .clone()
+            .or_else(|| file.socket.clone())
+            .unwrap_or_else(paths::default_socket)
+    }
+}

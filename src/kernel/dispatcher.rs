@@ -1,0 +1,55 @@
+//! The dispatcher: one task per process on a slot, streaming its generation from the backend into the
+//! process table. The task itself decides nothing; the state decides at every token whether the run
+//! goes on (quantum boundaries, signals) and cancels it through the run's token. Cancelling drops the
+//! HTTP stream at once, so the server stops generating.
+
+use super::Kernel;
+use super::state::{Launch, RunOutcome};
+use crate::llm::StreamEvent;
+use crate::proto::Pid;
+use std::sync::Arc;
+
+/// Runs one generation to its end and reports how it ended.
+pub async fn run_generation(kernel: Arc<Kernel>, launch: Launch) {
+    let Launch {
+        pid,
+        run_id,
+        generation,
+        cancel,
+    } = launch;
+    let outcome = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => RunOutcome::Cancelled,
+        outcome = stream(&kernel, pid, run_id, &generation) => outcome,
+    };
+    tracing::debug!(%pid, run_id, ?outcome, "run ended");
+    kernel.update(|s| s.on_run_end(pid, run_id, outcome));
+}
+
+async fn stream(
+    kernel: &Arc<Kernel>,
+    pid: Pid,
+    run_id: u64,
+    generation: &crate::llm::Generation,
+) -> RunOutcome {
+    let mut tokens = match kernel.backend.open(generation).await {
+        Ok(tokens) => tokens,
+        Err(e) => return RunOutcome::Failed(e),
+    };
+    let mut finish_reason = None;
+    while let Some(event) = tokens.next().await {
+        match event {
+            Ok(StreamEvent::Text(text)) => {
+                if !kernel.update(|s| s.on_text(pid, run_id, text)) {
+                    return RunOutcome::Cancelled;
+                }
+            }
+            Ok(StreamEvent::Usage { prompt_tokens, .. }) => {
+                kernel.update(|s| s.on_usage(pid, run_id, prompt_tokens));
+            }
+            Ok(StreamEvent::Finished { reason }) => finish_reason = Some(reason),
+            Err(e) => return RunOutcome::Failed(e),
+        }
+    }
+    RunOutcome::Completed { finish_reason }
+}

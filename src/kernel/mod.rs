@@ -1,0 +1,167 @@
+//! The kernel: the process table and its transitions ([`state`]), the scheduler and its policies
+//! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]), the
+//! socket server ([`server`]) and one handler per verb ([`verbs`]).
+//!
+//! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
+//! the `llmkernel` binary differ only in the listener and shutdown token they pass.
+
+pub mod cli;
+pub mod dispatcher;
+pub mod interrupts;
+pub mod listener;
+pub mod notify;
+pub mod process;
+pub mod scheduler;
+pub mod server;
+pub mod state;
+pub mod verbs;
+
+use crate::config::KernelConfig;
+use crate::llm::{Backend, BackendSettings};
+use scheduler::{Policy, Scheduler};
+use state::KernelState;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Names of the scheduling policies, for `sched` and config validation.
+pub const POLICIES: &[&str] = &["priority"];
+
+/// Why the kernel could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("unknown scheduling policy `{0}` (known: {known})", known = POLICIES.join(", "))]
+    UnknownPolicy(String),
+    #[error("cpus must be at least 1")]
+    NoCpus,
+}
+
+/// Builds a policy by name.
+pub fn make_policy(name: &str, config: &KernelConfig) -> Result<Box<dyn Policy>, KernelError> {
+    match name {
+        "priority" => Ok(Box::new(scheduler::priority::PriorityPolicy::new(
+            config.aging_points_per_sec,
+        ))),
+        other => Err(KernelError::UnknownPolicy(other.to_string())),
+    }
+}
+
+/// The running kernel, shared by connection handlers and run tasks.
+pub struct Kernel {
+    /// Guards the whole in-memory state. Held only for in-memory updates, never across an `.await`,
+    /// so a single lock is both simple and uncontended at the rates tokens arrive.
+    state: Mutex<KernelState>,
+    pub(crate) backend: Backend,
+    /// Every run and connection task, so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+    /// The uid the kernel runs as: it may lower nice below 0, like root.
+    pub(crate) owner_uid: u32,
+}
+
+impl Kernel {
+    fn lock(&self) -> MutexGuard<'_, KernelState> {
+        // A panic while holding the lock would be a kernel bug; keep serving the state as it is.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies `f` to the state, then starts whatever the scheduler now puts on a free slot.
+    pub(crate) fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut KernelState) -> R) -> R {
+        let mut state = self.lock();
+        let result = f(&mut state);
+        for launch in state.dispatch() {
+            self.tracker
+                .spawn(dispatcher::run_generation(Arc::clone(self), launch));
+        }
+        result
+    }
+
+    /// Reads the state without scheduling.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&KernelState) -> R) -> R {
+        f(&self.lock())
+    }
+}
+
+/// A kernel whose state is loaded and which is ready to serve its listener.
+pub struct Started {
+    kernel: Arc<Kernel>,
+    listener: UnixListener,
+}
+
+/// Prepares a kernel: validates the config and builds the state. Once this returns, the kernel is
+/// ready in the systemd sense (the listener is bound and the state loaded).
+pub async fn start(
+    config: KernelConfig,
+    listener: UnixListener,
+    shutdown: CancellationToken,
+) -> Result<Started, KernelError> {
+    if config.cpus == 0 {
+        return Err(KernelError::NoCpus);
+    }
+    let policy = make_policy(&config.policy, &config)?;
+    let backend = Backend::new(BackendSettings {
+        url: config.backend_url.clone(),
+        model: config.model.clone(),
+        api_key: config.api_key.clone(),
+        connect_timeout: config.connect_timeout,
+        first_token_timeout: config.first_token_timeout,
+        token_timeout: config.token_timeout,
+    });
+    let kernel = Arc::new(Kernel {
+        state: Mutex::new(KernelState::new(config, Scheduler::new(policy))),
+        backend,
+        tracker: TaskTracker::new(),
+        shutdown,
+        owner_uid: nix::unistd::getuid().as_raw(),
+    });
+    Ok(Started { kernel, listener })
+}
+
+impl Started {
+    /// Serves until the shutdown token is cancelled, then shuts down gracefully: stops dispatching,
+    /// takes running processes off their slots with their output kept, and waits for every task.
+    pub async fn serve(self) -> Result<(), KernelError> {
+        let Started { kernel, listener } = self;
+        server::serve(&kernel, listener).await;
+        kernel.update(|s| s.cancel_all_runs());
+        kernel.tracker.close();
+        kernel.tracker.wait().await;
+        Ok(())
+    }
+
+    /// Processes in the table (for status lines).
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+}
+
+impl Kernel {
+    /// The uid the kernel runs as (interrupts raised by signals belong to it).
+    pub fn owner(&self) -> u32 {
+        self.owner_uid
+    }
+
+    /// A one-line summary for systemd's STATUS= and logs.
+    pub fn status_line(&self) -> String {
+        self.read(|s| {
+            format!(
+                "{} processes, {} running, {} waiting",
+                s.live(),
+                s.running(),
+                s.waiting()
+            )
+        })
+    }
+}
+
+/// Starts a kernel on `listener` and serves until `shutdown` is cancelled.
+pub async fn run(
+    config: KernelConfig,
+    listener: UnixListener,
+    shutdown: CancellationToken,
+) -> Result<(), KernelError> {
+    start(config, listener, shutdown).await?.serve().await
+}

@@ -1,0 +1,185 @@
+//! One LLM process: its request (prompt, type, nice, allowance, owner), where it is in its life, what
+//! it has produced, and who is listening. The process table owns these; the scheduler only sees pids.
+
+use crate::proto::{
+    ChatMessage, ExitStatus, Pid, ProcessInfo, ProcessState, ProcessType, Reply, Response, Role,
+};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// What the process asked for; fixed at creation.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub uid: u32,
+    pub process_type: ProcessType,
+    pub system: Option<String>,
+    pub prompt: String,
+    /// Token allowance (the rlimit on generated tokens).
+    pub allowance: u32,
+}
+
+/// A generation in progress on a slot.
+#[derive(Debug)]
+pub struct Run {
+    /// Distinguishes this run's events from a previous run's late ones.
+    pub id: u64,
+    pub slot: u32,
+    pub cancel: CancellationToken,
+    pub started: Instant,
+    pub tokens: u32,
+    /// Set when the kernel has decided this run ends; the slot is released when the run task reports.
+    pub ending: bool,
+}
+
+/// Something to do when the running process next reaches a quantum boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtBoundary {
+    Nothing,
+    /// TERM: end with the output so far.
+    Terminate,
+}
+
+#[derive(Debug)]
+pub struct Process {
+    pub pid: Pid,
+    pub spec: Spec,
+    pub nice: i8,
+    pub state: ProcessState,
+    pub output: String,
+    pub tokens_used: u32,
+    pub prompt_tokens: u32,
+    pub created: Instant,
+    pub cpu_ms: u64,
+    /// When the process last entered the run queue, in kernel-clock milliseconds (drives aging).
+    pub enqueued_ms: u64,
+    pub run: Option<Run>,
+    pub at_boundary: AtBoundary,
+    pub context_switches: u32,
+    pub last_slot: Option<u32>,
+    pub exit: Option<ExitStatus>,
+    pub note: Option<String>,
+    /// Clients following the output. Each channel is bounded; a follower that falls that far behind is
+    /// dropped (its stream ends with an error) rather than letting the kernel buffer without limit.
+    pub followers: Vec<mpsc::Sender<Reply>>,
+    /// A waiter has collected the exit status; the process leaves the table once its run is gone.
+    pub collected: bool,
+    /// Clients blocked in `wait`.
+    pub waiters: Vec<oneshot::Sender<ExitStatus>>,
+}
+
+impl Process {
+    pub fn new(pid: Pid, spec: Spec, nice: i8, now_ms: u64) -> Process {
+        Process {
+            pid,
+            spec,
+            nice,
+            state: ProcessState::Waiting,
+            output: String::new(),
+            tokens_used: 0,
+            prompt_tokens: 0,
+            created: Instant::now(),
+            cpu_ms: 0,
+            enqueued_ms: now_ms,
+            run: None,
+            at_boundary: AtBoundary::Nothing,
+            context_switches: 0,
+            last_slot: None,
+            exit: None,
+            note: None,
+            followers: Vec::new(),
+            collected: false,
+            waiters: Vec::new(),
+        }
+    }
+
+    /// Tokens the process may still generate.
+    pub fn remaining_tokens(&self) -> u32 {
+        self.spec.allowance.saturating_sub(self.tokens_used)
+    }
+
+    /// The conversation to send: system, user, and the partial answer to continue after a switch.
+    pub fn conversation(&self) -> Vec<ChatMessage> {
+        let mut messages = Vec::with_capacity(3);
+        if let Some(system) = &self.spec.system {
+            messages.push(ChatMessage {
+                role: Role::System,
+                content: system.clone(),
+            });
+        }
+        messages.push(ChatMessage {
+            role: Role::User,
+            content: self.spec.prompt.clone(),
+        });
+        if !self.output.is_empty() {
+            messages.push(ChatMessage {
+                role: Role::Assistant,
+                content: self.output.clone(),
+            });
+        }
+        messages
+    }
+
+    /// Sends a frame to every follower, dropping those that are gone or too far behind.
+    pub fn broadcast(&mut self, reply: Reply) {
+        self.followers
+            .retain(|tx| tx.try_send(reply.clone()).is_ok());
+    }
+
+    /// Milliseconds on a slot, including the current run.
+    pub fn cpu_ms_now(&self) -> u64 {
+        let current = self
+            .run
+            .as_ref()
+            .map_or(0, |r| r.started.elapsed().as_millis() as u64);
+        self.cpu_ms + current
+    }
+
+    /// Ends the process with `status`: tells followers and waiters. Returns whether a waiter took the
+    /// status (the process is then collected). The caller releases the slot.
+    pub fn exit_with(&mut self, status: ExitStatus) -> bool {
+        self.state = ProcessState::Zombie;
+        self.exit = Some(status.clone());
+        if let Some(run) = &mut self.run {
+            run.cancel.cancel();
+            run.ending = true;
+        }
+        let exited = crate::proto::Exited {
+            pid: self.pid,
+            status: status.clone(),
+        };
+        self.broadcast(Ok(Response::Exited(exited)));
+        self.followers.clear();
+        // Every waiter gets the status (no short-circuit); any one taking it collects the process.
+        let delivered = self
+            .waiters
+            .drain(..)
+            .map(|w| w.send(status.clone()).is_ok())
+            .filter(|ok| *ok)
+            .count();
+        delivered > 0
+    }
+
+    /// The `ps` row; `readable` says whether the asker may see the prompt.
+    pub fn info(&self, priority: i32, queue_position: Option<u32>, readable: bool) -> ProcessInfo {
+        ProcessInfo {
+            pid: self.pid,
+            uid: self.spec.uid,
+            process_type: self.spec.process_type,
+            priority,
+            nice: self.nice,
+            state: self.state,
+            tokens_used: self.tokens_used,
+            allowance: self.spec.allowance,
+            prompt_tokens: self.prompt_tokens,
+            cpu_ms: self.cpu_ms_now(),
+            age_ms: self.created.elapsed().as_millis() as u64,
+            prompt: readable.then(|| self.spec.prompt.clone()),
+            context_switches: self.context_switches,
+            slot: self.run.as_ref().map(|r| r.slot),
+            queue_position,
+            exit: self.exit.clone(),
+            note: self.note.clone(),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `priority`, the default policy: the prototype's type priorities, shifted by nice, with aging.
+//!
+//! A process's priority is `20 × base − nice` points (USER 80, SYSTEM 100; nice −20..19 moves it up
+//! to a level up or almost a level down). While it waits it gains `aging` points per second, so a
+//! HOUSEKEEPING process behind an endless stream of USER work overtakes it after (80−20)/aging seconds:
+//! nothing starves. Because every waiting process gains at the same rate, the order between two waiting
+//! processes never changes while they wait; the rank `points − aging × entry time` captures the whole
+//! effect, and the queue needs no re-sorting. Pick it when the process types mean what they say:
+//! system and user work first, background work when there is room, and everyone eventually.
+
+use super::{Candidate, Policy};
+
+/// Priority points per level of base priority.
+pub const POINTS_PER_LEVEL: i64 = 20;
+
+pub struct PriorityPolicy {
+    /// Points a waiting process gains per second.
+    aging_points_per_sec: i64,
+}
+
+impl PriorityPolicy {
+    pub fn new(aging_points_per_sec: u32) -> PriorityPolicy {
+        PriorityPolicy {
+            aging_points_per_sec: i64::from(aging_points_per_sec),
+        }
+    }
+
+    fn points(c: &Candidate) -> i64 {
+        POINTS_PER_LEVEL * i64::from(c.base_priority) - i64::from(c.nice)
+    }
+}
+
+impl Policy for PriorityPolicy {
+    fn name(&self) -> &'static str {
+        "priority"
+    }
+
+    /// In milli-points: points × 1000 − aging × entry milliseconds (points/s × ms = milli-points).
+    fn rank(&mut self, c: &Candidate) -> i64 {
+        Self::points(c) * 1000 - self.aging_points_per_sec * c.enqueued_ms as i64
+    }
+
+    fn display_priority(&self, c: &Candidate, now_ms: u64) -> i32 {
+        let waited_ms = now_ms.saturating_sub(c.enqueued_ms) as i64;
+        (Self::points(c) + self.aging_points_per_sec * waited_ms / 1000) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::scheduler::Scheduler;
+    use crate::proto::{Pid, ProcessType};
+
+    fn candidate(pid: u64, t: ProcessType, nice: i8, at_ms: u64) -> Candidate {
+        Candidate {
+            pid: Pid(pid),
+            uid: 0,
+            base_priority: t.default_base_priority(),
+            nice,
+            enqueued_ms: at_ms,
+            tokens_used: 0,
+        }
+    }
+
+    #[test]
+    fn higher_type_runs_first_and_system_is_not_skipped() {
+        let mut s = Scheduler::new(Box::new(PriorityPolicy::new(1)));
+        s.enqueue(&candidate(1, ProcessType::Housekeeping, 0, 0));
+        s.enqueue(&candidate(2, ProcessType::System, 0, 0));
+        s.enqueue(&candidate(3, ProcessType::User, 0, 0));
+        assert_eq!(s.pick(), Some(Pid(2)));
+        assert_eq!(s.pick(), Some(Pid(3)));
+        assert_eq!(s.pick(), Some(Pid(1)));
+    }
+
+    #[test]
+    fn nice_shifts_within_and_across_levels() {
+        let mut s = Scheduler::new(Box::new(PriorityPolicy::new(1)));
+        s.enqueue(&candidate(1, ProcessType::User, 5, 0));
+        s.enqueue(&candidate(2, ProcessType::User, 1, 0));
+        s.enqueue(&candidate(3, ProcessType::UserSubprocess, -20, 0));
+        assert_eq!(s.pick(), Some(Pid(3)), "nice -20 lifts a whole level");
+        assert_eq!(s.pick(), Some(Pid(2)));
+        assert_eq!(s.pick(), Some(Pid(1)));
+    }
+
+    #[test]
+    fn a_starving_process_ages_past_a_stream_of_newer_high_priority_work() {
+        let aging = 2;
+        let mut s = Scheduler::new(Box::new(PriorityPolicy::new(aging)));
+        s.enqueue(&candidate(1, ProcessType::Housekeeping, 19, 0));
+        // A new SYSTEM process arrives every second and one process runs per second.
+        for second in 0..1000u64 {
+            s.enqueue(&candidate(
+                second + 2,
+                ProcessType::System,
+                -20,
+                second * 1000,
+            ));
+            if s.pick() == Some(Pid(1)) {
+                let bound = (120 - (20 - 19)) / aging as u64 + 1;
+                assert!(second <= bound, "ran after {second}s, bound {bound}s");
+                return;
+            }
+        }
+        panic!("housekeeping process starved");
+    }
+
+    #[test]
+    fn displayed_priority_rises_while_waiting() {
+        let p = PriorityPolicy::new(2);
+        let c = candidate(1, ProcessType::User, 0, 1000);
+        assert_eq!(p.display_priority(&c, 1000), 80);
+        assert_eq!(p.display_priority(&c, 11_000), 100);
+    }
+}

@@ -1,0 +1,29 @@
+//! `Renice`: change a process's niceness. A waiting process moves in the run queue at once; a running
+//! one is weighed with its new nice at its next quantum boundary.
+
+use super::{Conn, Kernel, Peer, check_nice, reply};
+use crate::proto::{CodecError, ReniceRequest, Reniced, Response};
+use std::sync::Arc;
+
+pub async fn handle(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: ReniceRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    let result = check_nice(kernel, peer, req.nice).and_then(|()| {
+        kernel.update(|s| {
+            s.owned_mut(req.pid, peer.uid)?;
+            let old_nice = s.renice(req.pid, req.nice).unwrap_or(req.nice);
+            Ok(Reniced {
+                pid: req.pid,
+                old_nice,
+                new_nice: req.nice,
+            })
+        })
+    });
+    if let Ok(r) = &result {
+        tracing::info!(pid = %r.pid, uid = peer.uid, old = r.old_nice, new = r.new_nice, "reniced");
+    }
+    reply(conn, result.map(Response::Reniced)).await
+}

@@ -1,0 +1,68 @@
+//! `Submit`: create a process (`query`). Checks the request against the kernel's limits, adds the
+//! process to the table and run queue, acknowledges its pid, and with `attach` streams its output.
+
+use super::{Conn, Kernel, Peer, bad_request, check_nice, output, reply};
+use crate::kernel::process::Spec;
+use crate::proto::{CodecError, Failure, Response, SubmitRequest, Submitted};
+use std::sync::Arc;
+
+pub async fn handle(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    let created = validate(kernel, peer, &req).map(|spec| {
+        kernel.update(|s| {
+            let pid = s.create(spec, req.nice);
+            let follower = req.attach.then(|| output::subscribe(s, pid));
+            (pid, follower)
+        })
+    });
+    match created {
+        Err(failure) => reply(conn, Err(failure)).await,
+        Ok((pid, follower)) => {
+            tracing::info!(%pid, uid = peer.uid, process_type = %req.process_type, prompt = "<redacted>", "created");
+            reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
+            match follower {
+                Some(Ok(follower)) => output::follow(kernel, conn, follower).await,
+                Some(Err(failure)) => reply(conn, Err(failure)).await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+fn validate(kernel: &Kernel, peer: Peer, req: &SubmitRequest) -> Result<Spec, Failure> {
+    let (max_allowance, max_prompt, default_allowance) = kernel.read(|s| {
+        let c = &s.config;
+        (
+            c.max_allowance_tokens,
+            c.max_prompt_bytes,
+            c.type_settings(req.process_type).allowance_tokens,
+        )
+    });
+    if req.prompt.trim().is_empty() {
+        return Err(bad_request("the prompt is empty"));
+    }
+    let prompt_bytes = req.prompt.len() + req.system.as_ref().map_or(0, String::len);
+    if prompt_bytes > max_prompt {
+        return Err(bad_request(format!(
+            "the prompt is {prompt_bytes} bytes, over the kernel's limit of {max_prompt}"
+        )));
+    }
+    check_nice(kernel, peer, req.nice)?;
+    let allowance = req.max_tokens.unwrap_or(default_allowance);
+    if allowance == 0 || allowance > max_allowance {
+        return Err(bad_request(format!(
+            "max tokens {allowance} is out of range (1 to {max_allowance})"
+        )));
+    }
+    Ok(Spec {
+        uid: peer.uid,
+        process_type: req.process_type,
+        system: req.system.clone().filter(|s| !s.is_empty()),
+        prompt: req.prompt.clone(),
+        allowance,
+    })
+}

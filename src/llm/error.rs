@@ -1,0 +1,86 @@
+//! Backend failures, worded for the user who reads them in `ps -l`, `wait` and `cat`: each names the
+//! backend and says what happened in plain words.
+
+use std::time::Duration;
+
+/// Why a generation could not start or could not finish.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend {url} refused the connection")]
+    Refused { url: String },
+    #[error("backend {url} could not be resolved: {detail}")]
+    Dns { url: String, detail: String },
+    #[error("backend {url} could not be reached: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("backend {url} answered HTTP {status}: {body}")]
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("backend {url} sent nothing within {}s", timeout.as_secs_f32())]
+    FirstTokenTimeout { url: String, timeout: Duration },
+    #[error("backend {url} stalled: no token for {}s", timeout.as_secs_f32())]
+    Stalled { url: String, timeout: Duration },
+    #[error("backend {url} sent a malformed stream: {detail}")]
+    Malformed { url: String, detail: String },
+    #[error("backend {url} broke off the stream: {detail}")]
+    Broken { url: String, detail: String },
+    #[error("backend {url} reported an error: {detail}")]
+    Reported { url: String, detail: String },
+}
+
+impl BackendError {
+    /// Whether trying again later may succeed (the server is down, busy or overloaded), as opposed to
+    /// an answer that will not change (a 400 for a bad request).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Http { status, .. } => matches!(status, 408 | 425 | 429 | 500..=599),
+            BackendError::Malformed { .. } | BackendError::Reported { .. } => false,
+            _ => true,
+        }
+    }
+
+    /// How long the server asked us to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Classifies a transport error from reqwest into the user's words.
+    pub(crate) fn from_transport(url: &str, e: &reqwest::Error) -> BackendError {
+        let url = url.to_string();
+        let chain = error_chain(e);
+        if e.is_connect() {
+            if chain.contains("Connection refused") {
+                return BackendError::Refused { url };
+            }
+            if chain.contains("dns error") || chain.contains("failed to lookup") {
+                return BackendError::Dns { url, detail: chain };
+            }
+            return BackendError::Unreachable { url, detail: chain };
+        }
+        if e.is_body() || e.is_decode() {
+            return BackendError::Broken { url, detail: chain };
+        }
+        BackendError::Unreachable { url, detail: chain }
+    }
+}
+
+/// The error and its sources on one line: reqwest's top-level message alone ("error sending request")
+/// does not tell a user what to fix.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,13 @@
+//! Backend clients: how the kernel talks to the LLM server that owns the generation slots. The
+//! OpenAI-compatible streaming chat-completions client comes first ([`Backend`]); backend-specific
+//! extras (llama.cpp slot pinning, vLLM priorities) sit beside it and switch on by what the server is.
+
+mod continuation;
+mod error;
+mod openai;
+mod sse;
+
+pub use continuation::EchoFilter;
+pub use error::BackendError;
+pub use openai::{Backend, BackendSettings, Generation, TokenStream};
+pub use sse::StreamEvent;

@@ -1,0 +1,285 @@
+//! The OpenAI-compatible streaming client: `POST {base}/chat/completions` with `stream: true`, read as
+//! server-sent events. Every server the kernel supports (llama-server, Ollama, vLLM, KoboldCpp,
+//! LM Studio) speaks this; the model is the configured one or else the first of `GET {base}/models`.
+
+use super::continuation::EchoFilter;
+use super::error::BackendError;
+use super::sse::{ChunkError, StreamEvent, parse_chunk};
+use crate::proto::{ChatMessage, Role};
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// How to reach the backend and how long to wait for it.
+#[derive(Clone, Debug)]
+pub struct BackendSettings {
+    /// Base URL including the `/v1` part, e.g. `http://127.0.0.1:5001/v1`.
+    pub url: String,
+    /// Model name; `None` asks the server (`GET /models`).
+    pub model: Option<String>,
+    /// Bearer token, for servers that want one.
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// From sending the request to the first streamed event.
+    pub first_token_timeout: Duration,
+    /// Between two streamed events.
+    pub token_timeout: Duration,
+}
+
+/// One generation to run: the conversation (possibly ending in a partial assistant answer to
+/// continue) and how many tokens it may still produce.
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub messages: Vec<ChatMessage>,
+    pub max_tokens: u32,
+}
+
+/// A client for one OpenAI-compatible server. Cheap to share: reqwest pools connections.
+pub struct Backend {
+    http: reqwest::Client,
+    settings: BackendSettings,
+    /// The model name to send, learned once; `None` inside means the server lists no model and gets none.
+    model: OnceCell<Option<String>>,
+}
+
+impl Backend {
+    pub fn new(settings: BackendSettings) -> Backend {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            // Local servers are reached directly; a proxy from the environment would only get in the way.
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Backend {
+            http,
+            settings,
+            model: OnceCell::new(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.settings.url
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/{}", self.settings.url.trim_end_matches('/'), path)
+    }
+
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.settings.api_key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    /// The model to ask for: configured, or the first the server lists. A server that does not list
+    /// models (HTTP error) gets requests without a model, which single-model servers accept.
+    async fn model(&self) -> Result<Option<String>, BackendError> {
+        if let Some(m) = &self.settings.model {
+            return Ok(Some(m.clone()));
+        }
+        let found = self
+            .model
+            .get_or_try_init(|| async {
+                let req = self.authorized(self.http.get(self.endpoint("models")));
+                let resp = tokio::time::timeout(self.settings.first_token_timeout, req.send())
+                    .await
+                    .map_err(|_| BackendError::FirstTokenTimeout {
+                        url: self.settings.url.clone(),
+                        timeout: self.settings.first_token_timeout,
+                    })?
+                    .map_err(|e| BackendError::from_transport(&self.settings.url, &e))?;
+                if !resp.status().is_success() {
+                    return Ok(None);
+                }
+                let listing: serde_json::Value = resp.json().await.unwrap_or_default();
+                Ok(listing["data"][0]["id"].as_str().map(str::to_string))
+            })
+            .await?;
+        Ok(found.clone())
+    }
+
+    /// Starts a streamed generation. Returns once the server has accepted the request (HTTP 2xx);
+    /// tokens then come from [`TokenStream::next`]. Dropping the stream closes the connection, which
+    /// makes the server stop generating.
+    pub async fn open(&self, generation: &Generation) -> Result<TokenStream, BackendError> {
+        let url = self.settings.url.clone();
+        let prefix = match generation.messages.last() {
+            Some(ChatMessage {
+                role: Role::Assistant,
+                content,
+            }) => content.clone(),
+            _ => String::new(),
+        };
+        let body = request_body(self.model().await?, generation);
+        let req = self.authorized(
+            self.http
+                .post(self.endpoint("chat/completions"))
+                .json(&body),
+        );
+        let timeout = self.settings.first_token_timeout;
+        let resp = tokio::time::timeout(timeout, req.send())
+            .await
+            .map_err(|_| BackendError::FirstTokenTimeout {
+                url: url.clone(),
+                timeout,
+            })?
+            .map_err(|e| BackendError::from_transport(&url, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = resp.text().await.unwrap_or_default();
+            let body: String = text.chars().take(200).collect();
+            return Err(BackendError::Http {
+                url,
+                status: status.as_u16(),
+                body,
+                retry_after,
+            });
+        }
+        Ok(TokenStream {
+            events: Box::pin(resp.bytes_stream().eventsource()),
+            pending: VecDeque::new(),
+            filter: EchoFilter::new(&prefix),
+            url,
+            first_token_timeout: timeout,
+            token_timeout: self.settings.token_timeout,
+            started: false,
+            done: false,
+        })
+    }
+}
+
+fn request_body(model: Option<String>, generation: &Generation) -> serde_json::Value {
+    let messages: Vec<_> = generation
+        .messages
+        .iter()
+        .map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content }))
+        .collect();
+    let mut body = serde_json::json!({
+        "messages": messages,
+        "stream": true,
+        "max_tokens": generation.max_tokens,
+        "stream_options": { "include_usage": true },
+    });
+    if let Some(model) = model {
+        body["model"] = serde_json::Value::String(model);
+    }
+    body
+}
+
+type SseStream = Pin<
+    Box<
+        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
+            + Send,
+    >,
+>;
+
+/// The events of one streamed generation, with the backend's echo of a continuation prefix removed
+/// and the first-token and between-token timeouts applied.
+pub struct TokenStream {
+    events: SseStream,
+    pending: VecDeque<StreamEvent>,
+    filter: EchoFilter,
+    url: String,
+    first_token_timeout: Duration,
+    token_timeout: Duration,
+    started: bool,
+    done: bool,
+}
+
+impl TokenStream {
+    /// The next event; `None` when the stream has ended cleanly (`[DONE]` or the server closed it).
+    pub async fn next(&mut self) -> Option<Result<StreamEvent, BackendError>> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Some(Ok(ev));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fill().await {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+    }
+
+    /// Reads one server-sent event and queues what it means.
+    async fn fill(&mut self) -> Result<(), BackendError> {
+        let timeout = if self.started {
+            self.token_timeout
+        } else {
+            self.first_token_timeout
+        };
+        let url = self.url.clone();
+        let next = match tokio::time::timeout(timeout, self.events.next()).await {
+            Ok(next) => next,
+            Err(_) if self.started => return Err(BackendError::Stalled { url, timeout }),
+            Err(_) => return Err(BackendError::FirstTokenTimeout { url, timeout }),
+        };
+        self.started = true;
+        let event = match next {
+            None => {
+                self.end();
+                return Ok(());
+            }
+            Some(Ok(event)) => event,
+            Some(Err(EventStreamError::Transport(e))) => {
+                return Err(BackendError::from_transport(&url, &e));
+            }
+            Some(Err(e)) => {
+                return Err(BackendError::Malformed {
+                    url,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.end();
+            return Ok(());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let parsed = parse_chunk(data).map_err(|e| match e {
+            ChunkError::Malformed(detail) => BackendError::Malformed {
+                url: url.clone(),
+                detail,
+            },
+            ChunkError::Reported(detail) => BackendError::Reported {
+                url: url.clone(),
+                detail,
+            },
+        })?;
+        for ev in parsed {
+            match ev {
+                StreamEvent::Text(piece) => {
+                    let text = self.filter.push(&piece);
+                    if !text.is_empty() {
+                        self.pending.push_back(StreamEvent::Text(text));
+                    }
+                }
+                other => self.pending.push_back(other),
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) {
+        self.done = true;
+        let held = self.filter.finish();
+        if !held.is_empty() {
+            self.pending.push_back(StreamEvent::Text(held));
+        }
+    }
+}

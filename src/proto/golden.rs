@@ -1,0 +1,236 @@
+//! Golden bytes: one sample of every message, pinned as encoded on the wire. A failure here means the
+//! encoding changed: if that was intended, it needs a new PROTOCOL_VERSION (see the crate docs).
+
+use super::*;
+
+fn info() -> ProcessInfo {
+    ProcessInfo {
+        pid: Pid(7),
+        uid: 1000,
+        process_type: ProcessType::User,
+        priority: 80,
+        nice: -1,
+        state: ProcessState::Running,
+        tokens_used: 3,
+        allowance: 4000,
+        prompt_tokens: 9,
+        cpu_ms: 1500,
+        age_ms: 2000,
+        prompt: Some("hi".into()),
+        context_switches: 1,
+        slot: Some(0),
+        queue_position: None,
+        exit: None,
+        note: None,
+    }
+}
+
+fn requests() -> Vec<(&'static str, Request)> {
+    vec![
+        (
+            "hello",
+            Request::Hello(Hello {
+                protocol_version: 1,
+                peer: "sh".into(),
+            }),
+        ),
+        (
+            "submit",
+            Request::Submit(SubmitRequest {
+                prompt: "hi".into(),
+                system: Some("be".into()),
+                process_type: ProcessType::System,
+                max_tokens: Some(300),
+                nice: -5,
+                attach: true,
+            }),
+        ),
+        ("list", Request::List(ListRequest { all_users: true })),
+        (
+            "signal",
+            Request::Signal(SignalRequest {
+                pid: Pid(7),
+                signal: Signal::Kill,
+            }),
+        ),
+        (
+            "renice",
+            Request::Renice(ReniceRequest {
+                pid: Pid(7),
+                nice: 19,
+            }),
+        ),
+        ("wait", Request::Wait(WaitRequest { pid: Pid(300) })),
+        (
+            "output",
+            Request::Output(OutputRequest {
+                pid: Pid(7),
+                follow: true,
+            }),
+        ),
+        (
+            "interrupt",
+            Request::Interrupt(InterruptRequest {
+                kind: InterruptKind::System,
+                message: Some("x".into()),
+            }),
+        ),
+        (
+            "sched",
+            Request::Sched(SchedRequest {
+                policy: Some("rr".into()),
+            }),
+        ),
+    ]
+}
+
+fn replies() -> Vec<(&'static str, Reply)> {
+    vec![
+        (
+            "hello",
+            Ok(Response::Hello(HelloReply {
+                protocol_version: 1,
+                kernel_version: "0.1".into(),
+            })),
+        ),
+        (
+            "submitted",
+            Ok(Response::Submitted(Submitted { pid: Pid(7) })),
+        ),
+        (
+            "processes",
+            Ok(Response::Processes(ProcessList {
+                processes: vec![info()],
+                cpus: 2,
+                policy: "p".into(),
+            })),
+        ),
+        (
+            "signalled",
+            Ok(Response::Signalled(Signalled {
+                pid: Pid(7),
+                state: ProcessState::Stopped,
+            })),
+        ),
+        (
+            "reniced",
+            Ok(Response::Reniced(Reniced {
+                pid: Pid(7),
+                old_nice: 0,
+                new_nice: 5,
+            })),
+        ),
+        (
+            "exited",
+            Ok(Response::Exited(Exited {
+                pid: Pid(7),
+                status: ExitStatus::Killed {
+                    signal: Signal::Term,
+                },
+            })),
+        ),
+        (
+            "output",
+            Ok(Response::Output(OutputChunk {
+                pid: Pid(7),
+                text: "t0 ".into(),
+            })),
+        ),
+        ("stopped", Ok(Response::Stopped(Pid(7)))),
+        ("continued", Ok(Response::Continued(Pid(7)))),
+        (
+            "interrupted",
+            Ok(Response::Interrupted(Interrupted {
+                kind: InterruptKind::Timer,
+                handler: Some(Pid(8)),
+            })),
+        ),
+        (
+            "sched",
+            Ok(Response::Sched(SchedStatus {
+                policy: "priority".into(),
+                available: vec!["priority".into()],
+                quantum_tokens: 32,
+                cpus: 1,
+                context_switches: 4,
+            })),
+        ),
+        (
+            "failure",
+            Err(Failure::new(FailureKind::NoSuchProcess, "no")),
+        ),
+        (
+            "failed",
+            Ok(Response::Exited(Exited {
+                pid: Pid(1),
+                status: ExitStatus::Failed { reason: "r".into() },
+            })),
+        ),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const GOLDEN_REQUESTS: &[(&str, &str)] = &[
+    ("hello", "0001027368"),
+    ("submit", "01026869010262650401fb2c01fb01"),
+    ("list", "0201"),
+    ("signal", "030702"),
+    ("renice", "040713"),
+    ("wait", "05fb2c01"),
+    ("output", "060701"),
+    ("interrupt", "0702010178"),
+    ("sched", "0801027272"),
+];
+const GOLDEN_REPLIES: &[(&str, &str)] = &[
+    ("hello", "00000103302e31"),
+    ("submitted", "000107"),
+    (
+        "processes",
+        "00020107fbe80303a0ff0103fba00f09fbdc05fbd00701026869010100000000020170",
+    ),
+    ("signalled", "00030702"),
+    ("reniced", "0004070005"),
+    ("exited", "0005070203"),
+    ("output", "00060703743020"),
+    ("stopped", "000707"),
+    ("continued", "000807"),
+    ("interrupted", "0009010108"),
+    ("sched", "000a087072696f7269747901087072696f72697479200104"),
+    ("failure", "0101026e6f"),
+    ("failed", "000501010172"),
+];
+
+#[test]
+fn every_message_encodes_to_its_golden_bytes_and_back() {
+    let mut mismatches = Vec::new();
+    for (name, msg) in requests() {
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(decode::<Request>(&bytes).unwrap(), msg, "{name} round trip");
+        let want = GOLDEN_REQUESTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, h)| *h);
+        if want != Some(hex(&bytes).as_str()) {
+            mismatches.push(format!("    (\"{name}\", \"{}\"),", hex(&bytes)));
+        }
+    }
+    for (name, msg) in replies() {
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(decode::<Reply>(&bytes).unwrap(), msg, "{name} round trip");
+        let want = GOLDEN_REPLIES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, h)| *h);
+        if want != Some(hex(&bytes).as_str()) {
+            mismatches.push(format!("    (\"{name}\", \"{}\"),", hex(&bytes)));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "encodings differ from the golden bytes:\n{}",
+        mismatches.join("\n")
+    );
+}

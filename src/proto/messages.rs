@@ -1,0 +1,258 @@
+//! The messages of the wire protocol: one request struct per verb, wrapped in [`Request`], and the
+//! kernel's answers, wrapped in [`Response`] inside a [`Reply`]. Every enum here is append-only: a new
+//! verb is a new variant at the end, never a reordering, because the variant index is the wire tag.
+
+use super::types::{ExitStatus, Pid, ProcessState, ProcessType, Signal};
+use serde::{Deserialize, Serialize};
+
+/// Version of the wire protocol, independent of the crate version. Bump it on any change that an
+/// older peer would misread; appending a variant a peer never receives does not need a bump.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A client's request. `Hello` must stay variant 0 with the version as its first field, so that any
+/// two versions can still tell each other apart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Hello(Hello),
+    Submit(SubmitRequest),
+    List(ListRequest),
+    Signal(SignalRequest),
+    Renice(ReniceRequest),
+    Wait(WaitRequest),
+    Output(OutputRequest),
+    Interrupt(InterruptRequest),
+    Sched(SchedRequest),
+}
+
+/// The first frame each way: the sender's protocol version and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u32,
+    /// Free text for logs, e.g. `llmsh 0.1.0`.
+    pub peer: String,
+}
+
+/// Create a process. With `attach`, the reply `Submitted` is followed by the output stream as for
+/// [`OutputRequest`] with `follow`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub prompt: String,
+    pub system: Option<String>,
+    pub process_type: ProcessType,
+    /// Token allowance; `None` takes the type's default.
+    pub max_tokens: Option<u32>,
+    pub nice: i8,
+    pub attach: bool,
+}
+
+/// List processes (`ps`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRequest {
+    /// Include other users' processes.
+    pub all_users: bool,
+}
+
+/// Send a signal to a process (`kill`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRequest {
+    pub pid: Pid,
+    pub signal: Signal,
+}
+
+/// Change a process's niceness (`renice`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReniceRequest {
+    pub pid: Pid,
+    pub nice: i8,
+}
+
+/// Wait for a process to end and reap it (`wait`). The reply comes when it has ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitRequest {
+    pub pid: Pid,
+}
+
+/// Read a process's output (`cat`, `fg`). Without `follow`: one `Output` frame with all of it so far.
+/// With `follow`: `Output` with all of it so far, then an `Output` per new piece, `Stopped` and
+/// `Continued` when a signal changes that, and `Exited` last.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRequest {
+    pub pid: Pid,
+    pub follow: bool,
+}
+
+/// Raise an interrupt by hand, as a signal to the kernel would.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptRequest {
+    pub kind: InterruptKind,
+    pub message: Option<String>,
+}
+
+/// The kernel's interrupt lines. Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InterruptKind {
+    UserInput,
+    Timer,
+    System,
+}
+
+/// Show (`policy: None`) or switch the scheduling policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedRequest {
+    pub policy: Option<String>,
+}
+
+/// What the kernel sends: an answer, or an error that travels as a normal reply.
+pub type Reply = Result<Response, Failure>;
+
+/// A successful answer. Append-only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Hello(HelloReply),
+    Submitted(Submitted),
+    Processes(ProcessList),
+    Signalled(Signalled),
+    Reniced(Reniced),
+    Exited(Exited),
+    Output(OutputChunk),
+    Stopped(Pid),
+    Continued(Pid),
+    Interrupted(Interrupted),
+    Sched(SchedStatus),
+}
+
+/// The kernel's hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    pub protocol_version: u32,
+    /// The kernel's crate version, for `llmsh --version`-style reporting.
+    pub kernel_version: String,
+}
+
+/// A process was created and its creation is acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    pub pid: Pid,
+}
+
+/// The process table as `ps` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessList {
+    pub processes: Vec<ProcessInfo>,
+    /// Generation slots the kernel time-shares.
+    pub cpus: u32,
+    pub policy: String,
+}
+
+/// One row of `ps`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: Pid,
+    pub uid: u32,
+    pub process_type: ProcessType,
+    /// Effective priority now (base, nice and aging together); higher runs first.
+    pub priority: i32,
+    pub nice: i8,
+    pub state: ProcessState,
+    pub tokens_used: u32,
+    pub allowance: u32,
+    /// Prompt tokens the backend processed for this process, all runs together.
+    pub prompt_tokens: u32,
+    /// Milliseconds spent on a slot.
+    pub cpu_ms: u64,
+    /// Milliseconds since the process was created.
+    pub age_ms: u64,
+    /// The prompt, or `None` when the asker may not read it.
+    pub prompt: Option<String>,
+    pub context_switches: u32,
+    pub slot: Option<u32>,
+    /// Place in the run queue (1 runs next) for a waiting process.
+    pub queue_position: Option<u32>,
+    pub exit: Option<ExitStatus>,
+    /// Why the process is in its state, when that is worth saying (a failure, an allowance reached).
+    pub note: Option<String>,
+}
+
+/// A signal was delivered; the process's state afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signalled {
+    pub pid: Pid,
+    pub state: ProcessState,
+}
+
+/// Niceness changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reniced {
+    pub pid: Pid,
+    pub old_nice: i8,
+    pub new_nice: i8,
+}
+
+/// A process ended (the end of an output stream, or the answer to `wait`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    pub pid: Pid,
+    pub status: ExitStatus,
+}
+
+/// Output text of a process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub pid: Pid,
+    pub text: String,
+}
+
+/// An interrupt was raised; the handler process it spawned, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupted {
+    pub kind: InterruptKind,
+    pub handler: Option<Pid>,
+}
+
+/// The scheduling policy in force and those available.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedStatus {
+    pub policy: String,
+    pub available: Vec<String>,
+    pub quantum_tokens: u32,
+    pub cpus: u32,
+    pub context_switches: u64,
+}
+
+/// An error reply: a kind a program can act on and a message for a human.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What went wrong, for programs. Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The request is malformed or its values are out of range.
+    BadRequest,
+    /// No process has that pid.
+    NoSuchProcess,
+    /// The asker does not own the process.
+    PermissionDenied,
+    /// The peers speak different protocol versions.
+    VersionMismatch,
+    /// The run queue is full; try later.
+    QueueFull,
+    /// The kernel cannot make the request durable (full disk, unwritable state).
+    Unavailable,
+    /// The frame could not be read.
+    BadFrame,
+    /// The kernel is shutting down.
+    ShuttingDown,
+}

@@ -1,0 +1,13 @@
+//! The wire protocol between `llmkernel` and its clients: value types, messages, and the codec that
+//! frames them. See the crate docs for the exchange step by step.
+
+mod codec;
+mod messages;
+mod types;
+
+#[cfg(test)]
+mod golden;
+
+pub use codec::{CodecError, Connection, LENGTH_PREFIX_BYTES, MAX_FRAME_BYTES, decode, encode};
+pub use messages::*;
+pub use types::*;

@@ -1,0 +1,51 @@
+//! `bg [%JOB]`: continue a stopped job in the background.
+
+use super::Help;
+use crate::proto::Signal;
+use crate::shell::foreground;
+use crate::shell::jobs::JobState;
+use crate::shell::session::Shell;
+
+pub const HELP: Help = Help {
+    name: "bg",
+    usage: "bg [%JOB...]",
+    summary: "continue stopped jobs in the background",
+};
+
+pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
+    sh.refresh_jobs().await;
+    let specs: Vec<Option<&String>> = if args.is_empty() {
+        vec![None]
+    } else {
+        args.iter().map(Some).collect()
+    };
+    let mut status = 0;
+    for spec in specs {
+        let job = match spec {
+            Some(spec) => sh.jobs.resolve(spec).cloned(),
+            None => sh
+                .jobs
+                .current()
+                .cloned()
+                .ok_or_else(|| "no current job".to_string()),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(message) => {
+                sh.complain("bg", message);
+                status = 1;
+                continue;
+            }
+        };
+        if job.state != JobState::Stopped {
+            sh.complain("bg", format!("job {} already in background", job.id));
+            continue;
+        }
+        foreground::send_signal(sh, job.pid, Signal::Cont).await;
+        if let Some(j) = sh.jobs.get_mut(job.id) {
+            j.state = JobState::Running;
+        }
+        println!("[{}]{} {} &", job.id, sh.jobs.marker(job.id), job.command);
+    }
+    status
+}

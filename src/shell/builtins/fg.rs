@@ -1,0 +1,62 @@
+//! `fg [%JOB]`: bring a job to the foreground. Prints the command, continues it if stopped, shows what
+//! it produced while it was away, then streams on.
+
+use super::{Help, usage_error};
+use crate::proto::{OutputRequest, Request, Signal};
+use crate::shell::foreground;
+use crate::shell::jobs::JobState;
+use crate::shell::session::Shell;
+
+pub const HELP: Help = Help {
+    name: "fg",
+    usage: "fg [%JOB]",
+    summary: "bring a job to the foreground",
+};
+
+pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
+    if args.len() > 1 {
+        return usage_error(sh, &HELP, "too many arguments");
+    }
+    sh.refresh_jobs().await;
+    let job = match args.first() {
+        Some(spec) => sh.jobs.resolve(spec).cloned(),
+        None => sh
+            .jobs
+            .current()
+            .cloned()
+            .ok_or_else(|| "no current job".to_string()),
+    };
+    let job = match job {
+        Ok(job) => job,
+        Err(message) => {
+            sh.complain("fg", message);
+            return 1;
+        }
+    };
+    println!("{}", job.command);
+    sh.jobs.make_current(job.id);
+    let mut client = match sh.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            sh.complain("fg", e);
+            return 1;
+        }
+    };
+    if let Err(e) = client
+        .send(Request::Output(OutputRequest {
+            pid: job.pid,
+            follow: true,
+        }))
+        .await
+    {
+        sh.complain("fg", e);
+        return 1;
+    }
+    if job.state == JobState::Stopped {
+        foreground::send_signal(sh, job.pid, Signal::Cont).await;
+        if let Some(j) = sh.jobs.get_mut(job.id) {
+            j.state = JobState::Running;
+        }
+    }
+    foreground::attach(sh, client, job.pid, &job.command, Some(job.id)).await
+}

@@ -1,0 +1,173 @@
+//! `query`: create a process. In the foreground it streams the answer as it comes; with `&` it prints
+//! `[JOB] PID` and returns. Also takes the prototype's form `query user="..." system="..."`.
+
+use super::{Help, usage_error};
+use crate::proto::{ProcessType, Request, Response, SubmitRequest};
+use crate::shell::foreground;
+use crate::shell::jobs::JobState;
+use crate::shell::parser::Command;
+use crate::shell::session::Shell;
+
+pub const HELP: Help = Help {
+    name: "query",
+    usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] PROMPT... [&]",
+    summary: "run a prompt as a process (foreground, or background with &)",
+};
+
+/// Parses `query`'s arguments into a request (without `attach`).
+pub fn parse_args(args: &[String]) -> Result<SubmitRequest, String> {
+    let mut req = SubmitRequest {
+        prompt: String::new(),
+        system: None,
+        process_type: ProcessType::User,
+        max_tokens: None,
+        nice: 0,
+        attach: false,
+    };
+    let mut words: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    let mut flags_done = false;
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag}: option requires an argument"))
+        };
+        match arg.as_str() {
+            "--" if !flags_done => flags_done = true,
+            "-s" | "--system" if !flags_done => req.system = Some(value(arg)?),
+            "-t" | "--type" if !flags_done => req.process_type = value(arg)?.parse()?,
+            "-m" | "--max-tokens" if !flags_done => {
+                let v = value(arg)?;
+                req.max_tokens = Some(
+                    v.parse()
+                        .map_err(|_| format!("{v}: invalid number of tokens"))?,
+                );
+            }
+            "-n" | "--nice" if !flags_done => {
+                let v = value(arg)?;
+                req.nice = v.parse().map_err(|_| format!("{v}: invalid nice value"))?;
+            }
+            flag if !flags_done && flag.starts_with('-') && flag.len() > 1 => {
+                return Err(format!("{flag}: invalid option"));
+            }
+            word => {
+                flags_done = true;
+                words.push(word);
+            }
+        }
+    }
+    if words.iter().any(|w| w.starts_with("user=")) {
+        for word in words {
+            match word.split_once('=') {
+                Some(("user", v)) => req.prompt = v.to_string(),
+                Some(("system", v)) => req.system = Some(v.to_string()),
+                Some(("type", v)) => req.process_type = v.parse()?,
+                _ => return Err(format!("{word}: expected user=\"...\" or system=\"...\"")),
+            }
+        }
+    } else {
+        req.prompt = words.join(" ");
+    }
+    if req.prompt.trim().is_empty() {
+        return Err("a prompt is required".into());
+    }
+    Ok(req)
+}
+
+pub async fn run(sh: &mut Shell, args: &[String], command: &Command) -> i32 {
+    match parse_args(args) {
+        Ok(req) => submit(sh, req, command).await,
+        Err(message) => usage_error(sh, &HELP, message),
+    }
+}
+
+/// Submits a request, in the foreground or the background as `command` says.
+pub async fn submit(sh: &mut Shell, mut req: SubmitRequest, command: &Command) -> i32 {
+    req.attach = !command.background;
+    let mut client = match sh.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            sh.complain("query", e);
+            return 1;
+        }
+    };
+    let pid = match client.call(Request::Submit(req)).await {
+        Ok(Response::Submitted(s)) => s.pid,
+        Ok(other) => {
+            sh.complain(
+                "query",
+                crate::shell::client::ClientError::unexpected(&other),
+            );
+            return 1;
+        }
+        Err(e) => {
+            sh.complain("query", e);
+            return 1;
+        }
+    };
+    if command.background {
+        let id = sh.jobs.add(pid, &command.text, JobState::Running);
+        println!("[{id}] {pid}");
+        return 0;
+    }
+    foreground::attach(sh, client, pid, &command.text, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_and_prompt_words_are_parsed() {
+        let r = parse_args(&args(&[
+            "--system",
+            "be brief",
+            "-t",
+            "system",
+            "--max-tokens",
+            "9",
+            "-n",
+            "5",
+            "hi",
+            "there",
+        ]))
+        .unwrap();
+        assert_eq!(r.prompt, "hi there");
+        assert_eq!(r.system.as_deref(), Some("be brief"));
+        assert_eq!(r.process_type, ProcessType::System);
+        assert_eq!((r.max_tokens, r.nice), (Some(9), 5));
+    }
+
+    #[test]
+    fn prototype_form_is_accepted() {
+        let r = parse_args(&args(&["user=Calculate fib", "system=You are a bot"])).unwrap();
+        assert_eq!(r.prompt, "Calculate fib");
+        assert_eq!(r.system.as_deref(), Some("You are a bot"));
+    }
+
+    #[test]
+    fn bad_arguments_are_rejected_with_a_reason() {
+        for (words, want) in [
+            (&[][..], "a prompt is required"),
+            (&["--max-tokens"][..], "requires an argument"),
+            (&["--max-tokens", "lots", "hi"][..], "invalid number"),
+            (&["--bogus", "hi"][..], "invalid option"),
+            (&["--type", "root", "hi"][..], "unknown process type"),
+            (&["user=hi", "colour=red"][..], "expected user="),
+        ] {
+            let err = parse_args(&args(words)).unwrap_err();
+            assert!(err.contains(want), "{words:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn words_after_the_prompt_starting_with_dash_are_prompt_text() {
+        let r = parse_args(&args(&["explain", "-x"])).unwrap();
+        assert_eq!(r.prompt, "explain -x");
+    }
+}

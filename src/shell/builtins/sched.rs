@@ -1,0 +1,37 @@
+//! `sched [POLICY]`: show the scheduling policy (and the others available), or switch to another.
+
+use super::{Help, usage_error};
+use crate::proto::{Request, Response, SchedRequest};
+use crate::shell::session::Shell;
+
+pub const HELP: Help = Help {
+    name: "sched",
+    usage: "sched [POLICY]",
+    summary: "show or switch the scheduling policy",
+};
+
+pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
+    if args.len() > 1 {
+        return usage_error(sh, &HELP, "too many arguments");
+    }
+    match sh
+        .call(Request::Sched(SchedRequest {
+            policy: args.first().cloned(),
+        }))
+        .await
+    {
+        Ok(Response::Sched(s)) => {
+            println!("policy: {}", s.policy);
+            println!("available: {}", s.available.join(" "));
+            println!("quantum: {} tokens", s.quantum_tokens);
+            println!("cpus: {}", s.cpus);
+            println!("context switches: {}", s.context_switches);
+            0
+        }
+        Ok(other) => sh.unexpected("sched", &other),
+        Err(e) => {
+            sh.complain("sched", e);
+            1
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `wait [PID|%JOB...]`: wait for processes to end, collect them, and return the last one's status.
+//! Without arguments, waits for every job of this shell and returns 0, as bash does.
+
+use super::{Help, resolve_target};
+use crate::proto::{FailureKind, Pid, Request, Response, WaitRequest};
+use crate::shell::jobs::JobState;
+use crate::shell::session::Shell;
+
+pub const HELP: Help = Help {
+    name: "wait",
+    usage: "wait [PID|%JOB...]",
+    summary: "wait for processes to finish and return the exit status (0 done, 1 failed, 128+N killed)",
+};
+
+/// Waits for one process; returns its exit code, or 127 when it is unknown.
+async fn wait_one(sh: &mut Shell, pid: Pid) -> i32 {
+    let reply = sh.call(Request::Wait(WaitRequest { pid })).await;
+    let code = match reply {
+        Ok(Response::Exited(exited)) => exited.status.code(),
+        Ok(other) => sh.unexpected("wait", &other),
+        Err(e) if e.kind() == Some(FailureKind::NoSuchProcess) => {
+            sh.complain("wait", format!("pid {pid} is not a child of this shell"));
+            127
+        }
+        Err(e) => {
+            sh.complain("wait", e);
+            1
+        }
+    };
+    if let Some(id) = sh.jobs.by_pid(pid).map(|j| j.id) {
+        sh.jobs.remove(id);
+    }
+    code
+}
+
+pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
+    if args.is_empty() {
+        let pids: Vec<Pid> = sh
+            .jobs
+            .iter()
+            .filter(|j| j.state != JobState::Stopped)
+            .map(|j| j.pid)
+            .collect();
+        for pid in pids {
+            wait_one(sh, pid).await;
+        }
+        return 0;
+    }
+    let mut status = 0;
+    for arg in args {
+        status = match resolve_target(sh, arg) {
+            Ok(pid) => wait_one(sh, pid).await,
+            Err(message) => {
+                sh.complain("wait", message);
+                127
+            }
+        };
+    }
+    status
+}

@@ -1,0 +1,8 @@
+//! The integration suite: one binary, one module per area. Every test drives the real `llmkernel` and
+//! `llmsh` binaries against a fake OpenAI-compatible server over real HTTP on loopback.
+
+mod support;
+
+mod jobs;
+mod protocol;
+mod query;

@@ -1,0 +1,328 @@
+//! A fake OpenAI-compatible LLM server speaking real HTTP and server-sent events on loopback. Its
+//! answer is the token sequence `t0 t1 t2 ...`, so a test can check that an output is one unbroken
+//! answer. A request whose conversation ends with an assistant message continues after the tokens that
+//! message already holds (echoing it first when `echo_prefix` is set, as llama-server does). Behaviour
+//! is set per server ([`FakeConfig`]) or per prompt with directives like `[tokens=50]`, `[delay=20]`
+//! (milliseconds per token). It records every request, and every stream the client dropped early.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// A fault to inject.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Answer with this HTTP status and no stream.
+    Status(u16),
+    /// Stop sending (but keep the connection) after this many tokens.
+    StallAfter(usize),
+    /// Send a data line that is not JSON after this many tokens.
+    MalformedAfter(usize),
+    /// Close the connection without finishing after this many tokens.
+    ResetAfter(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeConfig {
+    /// Tokens in a whole answer.
+    pub tokens: usize,
+    pub delay: Duration,
+    pub fault: Option<Fault>,
+    pub echo_prefix: bool,
+    pub model: String,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            tokens: 10,
+            delay: Duration::ZERO,
+            fault: None,
+            echo_prefix: false,
+            model: "fake-model".into(),
+        }
+    }
+}
+
+/// What the fake saw of one request.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.body["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| {
+                        (
+                            m["role"].as_str().unwrap_or("").into(),
+                            m["content"].as_str().unwrap_or("").into(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn user_prompt(&self) -> String {
+        self.messages()
+            .into_iter()
+            .find(|(r, _)| r == "user")
+            .map(|(_, c)| c)
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: Vec<Recorded>,
+    disconnects: usize,
+    completed: usize,
+    active: usize,
+    max_active: usize,
+}
+
+struct Inner {
+    config: Mutex<FakeConfig>,
+    counters: Mutex<Counters>,
+    changed: Notify,
+}
+
+/// A running fake server; it stops when dropped.
+pub struct FakeLlm {
+    pub url: String,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeLlm {
+    pub async fn start(config: FakeConfig) -> FakeLlm {
+        let inner = Arc::new(Inner {
+            config: Mutex::new(config),
+            counters: Mutex::new(Counters::default()),
+            changed: Notify::new(),
+        });
+        let app = Router::new()
+            .route("/v1/models", get(models))
+            .route("/v1/chat/completions", post(completions))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake server");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeLlm {
+            url: format!("http://{addr}/v1"),
+            inner,
+            task,
+        }
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut FakeConfig)) {
+        f(&mut self.inner.config.lock().unwrap());
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.counters.lock().unwrap().requests.clone()
+    }
+
+    pub fn disconnects(&self) -> usize {
+        self.inner.counters.lock().unwrap().disconnects
+    }
+
+    pub fn completed(&self) -> usize {
+        self.inner.counters.lock().unwrap().completed
+    }
+
+    pub fn active(&self) -> usize {
+        self.inner.counters.lock().unwrap().active
+    }
+
+    pub fn max_active(&self) -> usize {
+        self.inner.counters.lock().unwrap().max_active
+    }
+
+    /// Waits until `cond` holds of the fake's counters, or panics after `timeout`.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, cond: impl Fn(&FakeLlm) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.inner.changed.notified();
+            if cond(self) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                panic!("fake server: timed out waiting for {what}");
+            }
+        }
+    }
+}
+
+async fn models(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
+    let model = inner.config.lock().unwrap().model.clone();
+    axum::Json(json!({ "object": "list", "data": [{ "id": model, "object": "model" }] }))
+}
+
+/// Reads `[key=value]` directives from a prompt.
+fn directive(prompt: &str, key: &str) -> Option<u64> {
+    let start = prompt.find(&format!("[{key}="))? + key.len() + 2;
+    prompt[start..].split(']').next()?.parse().ok()
+}
+
+/// Tokens already in a continuation prefix (`t0 t1 ` holds 2).
+fn tokens_in(prefix: &str) -> usize {
+    prefix.split_inclusive(' ').count()
+}
+
+/// Marks a stream that ends early (the client hung up) when dropped before `finished`.
+struct StreamGuard {
+    inner: Arc<Inner>,
+    finished: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut c = self.inner.counters.lock().unwrap();
+        c.active -= 1;
+        if self.finished {
+            c.completed += 1;
+        } else {
+            c.disconnects += 1;
+        }
+        drop(c);
+        self.inner.changed.notify_waiters();
+    }
+}
+
+fn sse(value: Value) -> bytes::Bytes {
+    bytes::Bytes::from(format!("data: {value}\n\n"))
+}
+
+async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad json: {e}")).into_response(),
+    };
+    let config = inner.config.lock().unwrap().clone();
+    let recorded = Recorded { body: body.clone() };
+    let prompt = recorded.user_prompt();
+    {
+        let mut c = inner.counters.lock().unwrap();
+        c.requests.push(recorded.clone());
+    }
+    inner.changed.notify_waiters();
+    if let Some(Fault::Status(code)) = config.fault {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, "injected failure").into_response();
+    }
+    let total = directive(&prompt, "tokens").map_or(config.tokens, |n| n as usize);
+    let delay = directive(&prompt, "delay").map_or(config.delay, Duration::from_millis);
+    let prefix = match recorded.messages().last() {
+        Some((role, content)) if role == "assistant" => content.clone(),
+        _ => String::new(),
+    };
+    let start = if prefix.is_empty() {
+        0
+    } else {
+        tokens_in(&prefix)
+    };
+    let max = body["max_tokens"].as_u64().unwrap_or(u64::MAX) as usize;
+    let end = total.min(start.saturating_add(max));
+    let finish_reason = if end < total { "length" } else { "stop" };
+    {
+        let mut c = inner.counters.lock().unwrap();
+        c.active += 1;
+        c.max_active = c.max_active.max(c.active);
+    }
+    inner.changed.notify_waiters();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let echo = config.echo_prefix.then_some(prefix);
+    let fault = config.fault.clone();
+    tokio::spawn(async move {
+        let mut guard = StreamGuard {
+            inner,
+            finished: false,
+        };
+        if tx
+            .send(Ok(bytes::Bytes::from(": keep-alive comment\n\n")))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for (n, i) in (start..end).enumerate() {
+            match &fault {
+                Some(Fault::StallAfter(k)) if n == *k => {
+                    // Hold the connection open without sending until the client gives up.
+                    tx.closed().await;
+                    return;
+                }
+                Some(Fault::MalformedAfter(k)) if n == *k => {
+                    let _ = tx.send(Ok(bytes::Bytes::from("data: {not json\n\n"))).await;
+                    tx.closed().await;
+                    return;
+                }
+                Some(Fault::ResetAfter(k)) if n == *k => {
+                    let _ = tx.send(Err(std::io::Error::other("reset"))).await;
+                    return;
+                }
+                _ => {}
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let mut text = format!("t{i} ");
+            if n == 0
+                && let Some(echo) = &echo
+            {
+                text = format!("{echo}{text}");
+            }
+            let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
+            if tx.send(Ok(sse(chunk))).await.is_err() {
+                return;
+            }
+        }
+        let last = json!({
+            "choices": [{ "index": 0, "delta": {}, "finish_reason": finish_reason }],
+            "usage": { "prompt_tokens": 7, "completion_tokens": end - start, "total_tokens": 7 + end - start },
+        });
+        if tx.send(Ok(sse(last))).await.is_err()
+            || tx
+                .send(Ok(bytes::Bytes::from("data: [DONE]\n\n")))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        guard.finished = true;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The whole answer for `n` tokens: `t0 t1 ... t{n-1} `.
+pub fn answer(n: usize) -> String {
+    (0..n).map(|i| format!("t{i} ")).collect()
+}

@@ -1,0 +1,180 @@
+//! The test harness: a real `llmkernel` binary on a temporary socket against a [`fake_llm::FakeLlm`],
+//! ready when it says READY=1 on a test NOTIFY_SOCKET (no sleeping), stopped when dropped; and `llmsh`
+//! run as a binary the way a user runs it.
+
+pub mod fake_llm;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+pub const KERNEL: &str = env!("CARGO_BIN_EXE_llmkernel");
+pub const SHELL: &str = env!("CARGO_BIN_EXE_llmsh");
+
+/// How long any single step may take before a test fails (generous: CI machines are shared).
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// A kernel process under test.
+pub struct TestKernel {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestKernel {
+    /// Starts `llmkernel --socket … --backend URL ARGS…` and waits until it is ready.
+    pub async fn start(backend: &str, args: &[&str]) -> TestKernel {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, backend, args).await
+    }
+
+    /// As [`TestKernel::start`], in a given directory (to restart on the same state).
+    pub async fn start_in(dir: tempfile::TempDir, backend: &str, args: &[&str]) -> TestKernel {
+        let socket = dir.path().join("llmkernel.sock");
+        let notify_path = dir.path().join(format!("notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify.set_read_timeout(Some(STEP)).expect("timeout");
+        let child = Command::new(KERNEL)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--backend")
+            .arg(backend)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("LISTEN_FDS")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn llmkernel");
+        let notify_wait = tokio::task::spawn_blocking(move || {
+            let mut buf = [0u8; 512];
+            loop {
+                let n = notify
+                    .recv(&mut buf)
+                    .expect("kernel did not report READY=1 in time");
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "READY=1")
+                {
+                    return;
+                }
+            }
+        });
+        notify_wait.await.expect("notify wait");
+        TestKernel { child, socket, dir }
+    }
+
+    /// Runs `llmsh -c COMMANDS` against this kernel.
+    pub async fn sh(&self, commands: &str) -> ShellRun {
+        run_shell(&self.socket, &["-c", commands], None).await
+    }
+
+    /// Runs `llmsh` with `stdin` as its input.
+    pub async fn sh_stdin(&self, stdin: &str) -> ShellRun {
+        run_shell(&self.socket, &[], Some(stdin)).await
+    }
+
+    /// Sends a signal to the kernel process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("kernel pid") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal kernel");
+    }
+
+    /// Waits for the kernel to exit; returns its exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .expect("kernel did not exit")
+            .ok()?
+            .code()
+    }
+
+    /// Polls `ps`-like state through the shell until `cond` holds of `llmsh -c commands`'s stdout.
+    pub async fn eventually(
+        &self,
+        commands: &str,
+        what: &str,
+        cond: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let run = self.sh(commands).await;
+            if cond(&run.stdout) {
+                return run.stdout;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last output:\n{}{}",
+                    run.stdout, run.stderr
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// What a shell run printed and returned.
+#[derive(Debug)]
+pub struct ShellRun {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub async fn run_shell(socket: &Path, args: &[&str], stdin: Option<&str>) -> ShellRun {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(SHELL)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn llmsh");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).await.expect("write stdin");
+    }
+    let out = tokio::time::timeout(STEP * 2, child.wait_with_output())
+        .await
+        .expect("llmsh timed out")
+        .expect("llmsh");
+    ShellRun {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The pid printed by `query ... &` (`[1] 42`).
+pub fn job_pid(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.split_once("] "))
+                .and_then(|(_, p)| p.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no `[JOB] PID` line in {stdout:?}"))
+}
+
+/// The `ps` row of `pid`, split into columns.
+pub fn ps_row(ps: &str, pid: u64) -> Option<Vec<String>> {
+    ps.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .find(|cols| cols.first().and_then(|c| c.parse::<u64>().ok()) == Some(pid))
+}
