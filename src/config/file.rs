@@ -60,6 +60,12 @@ pub struct BackendSection {
 pub struct LimitsSection {
     pub max_allowance_tokens: Option<u32>,
     pub max_prompt_bytes: Option<usize>,
+    pub max_queue: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub handshake_timeout_secs: Option<f64>,
+    pub idle_timeout_secs: Option<f64>,
+    /// Members of this group may use the kernel too (a shared kernel).
+    pub allowed_group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +145,8 @@ impl ConfigFile {
                 file.backend.first_token_timeout_secs,
             ),
             ("token_timeout_secs", file.backend.token_timeout_secs),
+            ("handshake_timeout_secs", file.limits.handshake_timeout_secs),
+            ("idle_timeout_secs", file.limits.idle_timeout_secs),
         ] {
             check(
                 v.is_none_or(|s| s > 0.0 && s < 1e6),
@@ -173,6 +181,16 @@ impl ConfigFile {
             self.limits.max_allowance_tokens,
         );
         set(&mut c.max_prompt_bytes, self.limits.max_prompt_bytes);
+        set(&mut c.max_queue, self.limits.max_queue);
+        set(&mut c.max_connections, self.limits.max_connections);
+        set(
+            &mut c.handshake_timeout,
+            secs(self.limits.handshake_timeout_secs),
+        );
+        set(&mut c.idle_timeout, secs(self.limits.idle_timeout_secs));
+        if self.limits.allowed_group.is_some() {
+            c.allowed_group = self.limits.allowed_group.clone();
+        }
         for (name, section) in &self.types {
             let Ok(t) = name.parse::<ProcessType>() else {
                 continue;

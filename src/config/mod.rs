@@ -44,6 +44,16 @@ pub struct KernelConfig {
     pub max_allowance_tokens: u32,
     /// The largest prompt (system + user) a client may submit, in bytes.
     pub max_prompt_bytes: usize,
+    /// Waiting processes past which new ones are refused ("run queue is full").
+    pub max_queue: usize,
+    /// Connections served at once; more are refused with an error.
+    pub max_connections: usize,
+    /// How long a new connection may take to say hello.
+    pub handshake_timeout: Duration,
+    /// How long a connection may sit idle (or in the middle of a frame) before it is closed.
+    pub idle_timeout: Duration,
+    /// A group whose members may use the kernel besides its own user and root (a shared kernel).
+    pub allowed_group: Option<String>,
     pub state_dir: PathBuf,
 }
 
@@ -66,6 +76,11 @@ impl Default for KernelConfig {
             }),
             max_allowance_tokens: 32_768,
             max_prompt_bytes: 1024 * 1024,
+            max_queue: 100_000,
+            max_connections: 512,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            allowed_group: None,
             state_dir: paths::default_state_dir(),
         }
     }

@@ -5,9 +5,11 @@
 //! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
 //! the `llmkernel` binary differ only in the listener and shutdown token they pass.
 
+pub mod admission;
 pub mod cli;
 pub mod dispatcher;
 pub mod interrupts;
+pub mod journal;
 pub mod listener;
 pub mod notify;
 pub mod process;
@@ -58,6 +60,9 @@ pub struct Kernel {
     pub(crate) shutdown: CancellationToken,
     /// The uid the kernel runs as: it may lower nice below 0, like root.
     pub(crate) owner_uid: u32,
+    pub(crate) admission: admission::Admission,
+    /// Permits for open connections (`max_connections`).
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Kernel {
@@ -110,12 +115,17 @@ pub async fn start(
         first_token_timeout: config.first_token_timeout,
         token_timeout: config.token_timeout,
     });
+    let owner_uid = nix::unistd::getuid().as_raw();
+    let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let kernel = Arc::new(Kernel {
         state: Mutex::new(KernelState::new(config, Scheduler::new(policy))),
         backend,
         tracker: TaskTracker::new(),
         shutdown,
-        owner_uid: nix::unistd::getuid().as_raw(),
+        owner_uid,
+        admission,
+        connections,
     });
     Ok(Started { kernel, listener })
 }

@@ -12,11 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 
-/// How long a new connection may take to say hello.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a connection may sit between requests before the kernel closes it.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-
 /// A connection as the kernel sees it.
 pub type Conn = Connection<UnixStream>;
 
@@ -36,11 +31,18 @@ pub async fn serve(kernel: &Arc<Kernel>, listener: UnixListener) {
         };
         match accepted {
             Ok((stream, _)) => {
+                // The cap bounds memory and descriptors; a connection over it gets an error, not silence.
+                let permit = Arc::clone(&kernel.connections).try_acquire_owned().ok();
                 let kernel = Arc::clone(kernel);
-                kernel
-                    .tracker
-                    .clone()
-                    .spawn(async move { connection(kernel, stream).await });
+                kernel.tracker.clone().spawn(async move {
+                    match permit {
+                        Some(_permit) => connection(kernel, stream).await,
+                        None => {
+                            let message = "too many connections to the kernel; try again";
+                            refuse(stream, FailureKind::Unavailable, message).await
+                        }
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: say so, and give the system a moment rather
@@ -55,19 +57,29 @@ pub async fn serve(kernel: &Arc<Kernel>, listener: UnixListener) {
     }
 }
 
-fn admitted(kernel: &Kernel, stream: &UnixStream) -> Option<Peer> {
-    let cred = stream.peer_cred().ok()?;
-    let uid = cred.uid();
-    (uid == 0 || uid == kernel.owner_uid).then_some(Peer {
-        uid,
-        pid: cred.pid(),
-    })
+/// Writes one error reply and closes, without reading anything from the peer.
+async fn refuse(stream: UnixStream, kind: FailureKind, message: &str) {
+    let mut conn = Connection::new(stream);
+    let reply: Reply = Err(Failure::new(kind, message));
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.write(&reply)).await;
 }
 
 async fn connection(kernel: Arc<Kernel>, stream: UnixStream) {
-    let Some(peer) = admitted(&kernel, &stream) else {
-        tracing::warn!("refused a connection from a peer that is not the kernel's user or root");
-        return;
+    let Ok(cred) = stream.peer_cred() else { return };
+    if !kernel.admission.admits(cred.uid(), cred.gid()) {
+        tracing::warn!(
+            uid = cred.uid(),
+            "refused a connection from a user who may not use this kernel"
+        );
+        let message = format!(
+            "permission denied: uid {} may not use this kernel",
+            cred.uid()
+        );
+        return refuse(stream, FailureKind::PermissionDenied, &message).await;
+    }
+    let peer = Peer {
+        uid: cred.uid(),
+        pid: cred.pid(),
     };
     let mut conn = Connection::new(stream);
     if let Err(e) = session(&kernel, peer, &mut conn).await {
@@ -79,7 +91,9 @@ async fn connection(kernel: Arc<Kernel>, stream: UnixStream) {
 }
 
 async fn session(kernel: &Arc<Kernel>, peer: Peer, conn: &mut Conn) -> Result<(), CodecError> {
-    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.read::<Request>()).await {
+    let (handshake_timeout, idle_timeout) =
+        kernel.read(|s| (s.config.handshake_timeout, s.config.idle_timeout));
+    let hello = match tokio::time::timeout(handshake_timeout, conn.read::<Request>()).await {
         Err(_) | Ok(Ok(None)) => return Ok(()),
         Ok(result) => result?,
     };
@@ -112,7 +126,7 @@ async fn session(kernel: &Arc<Kernel>, peer: Peer, conn: &mut Conn) -> Result<()
     loop {
         let next = tokio::select! {
             _ = kernel.shutdown.cancelled() => return Ok(()),
-            next = tokio::time::timeout(IDLE_TIMEOUT, conn.read::<Request>()) => next,
+            next = tokio::time::timeout(idle_timeout, conn.read::<Request>()) => next,
         };
         match next {
             Err(_) | Ok(Ok(None)) => return Ok(()),

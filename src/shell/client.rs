@@ -60,9 +60,13 @@ impl Client {
             protocol_version: PROTOCOL_VERSION,
             peer: format!("llmsh {}", env!("CARGO_PKG_VERSION")),
         };
-        match client.call(Request::Hello(hello)).await? {
-            Response::Hello(_) => Ok(client),
-            other => Err(ClientError::unexpected(&other)),
+        // A kernel that refuses us (permissions, too many connections) answers before reading our
+        // hello and closes; the write may then fail, but its reply says why.
+        let sent = client.send(Request::Hello(hello)).await;
+        match (sent, client.recv().await) {
+            (_, Ok(Response::Hello(_))) => Ok(client),
+            (_, Err(e @ ClientError::Kernel(_))) | (Ok(()), Err(e)) | (Err(e), Err(_)) => Err(e),
+            (_, Ok(other)) => Err(ClientError::unexpected(&other)),
         }
     }
 

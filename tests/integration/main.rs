@@ -3,6 +3,9 @@
 
 mod support;
 
+mod docs;
+mod hostile;
 mod jobs;
+mod packaging;
 mod protocol;
 mod query;

@@ -3,7 +3,7 @@
 
 use super::{Conn, Kernel, Peer, bad_request, check_nice, output, reply};
 use crate::kernel::process::Spec;
-use crate::proto::{CodecError, Failure, Response, SubmitRequest, Submitted};
+use crate::proto::{CodecError, Failure, FailureKind, Response, SubmitRequest, Submitted};
 use std::sync::Arc;
 
 pub async fn handle(
@@ -34,14 +34,21 @@ pub async fn handle(
 }
 
 fn validate(kernel: &Kernel, peer: Peer, req: &SubmitRequest) -> Result<Spec, Failure> {
-    let (max_allowance, max_prompt, default_allowance) = kernel.read(|s| {
+    let (max_allowance, max_prompt, default_allowance, waiting, max_queue) = kernel.read(|s| {
         let c = &s.config;
+        let allowance = c.type_settings(req.process_type).allowance_tokens;
         (
             c.max_allowance_tokens,
             c.max_prompt_bytes,
-            c.type_settings(req.process_type).allowance_tokens,
+            allowance,
+            s.waiting(),
+            c.max_queue,
         )
     });
+    if waiting >= max_queue {
+        let message = format!("run queue is full ({waiting} processes waiting); try again later");
+        return Err(Failure::new(FailureKind::QueueFull, message));
+    }
     if req.prompt.trim().is_empty() {
         return Err(bad_request("the prompt is empty"));
     }

@@ -1,0 +1,141 @@
+//! Man pages and shell completions are generated from the argument definitions (clap) plus the
+//! hand-written sections in `man/src/`; these tests fail when the committed files drift from the code.
+//! Regenerate with `scripts/gen-docs`.
+
+use clap::CommandFactory;
+use llmkernel::kernel::cli::KernelArgs;
+use llmkernel::shell::cli::ShellArgs;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn man_page(cmd: clap::Command, section: &str, extra: &str, builtins: bool) -> Vec<u8> {
+    let man = clap_mangen::Man::new(cmd)
+        .section(section)
+        .source(format!("llmkernel {}", env!("CARGO_PKG_VERSION")))
+        .manual("llmkernel manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out).expect("render");
+    man.render_name_section(&mut out).expect("render");
+    man.render_synopsis_section(&mut out).expect("render");
+    man.render_description_section(&mut out).expect("render");
+    man.render_options_section(&mut out).expect("render");
+    if builtins {
+        out.extend_from_slice(b".SH BUILTINS\n");
+        for help in llmkernel::shell::builtins::ALL {
+            let usage = help.usage.replace('\\', "\\e").replace('-', "\\-");
+            out.extend_from_slice(
+                format!(".TP\n.B {usage}\n{}\n", help.summary.replace('-', "\\-")).as_bytes(),
+            );
+        }
+    }
+    let extra = std::fs::read_to_string(Path::new(ROOT).join("man/src").join(extra))
+        .expect("man/src fragment");
+    out.extend_from_slice(extra.as_bytes());
+    out
+}
+
+fn completions(cmd: fn() -> clap::Command, name: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    use clap_complete::Shell;
+    [
+        (Shell::Bash, format!("{name}.bash")),
+        (Shell::Zsh, format!("_{name}")),
+        (Shell::Fish, format!("{name}.fish")),
+    ]
+    .into_iter()
+    .map(|(shell, file)| {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut cmd(), name, &mut out);
+        (PathBuf::from("packaging/completions").join(file), out)
+    })
+    .collect()
+}
+
+fn generated() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = vec![
+        (
+            PathBuf::from("man/llmsh.1"),
+            man_page(ShellArgs::command(), "1", "llmsh.extra.roff", true),
+        ),
+        (
+            PathBuf::from("man/llmkernel.8"),
+            man_page(KernelArgs::command(), "8", "llmkernel.extra.roff", false),
+        ),
+    ];
+    files.extend(completions(ShellArgs::command, "llmsh"));
+    files.extend(completions(KernelArgs::command, "llmkernel"));
+    files
+}
+
+#[test]
+fn committed_man_pages_and_completions_match_the_code() {
+    let bless = std::env::var_os("LLMKERNEL_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (path, bytes) in generated() {
+        let full = Path::new(ROOT).join(&path);
+        if bless {
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&full, &bytes).expect("write");
+        } else if std::fs::read(&full).ok().as_deref() != Some(bytes.as_slice()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date (run scripts/gen-docs): {stale:?}"
+    );
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    if std::process::Command::new("groff")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: groff is not installed");
+        return;
+    }
+    for page in ["man/llmsh.1", "man/llmkernel.8", "man/llmkernel.toml.5"] {
+        let out = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(Path::new(ROOT).join(page))
+            .output()
+            .expect("groff");
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && warnings.trim().is_empty(),
+            "{page}: {warnings}"
+        );
+    }
+}
+
+#[test]
+fn every_builtin_and_config_key_is_documented() {
+    let llmsh = std::fs::read_to_string(Path::new(ROOT).join("man/llmsh.1")).expect("llmsh.1");
+    for help in llmkernel::shell::builtins::ALL {
+        assert!(
+            llmsh.contains(&format!(".B {}", help.name)),
+            "llmsh.1 lacks {}",
+            help.name
+        );
+    }
+    let example = std::fs::read_to_string(Path::new(ROOT).join("packaging/config.toml.example"))
+        .expect("example");
+    llmkernel::config::ConfigFile::parse(&example, Path::new("config.toml.example"))
+        .expect("the example config parses");
+    let page = std::fs::read_to_string(Path::new(ROOT).join("man/llmkernel.toml.5"))
+        .expect("llmkernel.toml.5");
+    for line in example.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some((key, _)) = line.split_once(" = ") {
+            let key = key.trim();
+            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                assert!(
+                    page.contains(&format!(".B {key}")),
+                    "llmkernel.toml.5 lacks `{key}`"
+                );
+            }
+        }
+    }
+}
