@@ -4,6 +4,7 @@
 //! what [`KernelConfig::from_file`] gives.
 
 pub mod file;
+pub mod interrupts;
 pub mod paths;
 
 use crate::proto::ProcessType;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use file::{ConfigError, ConfigFile};
+pub use interrupts::{InterruptHandler, InterruptsConfig};
 
 /// The prototype's default server (KoboldCpp's port).
 pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:5001/v1";
@@ -45,6 +47,8 @@ pub struct KernelConfig {
     /// The largest prompt (system + user) a client may submit, in bytes.
     pub max_prompt_bytes: usize,
     pub state_dir: PathBuf,
+    /// The interrupt lines' handlers, spool and interval timer.
+    pub interrupts: InterruptsConfig,
 }
 
 impl Default for KernelConfig {
@@ -67,6 +71,7 @@ impl Default for KernelConfig {
             max_allowance_tokens: 32_768,
             max_prompt_bytes: 1024 * 1024,
             state_dir: paths::default_state_dir(),
+            interrupts: InterruptsConfig::default(),
         }
     }
 }
