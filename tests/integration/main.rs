@@ -3,6 +3,8 @@
 
 mod support;
 
+mod daemon;
 mod jobs;
 mod protocol;
 mod query;
+mod signals;
