@@ -2,6 +2,7 @@
 //! defaults; an unknown key or a bad value is an error naming the key and the line.
 
 use super::KernelConfig;
+use super::interrupts::InterruptsSection;
 use crate::proto::ProcessType;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ pub struct ConfigFile {
     /// Per-type overrides keyed by type name (`[types.USER]`).
     #[serde(default)]
     pub types: BTreeMap<String, TypeSection>,
+    /// `[interrupts.system]` and `[interrupts.timer]`: the handlers of the interrupt lines.
+    #[serde(default)]
+    pub interrupts: InterruptsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +158,13 @@ impl ConfigFile {
                 "must be a positive number of seconds",
             )?;
         }
+        if let Err(e) = file.interrupts.validate() {
+            let offset = section_key_line(text, e.section, e.key);
+            return Err(invalid(
+                offset,
+                format!("`{}` in {} {}", e.key, e.section, e.message),
+            ));
+        }
         Ok(file)
     }
 
@@ -199,7 +210,24 @@ impl ConfigFile {
             set(&mut c.types[index].base_priority, section.base_priority);
             set(&mut c.types[index].allowance_tokens, section.allowance);
         }
+        self.interrupts.apply(&mut c.interrupts);
     }
+}
+
+/// The byte offset of `key` inside `[section]` (the first line after the header that starts with it).
+fn section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            inside = trimmed == section;
+        } else if inside && trimmed.starts_with(key) {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -242,5 +270,19 @@ mod tests {
         assert!(err.contains("c.toml:3") && err.contains("cpus"), "{err}");
         let err = parse("policy = \"lottery\"\n").unwrap_err().to_string();
         assert!(err.contains("policy"), "{err}");
+    }
+
+    #[test]
+    fn bad_interrupt_value_names_section_key_and_line() {
+        let text = "[interrupts.system]\nmax_waiting = 3\n[interrupts.timer]\nmax_waiting = 0\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("c.toml:4") && err.contains("[interrupts.timer]"),
+            "{err}"
+        );
+        let err = parse("[interrupts.timer]\nspool_dir = \"/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spool_dir"), "{err}");
     }
 }

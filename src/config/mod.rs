@@ -4,6 +4,7 @@
 //! what [`KernelConfig::from_file`] gives.
 
 pub mod file;
+pub mod interrupts;
 pub mod paths;
 
 use crate::proto::ProcessType;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use file::{ConfigError, ConfigFile};
+pub use interrupts::{InterruptHandler, InterruptsConfig};
 
 /// The prototype's default server (KoboldCpp's port).
 pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:5001/v1";
@@ -55,6 +57,8 @@ pub struct KernelConfig {
     /// A group whose members may use the kernel besides its own user and root (a shared kernel).
     pub allowed_group: Option<String>,
     pub state_dir: PathBuf,
+    /// The interrupt lines' handlers, spool and interval timer.
+    pub interrupts: InterruptsConfig,
 }
 
 impl Default for KernelConfig {
@@ -82,6 +86,7 @@ impl Default for KernelConfig {
             idle_timeout: Duration::from_secs(300),
             allowed_group: None,
             state_dir: paths::default_state_dir(),
+            interrupts: InterruptsConfig::default(),
         }
     }
 }

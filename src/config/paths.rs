@@ -1,7 +1,8 @@
 //! Default locations from the user contract: the socket under `$XDG_RUNTIME_DIR` (else a private
-//! directory in /tmp), the config under `~/.config/llmkernel`, state under `~/.local/state/llmkernel`.
+//! directory in /tmp), the config under `~/.config/llmkernel`, state under `~/.local/state/llmkernel`,
+//! and SIGUSR1's message spool under `$XDG_RUNTIME_DIR/llmkernel/interrupts` (else beside the socket).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn home() -> PathBuf {
     std::env::var_os("HOME")
@@ -37,4 +38,15 @@ pub fn default_state_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| home().join(".local").join("state"));
     base.join("llmkernel")
+}
+
+/// `$XDG_RUNTIME_DIR/llmkernel/interrupts`, else `interrupts/` beside `socket`.
+pub fn default_spool_dir(socket: &Path) -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("llmkernel").join("interrupts"),
+        None => socket
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            .join("interrupts"),
+    }
 }

@@ -72,8 +72,27 @@ impl KernelArgs {
             ConfigFile::load_optional(&path)?
         };
         let mut config = KernelConfig::from_file(&file);
+        if file.interrupts.system.spool_dir.is_none() {
+            config.interrupts.spool_dir = paths::default_spool_dir(&self.socket_path(&file));
+        }
         self.apply(&mut config);
         Ok((config, file))
+    }
+
+    /// Makes every path given on the command line absolute, for a daemon that works from `/`.
+    pub fn absolutize(&mut self) -> std::io::Result<()> {
+        for path in [
+            &mut self.config,
+            &mut self.socket,
+            &mut self.state_dir,
+            &mut self.pidfile,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = std::path::absolute(&*path)?;
+        }
+        Ok(())
     }
 
     /// Flags (and their environment variables) over a config.

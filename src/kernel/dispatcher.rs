@@ -32,7 +32,7 @@ async fn stream(
     run_id: u64,
     generation: &crate::llm::Generation,
 ) -> RunOutcome {
-    let mut tokens = match kernel.backend.open(generation).await {
+    let mut tokens = match kernel.backend().open(generation).await {
         Ok(tokens) => tokens,
         Err(e) => return RunOutcome::Failed(e),
     };

@@ -1,18 +1,22 @@
 //! The kernel: the process table and its transitions ([`state`]), the scheduler and its policies
 //! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]), the
-//! socket server ([`server`]) and one handler per verb ([`verbs`]).
+//! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
+//! run-time reconfiguration ([`reload`]), and the process-level layer of the `llmkernel` binary
+//! (signals, `--daemon`, systemd: [`daemon`]).
 //!
 //! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
 //! the `llmkernel` binary differ only in the listener and shutdown token they pass.
 
 pub mod admission;
 pub mod cli;
+pub mod daemon;
 pub mod dispatcher;
 pub mod interrupts;
 pub mod journal;
 pub mod listener;
 pub mod notify;
 pub mod process;
+pub mod reload;
 pub mod scheduler;
 pub mod server;
 pub mod state;
@@ -22,8 +26,9 @@ use crate::config::KernelConfig;
 use crate::llm::{Backend, BackendSettings};
 use scheduler::{Policy, Scheduler};
 use state::KernelState;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::net::UnixListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,7 +59,8 @@ pub struct Kernel {
     /// Guards the whole in-memory state. Held only for in-memory updates, never across an `.await`,
     /// so a single lock is both simple and uncontended at the rates tokens arrive.
     state: Mutex<KernelState>,
-    pub(crate) backend: Backend,
+    /// The backend new runs use; a reload swaps it, runs in flight keep the one they started with.
+    backend: RwLock<Arc<Backend>>,
     /// Every run and connection task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -63,6 +69,10 @@ pub struct Kernel {
     pub(crate) admission: admission::Admission,
     /// Permits for open connections (`max_connections`).
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    /// The interrupt lines: doorbells, counters, waiting handlers.
+    pub interrupts: interrupts::Interrupts,
+    /// Woken after every state update, for tasks that follow the table (interrupt backlog, STATUS=).
+    pub(crate) changed: Notify,
 }
 
 impl Kernel {
@@ -81,7 +91,20 @@ impl Kernel {
             self.tracker
                 .spawn(dispatcher::run_generation(Arc::clone(self), launch));
         }
+        self.changed.notify_waiters();
         result
+    }
+
+    /// The backend for a new run.
+    pub(crate) fn backend(&self) -> Arc<Backend> {
+        let backend = self.backend.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&backend)
+    }
+
+    /// Waits for the next change to the state. Create it before looking at the state, and
+    /// `enable` it, so that a change in between is not missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Reads the state without scheduling.
@@ -107,27 +130,36 @@ pub async fn start(
         return Err(KernelError::NoCpus);
     }
     let policy = make_policy(&config.policy, &config)?;
-    let backend = Backend::new(BackendSettings {
+    let backend = Backend::new(backend_settings(&config));
+    interrupts::spool::prepare(&config.interrupts.spool_dir);
+    let owner_uid = nix::unistd::getuid().as_raw();
+    let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let kernel = Arc::new(Kernel {
+        state: Mutex::new(KernelState::new(config, Scheduler::new(policy))),
+        backend: RwLock::new(Arc::new(backend)),
+        tracker: TaskTracker::new(),
+        shutdown,
+        owner_uid,
+        admission,
+        connections,
+        interrupts: interrupts::Interrupts::default(),
+        changed: Notify::new(),
+    });
+    kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
+    Ok(Started { kernel, listener })
+}
+
+/// How to reach the backend, from the config.
+pub fn backend_settings(config: &KernelConfig) -> BackendSettings {
+    BackendSettings {
         url: config.backend_url.clone(),
         model: config.model.clone(),
         api_key: config.api_key.clone(),
         connect_timeout: config.connect_timeout,
         first_token_timeout: config.first_token_timeout,
         token_timeout: config.token_timeout,
-    });
-    let owner_uid = nix::unistd::getuid().as_raw();
-    let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
-    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-    let kernel = Arc::new(Kernel {
-        state: Mutex::new(KernelState::new(config, Scheduler::new(policy))),
-        backend,
-        tracker: TaskTracker::new(),
-        shutdown,
-        owner_uid,
-        admission,
-        connections,
-    });
-    Ok(Started { kernel, listener })
+    }
 }
 
 impl Started {

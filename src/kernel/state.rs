@@ -3,7 +3,7 @@
 //! here is synchronous and short, so the lock is never held across an `.await`.
 
 use super::process::{AtBoundary, Process, Run, Spec};
-use super::scheduler::{Candidate, Scheduler};
+use super::scheduler::{Candidate, Policy, Scheduler};
 use crate::config::KernelConfig;
 use crate::llm::Generation;
 use crate::proto::{
@@ -408,5 +408,21 @@ impl KernelState {
 
     pub fn running(&self) -> usize {
         self.slots.iter().flatten().count()
+    }
+
+    /// Takes a new config, and a new policy if given, at run time: waiting processes are ranked again
+    /// under them in their queue order; a running process meets them at its next quantum boundary.
+    pub fn reconfigure(&mut self, config: KernelConfig, policy: Option<Box<dyn Policy>>) {
+        self.config = config;
+        if let Some(policy) = policy {
+            self.scheduler.replace_policy(policy);
+        }
+        let waiting: Vec<Pid> = self.scheduler.queue_order().collect();
+        for pid in waiting {
+            if let Some(p) = self.table.get(&pid) {
+                let c = self.candidate(p);
+                self.scheduler.enqueue(&c);
+            }
+        }
     }
 }

@@ -81,6 +81,7 @@ fn requests() -> Vec<(&'static str, Request)> {
                 policy: Some("rr".into()),
             }),
         ),
+        ("interrupts", Request::Interrupts(InterruptsRequest {})),
     ]
 }
 
@@ -156,6 +157,23 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         (
+            "interrupt-table",
+            Ok(Response::InterruptTable(InterruptTable {
+                lines: vec![InterruptLine {
+                    kind: InterruptKind::System,
+                    raised: 1000,
+                    coalesced: 996,
+                    handled: 4,
+                    waiting: 4,
+                    max_waiting: Some(4),
+                    handler_type: ProcessType::System,
+                }],
+                timer_period_ms: Some(60_000),
+                spool_dir: "/s".into(),
+                spooled: 2,
+            })),
+        ),
+        (
             "failure",
             Err(Failure::new(FailureKind::NoSuchProcess, "no")),
         ),
@@ -183,6 +201,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("output", "060701"),
     ("interrupt", "0702010178"),
     ("sched", "0801027272"),
+    ("interrupts", "09"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("hello", "00000103302e31"),
@@ -199,6 +218,10 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("continued", "000807"),
     ("interrupted", "0009010108"),
     ("sched", "000a087072696f7269747901087072696f72697479200104"),
+    (
+        "interrupt-table",
+        "000b0102fbe803fbe403040401040401fb60ea022f7302",
+    ),
     ("failure", "0101026e6f"),
     ("failed", "000501010172"),
 ];

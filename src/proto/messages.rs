@@ -22,6 +22,7 @@ pub enum Request {
     Output(OutputRequest),
     Interrupt(InterruptRequest),
     Sched(SchedRequest),
+    Interrupts(InterruptsRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -102,6 +103,10 @@ pub struct SchedRequest {
     pub policy: Option<String>,
 }
 
+/// Show the interrupt lines' counters (`interrupts`), like /proc/interrupts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptsRequest {}
+
 /// What the kernel sends: an answer, or an error that travels as a normal reply.
 pub type Reply = Result<Response, Failure>;
 
@@ -119,6 +124,7 @@ pub enum Response {
     Continued(Pid),
     Interrupted(Interrupted),
     Sched(SchedStatus),
+    InterruptTable(InterruptTable),
 }
 
 /// The kernel's hello.
@@ -217,6 +223,34 @@ pub struct SchedStatus {
     pub quantum_tokens: u32,
     pub cpus: u32,
     pub context_switches: u64,
+}
+
+/// The interrupt lines and their counters (`interrupts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptTable {
+    pub lines: Vec<InterruptLine>,
+    /// The period of the kernel's own interval timer in milliseconds, when one is configured.
+    pub timer_period_ms: Option<u64>,
+    /// SIGUSR1's mailbox, and how many messages wait in it now.
+    pub spool_dir: String,
+    pub spooled: u32,
+}
+
+/// One interrupt line. A raise either starts a handler process (`handled`) or, when the line's handlers
+/// already wait at their limit, merges into them (`coalesced`). One SIGUSR1 delivers every spooled
+/// message, so `handled` may exceed `raised` there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptLine {
+    pub kind: InterruptKind,
+    pub raised: u64,
+    pub coalesced: u64,
+    pub handled: u64,
+    /// Handler processes waiting for a slot now.
+    pub waiting: u32,
+    /// The most that may wait at once; `None` for no limit (USER_INPUT: every query is a process).
+    pub max_waiting: Option<u32>,
+    /// The type of the handler processes.
+    pub handler_type: ProcessType,
 }
 
 /// An error reply: a kind a program can act on and a message for a human.

@@ -3,9 +3,11 @@
 
 mod support;
 
+mod daemon;
 mod docs;
 mod hostile;
 mod jobs;
 mod packaging;
 mod protocol;
 mod query;
+mod signals;

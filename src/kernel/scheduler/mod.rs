@@ -105,6 +105,11 @@ impl Scheduler {
         self.policy.name()
     }
 
+    /// Switches policy; the caller ranks the waiting processes again ([`Scheduler::enqueue`]).
+    pub fn replace_policy(&mut self, policy: Box<dyn Policy>) {
+        self.policy = policy;
+    }
+
     pub fn enqueue(&mut self, c: &Candidate) {
         let rank = self.policy.rank(c);
         self.queue.push(c.pid, rank);

@@ -2,6 +2,7 @@
 //! request, applies it to the kernel state, and writes the reply (or a stream of replies).
 
 mod interrupt;
+mod interrupts;
 mod list;
 mod output;
 mod renice;
@@ -32,6 +33,7 @@ pub async fn handle(
         Request::Output(r) => output::handle(kernel, peer, r, conn).await,
         Request::Interrupt(r) => interrupt::handle(kernel, peer, r, conn).await,
         Request::Sched(r) => sched::handle(kernel, peer, r, conn).await,
+        Request::Interrupts(r) => interrupts::handle(kernel, peer, r, conn).await,
     }
 }
 

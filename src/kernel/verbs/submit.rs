@@ -22,6 +22,7 @@ pub async fn handle(
     match created {
         Err(failure) => reply(conn, Err(failure)).await,
         Ok((pid, follower)) => {
+            kernel.count_user_input();
             tracing::info!(%pid, uid = peer.uid, process_type = %req.process_type, prompt = "<redacted>", "created");
             reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
             match follower {

@@ -1,5 +1,6 @@
 //! `interrupt system MESSAGE` and `interrupt timer`: raise a kernel interrupt by hand, as SIGUSR1 and
-//! SIGALRM do; prints the pid of the handler process it spawned.
+//! SIGALRM do; prints the pid of the handler process it spawned. When the line's handlers already wait
+//! at their limit the raise is coalesced into them: no new process, a notice, and status 1.
 
 use super::{Help, usage_error};
 use crate::proto::{InterruptKind, InterruptRequest, Request, Response};
@@ -30,12 +31,19 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         .call(Request::Interrupt(InterruptRequest { kind, message }))
         .await
     {
-        Ok(Response::Interrupted(i)) => {
-            if let Some(pid) = i.handler {
+        Ok(Response::Interrupted(i)) => match i.handler {
+            Some(pid) => {
                 println!("{pid}");
+                0
             }
-            0
-        }
+            None => {
+                sh.complain(
+                    "interrupt",
+                    "coalesced: the line's handlers already wait at their limit (see `interrupts`)",
+                );
+                1
+            }
+        },
         Ok(other) => sh.unexpected("interrupt", &other),
         Err(e) => {
             sh.complain("interrupt", e);

@@ -7,6 +7,7 @@ pub mod exit;
 pub mod fg;
 pub mod help;
 pub mod interrupt;
+pub mod interrupts;
 pub mod jobs;
 pub mod kill;
 pub mod nice;
@@ -39,6 +40,7 @@ pub const ALL: &[&Help] = &[
     &nice::HELP,
     &renice::HELP,
     &interrupt::HELP,
+    &interrupts::HELP,
     &sched::HELP,
     &help::HELP,
     &exit::HELP,
@@ -64,6 +66,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "nice" => nice::run(sh, args, command).await,
         "renice" => renice::run(sh, args).await,
         "interrupt" => interrupt::run(sh, args).await,
+        "interrupts" => interrupts::run(sh, args).await,
         "sched" => sched::run(sh, args).await,
         "help" => help::run(sh, args),
         "exit" | "logout" => exit::run(sh, args),

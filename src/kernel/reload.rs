@@ -1,0 +1,104 @@
+//! Run-time reconfiguration, what SIGHUP does with a freshly read config.
+//!
+//! Applied at once: the quantum, aging and policy, the per-type base priorities and allowances, the
+//! limits, the interrupt handlers, their limits and the spool directory, the interval timer's period
+//! (the daemon re-arms it), and the backend (URL, model, API key, timeouts) for runs that start
+//! afterwards; a run in flight finishes on the backend it started with. Waiting processes are ranked
+//! again under the new settings; a running one meets them at its next quantum boundary.
+//!
+//! Needs a restart, and is kept as it was until then: `cpus` (the slot table) and `state_dir`; in the
+//! daemon also the socket and the log level.
+
+use super::{Kernel, KernelError, backend_settings, interrupts::spool, make_policy};
+use crate::config::KernelConfig;
+use crate::llm::Backend;
+use std::sync::Arc;
+
+/// What a reconfiguration left for a restart.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Settings that changed in the file but keep their old value until a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl Kernel {
+    /// Applies `new` to the running kernel (see the module docs for what changes at once).
+    pub fn reconfigure(
+        self: &Arc<Self>,
+        mut new: KernelConfig,
+    ) -> Result<Reconfigured, KernelError> {
+        let old = self.read(|s| s.config.clone());
+        let mut needs_restart = Vec::new();
+        if new.cpus != old.cpus {
+            needs_restart.push("cpus");
+            new.cpus = old.cpus;
+        }
+        if new.state_dir != old.state_dir {
+            needs_restart.push("state_dir");
+            new.state_dir = old.state_dir.clone();
+        }
+        let policy = (new.policy != old.policy
+            || new.aging_points_per_sec != old.aging_points_per_sec)
+            .then(|| make_policy(&new.policy, &new))
+            .transpose()?;
+        if backend_changed(&old, &new) {
+            let backend = Arc::new(Backend::new(backend_settings(&new)));
+            *self.backend.write().unwrap_or_else(|p| p.into_inner()) = backend;
+        }
+        if new.interrupts.spool_dir != old.interrupts.spool_dir {
+            spool::prepare(&new.interrupts.spool_dir);
+        }
+        self.update(|s| s.reconfigure(new, policy));
+        Ok(Reconfigured { needs_restart })
+    }
+}
+
+fn backend_changed(old: &KernelConfig, new: &KernelConfig) -> bool {
+    old.backend_url != new.backend_url
+        || old.model != new.model
+        || old.api_key != new.api_key
+        || old.connect_timeout != new.connect_timeout
+        || old.first_token_timeout != new.first_token_timeout
+        || old.token_timeout != new.token_timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::ProcessType;
+    use tokio_util::sync::CancellationToken;
+
+    async fn kernel(mut config: KernelConfig) -> (Arc<Kernel>, tempfile::TempDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        config.interrupts.spool_dir = tmp.path().join("spool");
+        let listener = tokio::net::UnixListener::bind(tmp.path().join("k.sock")).unwrap();
+        let started = super::super::start(config, listener, CancellationToken::new())
+            .await
+            .unwrap();
+        (started.kernel().clone(), tmp)
+    }
+
+    #[tokio::test]
+    async fn live_settings_change_and_restart_only_ones_are_kept_and_named() {
+        let (k, tmp) = kernel(KernelConfig::default()).await;
+        let mut new = KernelConfig {
+            interrupts: k.read(|s| s.config.interrupts.clone()),
+            quantum_tokens: 5,
+            cpus: 3,
+            state_dir: tmp.path().join("elsewhere"),
+            backend_url: "http://127.0.0.1:9/v1".into(),
+            ..KernelConfig::default()
+        };
+        new.interrupts.system.template = "New: {message}".into();
+        new.types[4].allowance_tokens = 7;
+        let done = k.reconfigure(new).unwrap();
+        assert_eq!(done.needs_restart, ["cpus", "state_dir"]);
+        let c = k.read(|s| s.config.clone());
+        assert_eq!(c.quantum_tokens, 5);
+        assert_eq!(c.cpus, 1, "the slot table keeps its size until a restart");
+        assert_eq!(c.interrupts.system.prompt("x"), "New: x");
+        assert_eq!(c.type_settings(ProcessType::System).allowance_tokens, 7);
+        assert_eq!(k.backend().url(), "http://127.0.0.1:9/v1");
+        k.shutdown.cancel();
+    }
+}
