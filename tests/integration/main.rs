@@ -6,3 +6,4 @@ mod support;
 mod jobs;
 mod protocol;
 mod query;
+mod scheduling;
