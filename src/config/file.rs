@@ -236,7 +236,9 @@ mod tests {
         assert!(err.contains("c.toml:3") && err.contains("cpus"), "{err}");
         let err = parse("policy = \"lottery\"\n").unwrap_err().to_string();
         assert!(err.contains("policy"), "{err}");
-        let err = parse("[backend]\nkind = \"tgi\"\n").unwrap_err().to_string();
+        let err = parse("[backend]\nkind = \"tgi\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("c.toml:2") && err.contains("kind"), "{err}");
         let f = parse("policy = \"mlfq\"\n[backend]\nkind = \"llamacpp\"\n").unwrap();
         let c = KernelConfig::from_file(&f);

@@ -172,9 +172,7 @@ impl KernelState {
             let Some(p) = self.table.get(&pid) else {
                 continue;
             };
-            let priority = self
-                .scheduler
-                .display_priority(&self.candidate(p), now);
+            let priority = self.scheduler.display_priority(&self.candidate(p), now);
             let slot = p
                 .last_slot
                 .filter(|s| self.slots.get(*s as usize) == Some(&None))
@@ -261,8 +259,11 @@ impl KernelState {
             self.table.remove(&pid);
             return;
         }
-        if p.state != ProcessState::Running {
-            return; // already stopped or ended by a signal
+        match p.state {
+            ProcessState::Running => {}
+            // Continued while this run was still ending: it queues now that the slot is free.
+            ProcessState::Waiting => return self.enqueue(pid),
+            _ => return, // stopped, or ended by a signal
         }
         match outcome {
             RunOutcome::Completed { finish_reason } => {
@@ -350,6 +351,11 @@ impl KernelState {
             return;
         }
         p.broadcast(Ok(Response::Continued(pid)));
+        if p.run.is_some() {
+            // Its stopped run has not let go of the slot yet; it queues when it does.
+            p.state = ProcessState::Waiting;
+            return;
+        }
         self.enqueue(pid);
     }
 
@@ -358,7 +364,7 @@ impl KernelState {
     pub fn renice(&mut self, pid: Pid, nice: i8) -> Option<i8> {
         let p = self.table.get_mut(&pid)?;
         let old = std::mem::replace(&mut p.nice, nice);
-        if p.state == ProcessState::Waiting {
+        if p.state == ProcessState::Waiting && p.run.is_none() {
             let c = self.candidate(&self.table[&pid]);
             self.scheduler.enqueue(&c);
         }

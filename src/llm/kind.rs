@@ -114,8 +114,8 @@ pub(crate) fn add_extras(
 /// llama-server's `/props` answer, if `value` is one: its slot count, or `Some(None)` when it does not
 /// say.
 pub(crate) fn llamacpp_props(value: &serde_json::Value) -> Option<Option<u32>> {
-    let looks_like = value.get("default_generation_settings").is_some()
-        || value.get("total_slots").is_some();
+    let looks_like =
+        value.get("default_generation_settings").is_some() || value.get("total_slots").is_some();
     looks_like.then(|| {
         value["total_slots"]
             .as_u64()
@@ -141,7 +141,12 @@ mod tests {
     #[test]
     fn llamacpp_gets_its_slot_and_prompt_cache_but_no_slot_beyond_the_servers() {
         let mut body = json!({});
-        assert!(!add_extras(&mut body, &traits(BackendKind::LlamaCpp, Some(2)), 1, Some(80)));
+        assert!(!add_extras(
+            &mut body,
+            &traits(BackendKind::LlamaCpp, Some(2)),
+            1,
+            Some(80)
+        ));
         assert_eq!(body, json!({ "id_slot": 1, "cache_prompt": true }));
         let mut body = json!({});
         add_extras(&mut body, &traits(BackendKind::LlamaCpp, Some(2)), 2, None);
@@ -151,7 +156,12 @@ mod tests {
     #[test]
     fn vllm_gets_the_priority_negated_and_others_get_nothing() {
         let mut body = json!({});
-        assert!(add_extras(&mut body, &traits(BackendKind::Vllm, None), 0, Some(80)));
+        assert!(add_extras(
+            &mut body,
+            &traits(BackendKind::Vllm, None),
+            0,
+            Some(80)
+        ));
         assert_eq!(body, json!({ "priority": -80 }));
         let mut body = json!({});
         add_extras(&mut body, &traits(BackendKind::OpenAi, None), 0, Some(80));
@@ -161,8 +171,16 @@ mod tests {
     #[test]
     fn kinds_parse_by_config_name_and_owners_name_them() {
         assert_eq!("vllm".parse(), Ok(BackendKind::Vllm));
-        assert!("tgi".parse::<BackendKind>().unwrap_err().contains("auto, llamacpp"));
-        assert_eq!(BackendKind::from_owner("llamacpp"), Some(BackendKind::LlamaCpp));
+        assert!(
+            "tgi"
+                .parse::<BackendKind>()
+                .unwrap_err()
+                .contains("auto, llamacpp")
+        );
+        assert_eq!(
+            BackendKind::from_owner("llamacpp"),
+            Some(BackendKind::LlamaCpp)
+        );
         assert_eq!(BackendKind::from_owner("openai"), None);
     }
 

@@ -206,7 +206,9 @@ impl Backend {
                     body: text,
                     ..
                 }) if sent_priority && text.to_ascii_lowercase().contains("priority") => {
-                    tracing::warn!("the backend rejects request priorities; no longer sending them");
+                    tracing::warn!(
+                        "the backend rejects request priorities; no longer sending them"
+                    );
                     self.vllm_priority.store(false, Ordering::Relaxed);
                 }
                 other => break other?,

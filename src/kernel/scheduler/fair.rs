@@ -176,7 +176,10 @@ mod tests {
         let crowd: Vec<_> = (10..13).map(|pid| candidate(pid, 1, 0)).collect();
         p.admit(&alone);
         crowd.iter().for_each(|c| p.admit(c));
-        let start: Vec<u64> = (1..2).chain(10..13).map(|pid| p.vruntime(Pid(pid))).collect();
+        let start: Vec<u64> = (1..2)
+            .chain(10..13)
+            .map(|pid| p.vruntime(Pid(pid)))
+            .collect();
         p.charge(&alone, 30, 0);
         for c in &crowd {
             p.charge(c, 10, 0);

@@ -24,7 +24,10 @@ fn an_uncontended_process_keeps_its_slot_and_its_single_stream_under_every_polic
         let mut sim = Sim::new(policy, 1, 4);
         let pid = sim.submit(HK, 0, 1, 200);
         run_until(&mut sim, 1000, |s| s.finished(pid));
-        assert_eq!(sim.launches, 1, "{policy}: one request for the whole answer");
+        assert_eq!(
+            sim.launches, 1,
+            "{policy}: one request for the whole answer"
+        );
         assert_eq!(sim.state.context_switches, 0);
         sim.assert_all_finished_once();
     }
@@ -48,7 +51,10 @@ fn a_user_query_takes_a_slot_from_housekeeping_within_one_quantum() {
         );
     }
     let still_running = hk.iter().filter(|p| sim.running(**p)).count();
-    assert_eq!(still_running, 1, "only one housekeeping process gave up its slot");
+    assert_eq!(
+        still_running, 1,
+        "only one housekeeping process gave up its slot"
+    );
     run_until(&mut sim, 2000, |s| hk.iter().all(|p| s.finished(*p)));
     sim.assert_all_finished_once();
     assert!(sim.state.context_switches >= 1);
@@ -161,14 +167,39 @@ fn stop_frees_the_slot_at_once_and_cont_takes_one_again() {
     }
     sim.state.stop(a);
     sim.cancel_ended_runs();
-    assert_eq!(sim.state.get(a).map(|p| p.state), Some(ProcessState::Stopped));
-    assert!(sim.running(b), "the stopped process's slot went to the next one");
+    assert_eq!(
+        sim.state.get(a).map(|p| p.state),
+        Some(ProcessState::Stopped)
+    );
+    assert!(
+        sim.running(b),
+        "the stopped process's slot went to the next one"
+    );
     let kept = sim.state.get(a).map(|p| p.output.clone());
     assert_eq!(kept.as_deref(), Some("t0 t1 t2 "));
     sim.state.resume(a);
     sim.dispatch();
     run_until(&mut sim, 20, |s| s.running(a));
     run_until(&mut sim, 500, |s| s.finished(a) && s.finished(b));
+    sim.assert_all_finished_once();
+}
+
+#[test]
+fn cont_before_the_stopped_run_lets_go_queues_once_the_slot_is_free() {
+    let mut sim = Sim::new("priority", 2, 4);
+    let a = sim.submit(USER, 0, 1, 30);
+    sim.tick();
+    sim.state.stop(a);
+    sim.state.resume(a);
+    sim.state.renice(a, 3);
+    sim.dispatch(); // must not start a second run while the first still holds the slot
+    assert_eq!(sim.state.waiting(), 0);
+    sim.cancel_ended_runs();
+    assert!(
+        sim.running(a),
+        "queued and dispatched once the slot was free"
+    );
+    run_until(&mut sim, 100, |s| s.finished(a));
     sim.assert_all_finished_once();
 }
 
@@ -202,7 +233,9 @@ fn switching_policy_keeps_every_process_and_applies_at_once() {
     sim.state.set_policy(rr);
     assert_eq!(sim.state.scheduler().policy_name(), "rr");
     run_until(&mut sim, 10, |s| s.running(waiting));
-    run_until(&mut sim, 500, |s| s.finished(running) && s.finished(waiting));
+    run_until(&mut sim, 500, |s| {
+        s.finished(running) && s.finished(waiting)
+    });
     sim.assert_all_finished_once();
 }
 
@@ -217,7 +250,13 @@ fn random_scenario(seed: u64, policy: &str) {
         .map(|_| {
             let t = types[rng.below(5) as usize];
             let nice = rng.below(40) as i8 - 20;
-            (rng.below(300), t, nice, rng.below(3) as u32, 1 + rng.below(60) as usize)
+            (
+                rng.below(300),
+                t,
+                nice,
+                rng.below(3) as u32,
+                1 + rng.below(60) as usize,
+            )
         })
         .collect();
     let mut pids = Vec::new();
@@ -231,7 +270,11 @@ fn random_scenario(seed: u64, policy: &str) {
         if !pids.is_empty() && rng.below(40) == 0 {
             let pid = pids[rng.below(pids.len() as u64) as usize];
             match rng.below(3) {
-                0 if sim.state.get(pid).is_some_and(|p| p.state != ProcessState::Zombie) => {
+                0 if sim
+                    .state
+                    .get(pid)
+                    .is_some_and(|p| p.state != ProcessState::Zombie) =>
+                {
                     sim.state.stop(pid);
                     stopped.push(pid);
                     sim.cancel_ended_runs();

@@ -34,9 +34,4 @@ impl KernelState {
             })
             .collect()
     }
-
-    /// Recent tokens per second on one slot, when known.
-    pub fn recent_tokens_per_sec(&self) -> Option<f64> {
-        self.rates.tokens_per_sec()
-    }
 }

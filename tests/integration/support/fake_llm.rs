@@ -343,7 +343,12 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
     };
     let prefill = config.prefill * prompt_tokens as u32;
     inner.changed.notify_waiters();
-    if config.kind == (ServerKind::Vllm { rejects_priority: true }) && recorded.priority().is_some() {
+    if config.kind
+        == (ServerKind::Vllm {
+            rejects_priority: true,
+        })
+        && recorded.priority().is_some()
+    {
         let message = "Got priority 1 but Priority scheduling is not enabled.";
         return (StatusCode::BAD_REQUEST, message).into_response();
     }
@@ -455,4 +460,3 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
 pub fn answer(n: usize) -> String {
     (0..n).map(|i| format!("t{i} ")).collect()
 }
-
