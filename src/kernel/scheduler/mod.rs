@@ -135,11 +135,6 @@ impl Scheduler {
         self.queue.push(c.pid, rank);
     }
 
-    /// Takes a process off the queue; the policy still counts it runnable (it is about to run).
-    pub fn remove(&mut self, pid: Pid) -> bool {
-        self.queue.remove(pid)
-    }
-
     /// The process stops being runnable (STOP, or its end): off the queue and out of the policy.
     pub fn retire(&mut self, pid: Pid) {
         self.queue.remove(pid);
