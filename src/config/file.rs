@@ -54,6 +54,8 @@ pub struct BackendSection {
     pub model: Option<String>,
     /// Name of the environment variable holding the API key (the key itself stays out of the file).
     pub api_key_env: Option<String>,
+    /// `auto` (learn it), `llamacpp`, `vllm` or `openai` (no extras).
+    pub kind: Option<String>,
     pub connect_timeout_secs: Option<f64>,
     pub first_token_timeout_secs: Option<f64>,
     pub token_timeout_secs: Option<f64>,
@@ -135,6 +137,13 @@ impl ConfigFile {
                 "is not a known policy",
             )?;
         }
+        if let Some(kind) = &file.backend.kind {
+            check(
+                kind.parse::<crate::llm::BackendKind>().is_ok(),
+                "kind",
+                "must be auto, llamacpp, vllm or openai",
+            )?;
+        }
         for name in file.types.keys() {
             check(
                 name.parse::<ProcessType>().is_ok(),
@@ -174,6 +183,9 @@ impl ConfigFile {
         set(&mut c.backend_url, b.url.clone());
         if b.model.is_some() {
             c.model = b.model.clone();
+        }
+        if let Some(kind) = b.kind.as_deref().and_then(|k| k.parse().ok()) {
+            c.backend_kind = kind;
         }
         if let Some(var) = &b.api_key_env {
             c.api_key = std::env::var(var).ok();
@@ -270,6 +282,14 @@ mod tests {
         assert!(err.contains("c.toml:3") && err.contains("cpus"), "{err}");
         let err = parse("policy = \"lottery\"\n").unwrap_err().to_string();
         assert!(err.contains("policy"), "{err}");
+        let err = parse("[backend]\nkind = \"tgi\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:2") && err.contains("kind"), "{err}");
+        let f = parse("policy = \"mlfq\"\n[backend]\nkind = \"llamacpp\"\n").unwrap();
+        let c = KernelConfig::from_file(&f);
+        assert_eq!(c.backend_kind, crate::llm::BackendKind::LlamaCpp);
+        assert_eq!(c.policy, "mlfq");
     }
 
     #[test]

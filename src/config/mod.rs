@@ -7,6 +7,7 @@ pub mod file;
 pub mod interrupts;
 pub mod paths;
 
+use crate::llm::BackendKind;
 use crate::proto::ProcessType;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct KernelConfig {
     pub connect_timeout: Duration,
     pub first_token_timeout: Duration,
     pub token_timeout: Duration,
+    /// The kind of backend server, for its extras (slot pinning, priorities); `Auto` learns it.
+    pub backend_kind: BackendKind,
     /// Generation slots to time-share (the backend's parallel slots, e.g. `llama-server -np N`).
     pub cpus: u32,
     /// Tokens per time slice; the scheduler may switch processes at every multiple.
@@ -70,6 +73,7 @@ impl Default for KernelConfig {
             connect_timeout: Duration::from_secs(5),
             first_token_timeout: Duration::from_secs(120),
             token_timeout: Duration::from_secs(60),
+            backend_kind: BackendKind::Auto,
             cpus: 1,
             quantum_tokens: 32,
             policy: "priority".to_string(),

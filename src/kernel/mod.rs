@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Names of the scheduling policies, for `sched` and config validation.
-pub const POLICIES: &[&str] = &["priority"];
+pub const POLICIES: &[&str] = &["priority", "rr", "fair", "mlfq"];
 
 /// Why the kernel could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +44,19 @@ pub enum KernelError {
     NoCpus,
 }
 
-/// Builds a policy by name.
+/// Builds a policy by name (one of [`POLICIES`]).
 pub fn make_policy(name: &str, config: &KernelConfig) -> Result<Box<dyn Policy>, KernelError> {
+    use scheduler::{fair, mlfq, priority, rr};
+    let quantum = config.quantum_tokens;
     match name {
-        "priority" => Ok(Box::new(scheduler::priority::PriorityPolicy::new(
+        "priority" => Ok(Box::new(priority::PriorityPolicy::new(
             config.aging_points_per_sec,
+        ))),
+        "rr" => Ok(Box::new(rr::RoundRobinPolicy)),
+        "fair" => Ok(Box::new(fair::FairPolicy::new(quantum))),
+        "mlfq" => Ok(Box::new(mlfq::MlfqPolicy::new(
+            quantum,
+            mlfq::BOOST_PERIOD_MS,
         ))),
         other => Err(KernelError::UnknownPolicy(other.to_string())),
     }
@@ -159,6 +167,7 @@ pub fn backend_settings(config: &KernelConfig) -> BackendSettings {
         connect_timeout: config.connect_timeout,
         first_token_timeout: config.first_token_timeout,
         token_timeout: config.token_timeout,
+        kind: config.backend_kind,
     }
 }
 

@@ -180,6 +180,7 @@ impl Process {
             queue_position,
             exit: self.exit.clone(),
             note: self.note.clone(),
+            eta_ms: None,
         }
     }
 }

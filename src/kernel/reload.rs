@@ -60,6 +60,7 @@ fn backend_changed(old: &KernelConfig, new: &KernelConfig) -> bool {
         || old.connect_timeout != new.connect_timeout
         || old.first_token_timeout != new.first_token_timeout
         || old.token_timeout != new.token_timeout
+        || old.backend_kind != new.backend_kind
 }
 
 #[cfg(test)]

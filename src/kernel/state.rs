@@ -1,13 +1,18 @@
 //! The kernel's in-memory state: the process table, the scheduler and the slots, with every
 //! transition of a process's life. All of it sits behind one mutex in [`super::Kernel`]; every method
-//! here is synchronous and short, so the lock is never held across an `.await`.
+//! here is synchronous and short, so the lock is never held across an `.await`. The decisions taken at
+//! quantum boundaries live in [`preemption`], the `ps` view in [`listing`].
 
-use super::process::{AtBoundary, Process, Run, Spec};
+mod listing;
+mod preemption;
+
+use super::process::{Process, Run, Spec};
+use super::scheduler::eta::RateEstimate;
 use super::scheduler::{Candidate, Policy, Scheduler};
 use crate::config::KernelConfig;
 use crate::llm::Generation;
 use crate::proto::{
-    ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessInfo, ProcessState, Response, Signal,
+    ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
 };
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -41,6 +46,11 @@ pub struct KernelState {
     next_pid: u64,
     next_run_id: u64,
     clock: Instant,
+    /// Added to the clock: lets simulations run hours of scheduling in no time.
+    clock_offset_ms: u64,
+    /// Recent stints on the slots, for the ETA of waiting processes.
+    rates: RateEstimate,
+    /// Processes switched back onto a slot after leaving one with work left (all processes together).
     pub context_switches: u64,
     /// Set at shutdown: nothing new is dispatched.
     pub draining: bool,
@@ -57,22 +67,26 @@ impl KernelState {
             next_pid: 1,
             next_run_id: 1,
             clock: Instant::now(),
+            clock_offset_ms: 0,
+            rates: RateEstimate::default(),
             context_switches: 0,
             draining: false,
         }
     }
 
-    /// Kernel-clock milliseconds: the time base of aging.
+    /// Kernel-clock milliseconds: the time base of aging and boosts.
     pub fn now_ms(&self) -> u64 {
-        self.clock.elapsed().as_millis() as u64
+        self.clock.elapsed().as_millis() as u64 + self.clock_offset_ms
+    }
+
+    /// Moves the kernel clock forward (simulations).
+    #[cfg(test)]
+    pub fn advance_clock(&mut self, ms: u64) {
+        self.clock_offset_ms += ms;
     }
 
     pub fn scheduler(&self) -> &Scheduler {
         &self.scheduler
-    }
-
-    pub fn scheduler_mut(&mut self) -> &mut Scheduler {
-        &mut self.scheduler
     }
 
     pub fn get(&self, pid: Pid) -> Option<&Process> {
@@ -100,6 +114,7 @@ impl KernelState {
         Ok(p)
     }
 
+    /// What the scheduler sees of `p`, as of its entry into the queue.
     fn candidate(&self, p: &Process) -> Candidate {
         Candidate {
             pid: p.pid,
@@ -108,6 +123,14 @@ impl KernelState {
             nice: p.nice,
             enqueued_ms: p.enqueued_ms,
             tokens_used: p.tokens_used,
+        }
+    }
+
+    /// What the scheduler sees of `p` weighed at `now_ms` (a running process at a boundary).
+    fn candidate_at(&self, p: &Process, now_ms: u64) -> Candidate {
+        Candidate {
+            enqueued_ms: now_ms,
+            ..self.candidate(p)
         }
     }
 
@@ -133,55 +156,72 @@ impl KernelState {
         self.scheduler.enqueue(&c);
     }
 
-    /// Fills free slots from the run queue; the caller starts the returned runs.
+    /// Fills free slots from the run queue; the caller starts the returned runs. A process goes back
+    /// to the slot it last ran on when that one is free, so a backend that keeps a slot's cache (and
+    /// is told the slot) need not recompute the conversation.
     pub fn dispatch(&mut self) -> Vec<Launch> {
         let mut launches = Vec::new();
         while !self.draining {
-            let Some(slot) = self.slots.iter().position(Option::is_none) else {
+            let Some(free) = self.slots.iter().position(Option::is_none) else {
                 break;
             };
             let Some(pid) = self.scheduler.pick() else {
                 break;
             };
-            let run_id = self.next_run_id;
-            self.next_run_id += 1;
-            let Some(p) = self.table.get_mut(&pid) else {
+            let now = self.now_ms();
+            let Some(p) = self.table.get(&pid) else {
                 continue;
             };
-            let cancel = CancellationToken::new();
-            let resumed = p.tokens_used > 0 || !p.output.is_empty();
-            if resumed {
-                p.context_switches += 1;
-                self.context_switches += 1;
-            }
-            p.state = ProcessState::Running;
-            p.last_slot = Some(slot as u32);
-            p.run = Some(Run {
-                id: run_id,
-                slot: slot as u32,
-                cancel: cancel.clone(),
-                started: Instant::now(),
-                tokens: 0,
-                ending: false,
-            });
-            self.slots[slot] = Some(pid);
-            let generation = Generation {
-                messages: p.conversation(),
-                max_tokens: p.remaining_tokens().max(1),
-            };
-            launches.push(Launch {
-                pid,
-                run_id,
-                generation,
-                cancel,
-            });
+            let priority = self.scheduler.display_priority(&self.candidate(p), now);
+            let slot = p
+                .last_slot
+                .filter(|s| self.slots.get(*s as usize) == Some(&None))
+                .unwrap_or(free as u32);
+            let launch = self.start_run(pid, slot, priority);
+            launches.extend(launch);
         }
         launches
+    }
+
+    /// Puts `pid` on `slot` with a new run.
+    fn start_run(&mut self, pid: Pid, slot: u32, priority: i32) -> Option<Launch> {
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let p = self.table.get_mut(&pid)?;
+        let cancel = CancellationToken::new();
+        if p.tokens_used > 0 || !p.output.is_empty() {
+            p.context_switches += 1;
+            self.context_switches += 1;
+        }
+        p.state = ProcessState::Running;
+        p.last_slot = Some(slot);
+        p.run = Some(Run {
+            id: run_id,
+            slot,
+            cancel: cancel.clone(),
+            started: Instant::now(),
+            tokens: 0,
+            ending: false,
+        });
+        self.slots[slot as usize] = Some(pid);
+        let generation = Generation {
+            messages: p.conversation(),
+            max_tokens: p.remaining_tokens().max(1),
+            slot,
+            priority,
+        };
+        Some(Launch {
+            pid,
+            run_id,
+            generation,
+            cancel,
+        })
     }
 
     /// A run produced text. Returns whether the run should go on.
     pub fn on_text(&mut self, pid: Pid, run_id: u64, text: String) -> bool {
         let quantum = self.config.quantum_tokens.max(1);
+        let now = self.now_ms();
         let Some(p) = self.table.get_mut(&pid) else {
             return false;
         };
@@ -193,57 +233,12 @@ impl KernelState {
         p.tokens_used += 1;
         p.output.push_str(&text);
         p.broadcast(Ok(Response::Output(OutputChunk { pid, text })));
-        let c = self.candidate(&self.table[&pid]);
-        self.scheduler.charge(&c, 1);
+        let c = self.candidate_at(&self.table[&pid], now);
+        self.scheduler.charge(&c, 1, now);
         if !at_boundary {
             return true;
         }
         self.quantum_boundary(pid)
-    }
-
-    /// The decision at a quantum boundary: finish a TERM, or give the slot to a better process.
-    fn quantum_boundary(&mut self, pid: Pid) -> bool {
-        let Some(p) = self.table.get(&pid) else {
-            return false;
-        };
-        if p.at_boundary == AtBoundary::Terminate {
-            self.finish(
-                pid,
-                ExitStatus::Killed {
-                    signal: Signal::Term,
-                },
-                None,
-            );
-            return false;
-        }
-        let mut c = self.candidate(p);
-        c.enqueued_ms = self.now_ms();
-        if !self.is_lowest_running(pid) || !self.scheduler.should_preempt(&c) {
-            return true;
-        }
-        if let Some(run) = self.table.get_mut(&pid).and_then(|p| p.run.as_mut()) {
-            run.ending = true;
-            run.cancel.cancel();
-        }
-        false
-    }
-
-    /// Whether no other running process ranks below `pid` (the one to preempt first).
-    fn is_lowest_running(&self, pid: Pid) -> bool {
-        let now = self.now_ms();
-        let rank = |p: &Process| {
-            let mut c = self.candidate(p);
-            c.enqueued_ms = now;
-            self.scheduler.display_priority(&c, now)
-        };
-        let Some(me) = self.table.get(&pid).map(rank) else {
-            return false;
-        };
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|other| **other != pid)
-            .all(|other| self.table.get(other).map(rank).is_none_or(|r| r >= me))
     }
 
     /// A run task ended: release its slot and move the process on.
@@ -254,7 +249,9 @@ impl KernelState {
         let Some(run) = p.run.take_if(|r| r.id == run_id) else {
             return;
         };
-        p.cpu_ms += run.started.elapsed().as_millis() as u64;
+        let elapsed = run.started.elapsed();
+        p.cpu_ms += elapsed.as_millis() as u64;
+        self.rates.record_stint(run.tokens, elapsed);
         if let Some(slot) = self.slots.get_mut(run.slot as usize) {
             *slot = None;
         }
@@ -262,8 +259,11 @@ impl KernelState {
             self.table.remove(&pid);
             return;
         }
-        if p.state != ProcessState::Running {
-            return; // already stopped or ended by a signal
+        match p.state {
+            ProcessState::Running => {}
+            // Continued while this run was still ending: it queues now that the slot is free.
+            ProcessState::Waiting => return self.enqueue(pid),
+            _ => return, // stopped, or ended by a signal
         }
         match outcome {
             RunOutcome::Completed { finish_reason } => {
@@ -282,8 +282,8 @@ impl KernelState {
                     Some(reason),
                 );
             }
-            RunOutcome::Cancelled if self.draining => self.enqueue(pid),
-            RunOutcome::Cancelled => self.enqueue(pid), // preempted at a quantum boundary
+            // Preempted at a quantum boundary, or shut down: back to waiting with the output kept.
+            RunOutcome::Cancelled => self.enqueue(pid),
         }
     }
 
@@ -300,7 +300,7 @@ impl KernelState {
 
     /// Ends a process. Waiters get the status and reap it; otherwise it stays a zombie.
     pub fn finish(&mut self, pid: Pid, status: ExitStatus, note: Option<String>) {
-        self.scheduler.remove(pid);
+        self.scheduler.retire(pid);
         let Some(p) = self.table.get_mut(&pid) else {
             return;
         };
@@ -313,6 +313,11 @@ impl KernelState {
         }
     }
 
+    /// Ends a process killed by `signal`.
+    pub fn kill(&mut self, pid: Pid, signal: Signal) {
+        self.finish(pid, ExitStatus::Killed { signal }, None);
+    }
+
     /// Removes a zombie from the table.
     pub fn reap(&mut self, pid: Pid) -> Option<Process> {
         let p = self.table.get(&pid)?;
@@ -322,9 +327,10 @@ impl KernelState {
         self.table.remove(&pid)
     }
 
-    /// Takes a process off its slot or the queue: it holds nothing afterwards (STOP).
+    /// Takes a process off its slot at once, or off the queue (STOP): it holds nothing afterwards and
+    /// keeps its output. The slot goes to the next process as soon as the run task lets go of it.
     pub fn stop(&mut self, pid: Pid) {
-        self.scheduler.remove(pid);
+        self.scheduler.retire(pid);
         let Some(p) = self.table.get_mut(&pid) else {
             return;
         };
@@ -345,42 +351,37 @@ impl KernelState {
             return;
         }
         p.broadcast(Ok(Response::Continued(pid)));
+        if p.run.is_some() {
+            // Its stopped run has not let go of the slot yet; it queues when it does.
+            p.state = ProcessState::Waiting;
+            return;
+        }
         self.enqueue(pid);
     }
 
-    /// Changes niceness; a waiting process is re-ranked now, a running one at its next boundary.
+    /// Changes niceness. A waiting process is re-ranked now (keeping the credit of its wait); a
+    /// running one is weighed with the new nice at its next quantum boundary.
     pub fn renice(&mut self, pid: Pid, nice: i8) -> Option<i8> {
         let p = self.table.get_mut(&pid)?;
         let old = std::mem::replace(&mut p.nice, nice);
-        if p.state == ProcessState::Waiting {
+        if p.state == ProcessState::Waiting && p.run.is_none() {
             let c = self.candidate(&self.table[&pid]);
             self.scheduler.enqueue(&c);
         }
         Some(old)
     }
 
-    /// The `ps` rows visible to `uid`.
-    pub fn list(&self, uid: u32, all_users: bool) -> Vec<ProcessInfo> {
-        let now = self.now_ms();
-        let positions: BTreeMap<Pid, u32> = self
+    /// Switches the scheduling policy: waiting processes are re-ranked now, running ones are weighed
+    /// by the new policy at their next quantum boundary.
+    pub fn set_policy(&mut self, policy: Box<dyn Policy>) {
+        let waiting: Vec<Candidate> = self
             .scheduler
             .queue_order()
-            .enumerate()
-            .map(|(i, pid)| (pid, i as u32 + 1))
+            .filter_map(|pid| self.table.get(&pid))
+            .map(|p| self.candidate(p))
             .collect();
-        self.table
-            .values()
-            .filter(|p| all_users || uid == 0 || p.spec.uid == uid)
-            .map(|p| {
-                let mut c = self.candidate(p);
-                if p.state != ProcessState::Waiting {
-                    c.enqueued_ms = now;
-                }
-                let priority = self.scheduler.display_priority(&c, now);
-                let readable = uid == 0 || p.spec.uid == uid;
-                p.info(priority, positions.get(&p.pid).copied(), readable)
-            })
-            .collect()
+        self.config.policy = policy.name().to_string();
+        self.scheduler.replace_policy(policy, &waiting);
     }
 
     /// Processes waiting for a slot.
@@ -414,15 +415,15 @@ impl KernelState {
     /// under them in their queue order; a running process meets them at its next quantum boundary.
     pub fn reconfigure(&mut self, config: KernelConfig, policy: Option<Box<dyn Policy>>) {
         self.config = config;
-        if let Some(policy) = policy {
-            self.scheduler.replace_policy(policy);
-        }
-        let waiting: Vec<Pid> = self.scheduler.queue_order().collect();
-        for pid in waiting {
-            if let Some(p) = self.table.get(&pid) {
-                let c = self.candidate(p);
-                self.scheduler.enqueue(&c);
-            }
+        let waiting: Vec<Candidate> = self
+            .scheduler
+            .queue_order()
+            .filter_map(|pid| self.table.get(&pid))
+            .map(|p| self.candidate(p))
+            .collect();
+        match policy {
+            Some(policy) => self.scheduler.replace_policy(policy, &waiting),
+            None => waiting.iter().for_each(|c| self.scheduler.enqueue(c)),
         }
     }
 }

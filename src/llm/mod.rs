@@ -4,10 +4,12 @@
 
 mod continuation;
 mod error;
+mod kind;
 mod openai;
 mod sse;
 
 pub use continuation::EchoFilter;
 pub use error::BackendError;
+pub use kind::BackendKind;
 pub use openai::{Backend, BackendSettings, Generation, TokenStream};
 pub use sse::StreamEvent;

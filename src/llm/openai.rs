@@ -1,15 +1,18 @@
 //! The OpenAI-compatible streaming client: `POST {base}/chat/completions` with `stream: true`, read as
 //! server-sent events. Every server the kernel supports (llama-server, Ollama, vLLM, KoboldCpp,
 //! LM Studio) speaks this; the model is the configured one or else the first of `GET {base}/models`.
+//! Kind-specific extras (slot pinning, priorities) are added as [`super::kind`] says.
 
 use super::continuation::EchoFilter;
 use super::error::BackendError;
+use super::kind::{BackendKind, ServerTraits, add_extras, llamacpp_props, root_url};
 use super::sse::{ChunkError, StreamEvent, parse_chunk};
 use crate::proto::{ChatMessage, Role};
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -27,6 +30,8 @@ pub struct BackendSettings {
     pub first_token_timeout: Duration,
     /// Between two streamed events.
     pub token_timeout: Duration,
+    /// The kind of server (`Auto` learns it).
+    pub kind: BackendKind,
 }
 
 /// One generation to run: the conversation (possibly ending in a partial assistant answer to
@@ -35,14 +40,29 @@ pub struct BackendSettings {
 pub struct Generation {
     pub messages: Vec<ChatMessage>,
     pub max_tokens: u32,
+    /// The kernel slot it runs on (llama-server pins it to the server slot of that index).
+    pub slot: u32,
+    /// The kernel's effective priority, higher runs first (passed to servers that take one).
+    pub priority: i32,
 }
 
 /// A client for one OpenAI-compatible server. Cheap to share: reqwest pools connections.
 pub struct Backend {
     http: reqwest::Client,
     settings: BackendSettings,
-    /// The model name to send, learned once; `None` inside means the server lists no model and gets none.
-    model: OnceCell<Option<String>>,
+    /// `GET /models`, asked once (for the model name and the server's kind).
+    listing: OnceCell<Listing>,
+    /// The server's kind and slots, learned once.
+    traits: OnceCell<ServerTraits>,
+    /// Whether to send vLLM's `priority`; turned off for good when the server rejects it.
+    vllm_priority: AtomicBool,
+}
+
+/// What `GET {base}/models` says; empty when the server does not list models.
+#[derive(Clone, Debug, Default)]
+struct Listing {
+    model: Option<String>,
+    owned_by: Option<String>,
 }
 
 impl Backend {
@@ -56,7 +76,9 @@ impl Backend {
         Backend {
             http,
             settings,
-            model: OnceCell::new(),
+            listing: OnceCell::new(),
+            traits: OnceCell::new(),
+            vllm_priority: AtomicBool::new(true),
         }
     }
 
@@ -75,38 +97,93 @@ impl Backend {
         }
     }
 
+    /// GETs `url` as JSON within the first-token timeout. `Ok(None)` for an HTTP error or a body
+    /// that is not JSON; `Err` when the server cannot be reached.
+    async fn get_json(&self, url: String) -> Result<Option<serde_json::Value>, BackendError> {
+        let req = self.authorized(self.http.get(url));
+        let resp = tokio::time::timeout(self.settings.first_token_timeout, req.send())
+            .await
+            .map_err(|_| BackendError::FirstTokenTimeout {
+                url: self.settings.url.clone(),
+                timeout: self.settings.first_token_timeout,
+            })?
+            .map_err(|e| BackendError::from_transport(&self.settings.url, &e))?;
+        if !resp.status().is_success() {
+            return Ok(None);
+        }
+        Ok(resp.json().await.ok())
+    }
+
+    async fn listing(&self) -> Result<&Listing, BackendError> {
+        self.listing
+            .get_or_try_init(|| async {
+                let listing = self.get_json(self.endpoint("models")).await?;
+                let first = listing.as_ref().map(|l| &l["data"][0]);
+                let text = |key: &str| first.and_then(|m| m[key].as_str()).map(str::to_string);
+                Ok(Listing {
+                    model: text("id"),
+                    owned_by: text("owned_by"),
+                })
+            })
+            .await
+    }
+
     /// The model to ask for: configured, or the first the server lists. A server that does not list
     /// models (HTTP error) gets requests without a model, which single-model servers accept.
     async fn model(&self) -> Result<Option<String>, BackendError> {
         if let Some(m) = &self.settings.model {
             return Ok(Some(m.clone()));
         }
-        let found = self
-            .model
+        Ok(self.listing().await?.model.clone())
+    }
+
+    /// llama-server's `/props`: `Some(slots)` when the server is one.
+    async fn llamacpp_props(&self) -> Option<Option<u32>> {
+        let url = format!("{}/props", root_url(&self.settings.url));
+        let props = self.get_json(url).await.ok().flatten()?;
+        llamacpp_props(&props)
+    }
+
+    /// The server's kind and slots: configured, or learned once (see [`super::kind`]).
+    async fn traits(&self) -> Result<&ServerTraits, BackendError> {
+        self.traits
             .get_or_try_init(|| async {
-                let req = self.authorized(self.http.get(self.endpoint("models")));
-                let resp = tokio::time::timeout(self.settings.first_token_timeout, req.send())
-                    .await
-                    .map_err(|_| BackendError::FirstTokenTimeout {
-                        url: self.settings.url.clone(),
-                        timeout: self.settings.first_token_timeout,
-                    })?
-                    .map_err(|e| BackendError::from_transport(&self.settings.url, &e))?;
-                if !resp.status().is_success() {
-                    return Ok(None);
-                }
-                let listing: serde_json::Value = resp.json().await.unwrap_or_default();
-                Ok(listing["data"][0]["id"].as_str().map(str::to_string))
+                let fixed = |kind| ServerTraits { kind, slots: None };
+                let traits = match self.settings.kind {
+                    BackendKind::OpenAi | BackendKind::Vllm => fixed(self.settings.kind),
+                    BackendKind::LlamaCpp => ServerTraits {
+                        kind: BackendKind::LlamaCpp,
+                        slots: self.llamacpp_props().await.flatten(),
+                    },
+                    BackendKind::Auto => {
+                        let owner = self.listing().await?.owned_by.clone();
+                        match owner.as_deref().and_then(BackendKind::from_owner) {
+                            Some(BackendKind::Vllm) => fixed(BackendKind::Vllm),
+                            _ => match self.llamacpp_props().await {
+                                Some(slots) => ServerTraits {
+                                    kind: BackendKind::LlamaCpp,
+                                    slots,
+                                },
+                                None => fixed(BackendKind::OpenAi),
+                            },
+                        }
+                    }
+                };
+                tracing::info!(kind = %traits.kind, slots = ?traits.slots, "backend kind");
+                Ok(traits)
             })
-            .await?;
-        Ok(found.clone())
+            .await
+    }
+
+    /// The kind of server, once learned (`None` before the first generation with `auto`).
+    pub fn kind(&self) -> Option<BackendKind> {
+        self.traits.get().map(|t| t.kind)
     }
 
     /// Starts a streamed generation. Returns once the server has accepted the request (HTTP 2xx);
     /// tokens then come from [`TokenStream::next`]. Dropping the stream closes the connection, which
     /// makes the server stop generating.
     pub async fn open(&self, generation: &Generation) -> Result<TokenStream, BackendError> {
-        let url = self.settings.url.clone();
         let prefix = match generation.messages.last() {
             Some(ChatMessage {
                 role: Role::Assistant,
@@ -114,12 +191,46 @@ impl Backend {
             }) => content.clone(),
             _ => String::new(),
         };
-        let body = request_body(self.model().await?, generation);
-        let req = self.authorized(
-            self.http
-                .post(self.endpoint("chat/completions"))
-                .json(&body),
-        );
+        let model = self.model().await?;
+        let traits = self.traits().await?;
+        let resp = loop {
+            let mut body = request_body(model.clone(), generation);
+            let priority = self
+                .vllm_priority
+                .load(Ordering::Relaxed)
+                .then_some(generation.priority);
+            let sent_priority = add_extras(&mut body, traits, generation.slot, priority);
+            match self.post(&body).await {
+                Err(BackendError::Http {
+                    status: 400,
+                    body: text,
+                    ..
+                }) if sent_priority && text.to_ascii_lowercase().contains("priority") => {
+                    tracing::warn!(
+                        "the backend rejects request priorities; no longer sending them"
+                    );
+                    self.vllm_priority.store(false, Ordering::Relaxed);
+                }
+                other => break other?,
+            }
+        };
+        let timeout = self.settings.first_token_timeout;
+        Ok(TokenStream {
+            events: Box::pin(resp.bytes_stream().eventsource()),
+            pending: VecDeque::new(),
+            filter: EchoFilter::new(&prefix),
+            url: self.settings.url.clone(),
+            first_token_timeout: timeout,
+            token_timeout: self.settings.token_timeout,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// POSTs a chat completion request; the response once the server accepted it (HTTP 2xx).
+    async fn post(&self, body: &serde_json::Value) -> Result<reqwest::Response, BackendError> {
+        let url = self.settings.url.clone();
+        let req = self.authorized(self.http.post(self.endpoint("chat/completions")).json(body));
         let timeout = self.settings.first_token_timeout;
         let resp = tokio::time::timeout(timeout, req.send())
             .await
@@ -129,31 +240,21 @@ impl Backend {
             })?
             .map_err(|e| BackendError::from_transport(&url, &e))?;
         let status = resp.status();
-        if !status.is_success() {
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = resp.text().await.unwrap_or_default();
-            let body: String = text.chars().take(200).collect();
-            return Err(BackendError::Http {
-                url,
-                status: status.as_u16(),
-                body,
-                retry_after,
-            });
+        if status.is_success() {
+            return Ok(resp);
         }
-        Ok(TokenStream {
-            events: Box::pin(resp.bytes_stream().eventsource()),
-            pending: VecDeque::new(),
-            filter: EchoFilter::new(&prefix),
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.unwrap_or_default();
+        Err(BackendError::Http {
             url,
-            first_token_timeout: timeout,
-            token_timeout: self.settings.token_timeout,
-            started: false,
-            done: false,
+            status: status.as_u16(),
+            body: text.chars().take(200).collect(),
+            retry_after,
         })
     }
 }

@@ -22,6 +22,7 @@ fn info() -> ProcessInfo {
         queue_position: None,
         exit: None,
         note: None,
+        eta_ms: Some(1500),
     }
 }
 
@@ -208,7 +209,7 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("submitted", "000107"),
     (
         "processes",
-        "00020107fbe80303a0ff0103fba00f09fbdc05fbd00701026869010100000000020170",
+        "00020107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
     ),
     ("signalled", "00030702"),
     ("reniced", "0004070005"),

@@ -177,6 +177,8 @@ pub struct ProcessInfo {
     pub exit: Option<ExitStatus>,
     /// Why the process is in its state, when that is worth saying (a failure, an allowance reached).
     pub note: Option<String>,
+    /// For a waiting process: milliseconds until it likely gets a slot, from recent token rates.
+    pub eta_ms: Option<u64>,
 }
 
 /// A signal was delivered; the process's state afterwards.

@@ -4,7 +4,7 @@
 use crate::proto::{ProcessInfo, ProcessList};
 use std::collections::HashMap;
 
-/// Column width for the prompt when the terminal's width is unknown.
+/// Line width on a terminal that does not report its size.
 const DEFAULT_WIDTH: usize = 100;
 
 /// The terminal's width, if stdout is one.
@@ -22,10 +22,12 @@ pub fn terminal_width() -> usize {
     let ok =
         unsafe { nix::libc::ioctl(nix::libc::STDOUT_FILENO, nix::libc::TIOCGWINSZ, &mut size) }
             == 0;
-    if ok && size.ws_col > 0 {
-        size.ws_col as usize
-    } else {
-        DEFAULT_WIDTH
+    match (ok, size.ws_col) {
+        (true, cols) if cols > 0 => cols as usize,
+        // A terminal that does not say its size: a conventional width.
+        (true, _) => DEFAULT_WIDTH,
+        // Not a terminal (a pipe or file): like ps(1), do not cut lines.
+        (false, _) => usize::MAX,
     }
 }
 
@@ -46,6 +48,27 @@ pub fn user_name(uid: u32, cache: &mut HashMap<u32, String>) -> String {
 pub fn format_time(ms: u64) -> String {
     let secs = ms / 1000;
     format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// A waiting time as `ps` prints it: `45s`, `3m05s`, `2h10m`; below a second rounds up to `1s`.
+pub fn format_eta(ms: u64) -> String {
+    let secs = ms.div_ceil(1000).max(1);
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// The QPOS and ETA columns: a waiting process's place in the run queue and when it likely runs.
+fn queue_columns(p: &ProcessInfo) -> (String, String) {
+    let qpos = p.queue_position.map_or("-".to_string(), |q| q.to_string());
+    let eta = match (p.queue_position, p.eta_ms) {
+        (Some(_), Some(ms)) => format_eta(ms),
+        (Some(_), None) => "?".to_string(),
+        (None, _) => "-".to_string(),
+    };
+    (qpos, eta)
 }
 
 /// The STAT column: the state letter, `<` for raised priority, `N` for lowered.
@@ -78,7 +101,7 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
     let mut out = String::new();
     let header = if long {
         format!(
-            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} ",
+            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6} ",
             "PID",
             "USER",
             "TYPE",
@@ -91,12 +114,13 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
             "CSW",
             "SLOT",
             "QPOS",
+            "ETA",
             "TOK/S"
         )
     } else {
         format!(
-            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>7} ",
-            "PID", "USER", "TYPE", "PRI", "NI", "STAT", "TOKENS", "TIME"
+            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>7} {:>5} {:>6} ",
+            "PID", "USER", "TYPE", "PRI", "NI", "STAT", "TOKENS", "TIME", "QPOS", "ETA"
         )
     };
     let room = width.saturating_sub(header.chars().count()).max(10);
@@ -109,6 +133,7 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
             .prompt
             .as_deref()
             .map_or_else(|| "<hidden>".to_string(), |t| one_line(t, usize::MAX));
+        let (qpos, eta) = queue_columns(p);
         let row = if long {
             let rate = if p.cpu_ms > 0 {
                 p.tokens_used as f64 * 1000.0 / p.cpu_ms as f64
@@ -116,9 +141,8 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
                 0.0
             };
             let slot = p.slot.map_or("-".to_string(), |s| s.to_string());
-            let qpos = p.queue_position.map_or("-".to_string(), |q| q.to_string());
             format!(
-                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6.1} ",
+                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6.1} ",
                 p.pid.0,
                 user,
                 p.process_type.name(),
@@ -131,11 +155,12 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
                 p.context_switches,
                 slot,
                 qpos,
+                eta,
                 rate
             )
         } else {
             format!(
-                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>7} ",
+                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>7} {:>5} {:>6} ",
                 p.pid.0,
                 user,
                 p.process_type.name(),
@@ -143,7 +168,9 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
                 p.nice,
                 stat(p),
                 tokens,
-                format_time(p.cpu_ms)
+                format_time(p.cpu_ms),
+                qpos,
+                eta
             )
         };
         out.push_str(&row);
@@ -155,4 +182,60 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Pid, ProcessState, ProcessType};
+
+    fn waiting(position: Option<u32>, eta_ms: Option<u64>) -> ProcessInfo {
+        ProcessInfo {
+            pid: Pid(3),
+            uid: u32::MAX - 7,
+            process_type: ProcessType::User,
+            priority: 80,
+            nice: 0,
+            state: ProcessState::Waiting,
+            tokens_used: 64,
+            allowance: 4000,
+            prompt_tokens: 12,
+            cpu_ms: 2000,
+            age_ms: 5000,
+            prompt: Some("hi".into()),
+            context_switches: 2,
+            slot: None,
+            queue_position: position,
+            exit: None,
+            note: None,
+            eta_ms,
+        }
+    }
+
+    #[test]
+    fn eta_prints_seconds_minutes_and_hours() {
+        assert_eq!(format_eta(0), "1s");
+        assert_eq!(format_eta(1200), "2s");
+        assert_eq!(format_eta(185_000), "3m05s");
+        assert_eq!(format_eta(7_800_000), "2h10m");
+    }
+
+    #[test]
+    fn a_waiting_row_shows_its_queue_place_and_eta_and_long_adds_switches_and_rate() {
+        let list = ProcessList {
+            processes: vec![waiting(Some(2), Some(4500)), waiting(Some(1), None)],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        let short = ps_table(&list, false, 200);
+        let header: Vec<_> = short.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(&header[8..], ["QPOS", "ETA", "PROMPT"]);
+        let row: Vec<_> = short.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(&row[5..], ["Q", "64/4000", "0:02", "2", "5s", "hi"]);
+        let unknown: Vec<_> = short.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(unknown[9], "?", "no estimate before any run");
+        let long = ps_table(&list, true, 200);
+        let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(&row[9..15], ["2", "-", "2", "5s", "32.0", "hi"]);
+    }
 }

@@ -227,18 +227,17 @@ async fn systemd_units_pass_systemd_analyze_verify() {
         eprintln!("skipped: systemd-analyze is not installed");
         return;
     }
-    // The units run %h/.cargo/bin/llmkernel (where `cargo install` puts it): give them a home with it.
+    // The units run /usr/bin/llmkernel, where packages put it; verify them pointed at the built binary
+    // the way packaging/install.sh points them at an install prefix.
     let home = tempfile::tempdir().unwrap();
-    let bin = home.path().join(".cargo").join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(KERNEL, bin.join("llmkernel")).unwrap();
     let runtime = home.path().join("run");
     std::fs::create_dir(&runtime).unwrap();
     let units = tempfile::tempdir().unwrap();
     for unit in ["llmkernel.socket", "llmkernel.service"] {
-        std::fs::copy(
-            repo_file(&format!("systemd/{unit}")),
+        let text = std::fs::read_to_string(repo_file(&format!("systemd/{unit}"))).unwrap();
+        std::fs::write(
             units.path().join(unit),
+            text.replace("/usr/bin/llmkernel", KERNEL),
         )
         .unwrap();
     }

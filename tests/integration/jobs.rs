@@ -30,7 +30,7 @@ async fn background_query_prints_job_and_pid_and_ps_shows_it() {
     assert_eq!(
         header,
         [
-            "PID", "USER", "TYPE", "PRI", "NI", "STAT", "TOKENS", "TIME", "PROMPT"
+            "PID", "USER", "TYPE", "PRI", "NI", "STAT", "TOKENS", "TIME", "QPOS", "ETA", "PROMPT"
         ]
     );
     let row = ps_row(&ps, pid).unwrap();
@@ -38,7 +38,7 @@ async fn background_query_prints_job_and_pid_and_ps_shows_it() {
     assert_eq!(row[3], "80");
     assert_eq!(row[4], "0");
     assert!(row[6].ends_with("/4000"), "{row:?}");
-    assert_eq!(row[8..].join(" "), "a long story");
+    assert_eq!(row[10..].join(" "), "a long story");
     let long = k.sh("ps -l").await;
     assert!(
         long.stdout.lines().next().unwrap().contains("CSW"),

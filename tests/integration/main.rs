@@ -10,4 +10,5 @@ mod jobs;
 mod packaging;
 mod protocol;
 mod query;
+mod scheduling;
 mod signals;

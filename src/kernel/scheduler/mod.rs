@@ -1,9 +1,20 @@
 //! The scheduler: a run queue ordered by a policy's rank, and the decision of who runs next and who
-//! gives up a slot. A policy ranks a process once, when it enters the queue; aging is expressed in that
-//! rank (see [`priority`]), so picking the next process is a pop from an ordered set, O(log n), however
-//! long the queue. Policies plug in through [`Policy`]; the queue and the preemption rule stay the same.
+//! gives up a slot. A policy ranks a process once, when it enters the queue; anything that changes
+//! with waiting time (aging, boosts) is folded into that rank, so picking the next process is a pop
+//! from an ordered set, O(log n), however long the queue. Policies plug in through [`Policy`]: the
+//! queue and the preemption rule stay the same for all of them.
+//!
+//! The preemption rule, for every policy: at a quantum boundary, the running process is ranked as if
+//! it entered the queue now; if it would not be first (its rank is at most the best waiting one's,
+//! and ties go to whoever has waited), it gives up the slot. Nothing waiting, nothing happens.
 
+pub mod eta;
+pub mod fair;
+pub mod mlfq;
 pub mod priority;
+pub mod rr;
+#[cfg(test)]
+mod simulation;
 
 use crate::proto::Pid;
 use std::cmp::Reverse;
@@ -16,7 +27,8 @@ pub struct Candidate {
     pub uid: u32,
     pub base_priority: u8,
     pub nice: i8,
-    /// When it entered the queue, kernel-clock milliseconds.
+    /// When it entered the queue, kernel-clock milliseconds; "now" for a running process weighed at a
+    /// quantum boundary.
     pub enqueued_ms: u64,
     pub tokens_used: u32,
 }
@@ -24,13 +36,17 @@ pub struct Candidate {
 /// A scheduling policy. Ranks are compared within one policy only; higher runs first.
 pub trait Policy: Send {
     fn name(&self) -> &'static str;
-    /// The rank of a process entering the run queue. It may depend on the time of entry but not on
-    /// the time of the pick, which is what keeps the pick O(log n).
-    fn rank(&mut self, c: &Candidate) -> i64;
-    /// The priority `ps` shows (higher runs first) for a process of this rank at `now_ms`.
+    /// The rank of a process entering the run queue at `c.enqueued_ms`. It may depend on the time of
+    /// entry but not on the time of the pick, which is what keeps the pick O(log n).
+    fn rank(&self, c: &Candidate) -> i64;
+    /// The priority `ps` shows (higher runs first) for this process at `now_ms`.
     fn display_priority(&self, c: &Candidate, now_ms: u64) -> i32;
-    /// A running process generated `tokens` more.
-    fn charge(&mut self, _c: &Candidate, _tokens: u32) {}
+    /// The process becomes runnable (created, continued, or re-queued after a switch).
+    fn admit(&mut self, _c: &Candidate) {}
+    /// A running process generated `tokens` more at `now_ms`.
+    fn charge(&mut self, _c: &Candidate, _tokens: u32, _now_ms: u64) {}
+    /// The process is no longer runnable (stopped or ended): forget what the policy kept of it.
+    fn retire(&mut self, _pid: Pid) {}
 }
 
 /// Ordered key: rank descending, then arrival order.
@@ -70,8 +86,14 @@ impl RunQueue {
 
     /// The best waiting process and its rank.
     pub fn peek(&self) -> Option<(Pid, i64)> {
+        self.nth(0)
+    }
+
+    /// The waiting process `n` places behind the best, and its rank: O(n + log len).
+    pub fn nth(&self, n: usize) -> Option<(Pid, i64)> {
         self.order
-            .first_key_value()
+            .iter()
+            .nth(n)
             .map(|((Reverse(rank), _), pid)| (*pid, *rank))
     }
 
@@ -105,20 +127,21 @@ impl Scheduler {
         self.policy.name()
     }
 
-    /// Switches policy; the caller ranks the waiting processes again ([`Scheduler::enqueue`]).
-    pub fn replace_policy(&mut self, policy: Box<dyn Policy>) {
-        self.policy = policy;
-    }
-
+    /// Puts a process on the queue (or moves it, when it is there already), ranked as of
+    /// `c.enqueued_ms`.
     pub fn enqueue(&mut self, c: &Candidate) {
+        self.policy.admit(c);
         let rank = self.policy.rank(c);
         self.queue.push(c.pid, rank);
     }
 
-    pub fn remove(&mut self, pid: Pid) -> bool {
-        self.queue.remove(pid)
+    /// The process stops being runnable (STOP, or its end): off the queue and out of the policy.
+    pub fn retire(&mut self, pid: Pid) {
+        self.queue.remove(pid);
+        self.policy.retire(pid);
     }
 
+    /// The next process to run, off the queue: O(log n).
     pub fn pick(&mut self) -> Option<Pid> {
         self.queue.pop()
     }
@@ -131,21 +154,36 @@ impl Scheduler {
         self.queue.iter()
     }
 
-    /// Whether the best waiting process should take the slot of `running`, which has reached a
-    /// quantum boundary: it would rank below that process if it re-entered the queue now.
-    pub fn should_preempt(&mut self, running: &Candidate) -> bool {
-        let Some((_, best)) = self.queue.peek() else {
-            return false;
-        };
-        self.policy.rank(running) < best
+    /// The rank `c` would get entering the queue at `c.enqueued_ms`, without entering it.
+    pub fn rank(&self, c: &Candidate) -> i64 {
+        self.policy.rank(c)
     }
 
-    pub fn charge(&mut self, c: &Candidate, tokens: u32) {
-        self.policy.charge(c, tokens);
+    /// Whether the waiting process `skip` places behind the best should take the slot of a running
+    /// process ranked `running_rank` now. `skip` counts waiting processes already promised a slot
+    /// (slots being given up), so two boundaries do not both yield to the same waiting process.
+    pub fn yields_to_waiting(&self, running_rank: i64, skip: usize) -> bool {
+        self.queue
+            .nth(skip)
+            .is_some_and(|(_, best)| running_rank <= best)
+    }
+
+    pub fn charge(&mut self, c: &Candidate, tokens: u32, now_ms: u64) {
+        self.policy.charge(c, tokens, now_ms);
     }
 
     pub fn display_priority(&self, c: &Candidate, now_ms: u64) -> i32 {
         self.policy.display_priority(c, now_ms)
+    }
+
+    /// Switches to another policy, re-ranking the waiting processes (given in their current run
+    /// order, so ties keep their order). O(n log n), for an administrator's command.
+    pub fn replace_policy(&mut self, policy: Box<dyn Policy>, waiting: &[Candidate]) {
+        self.policy = policy;
+        self.queue = RunQueue::default();
+        for c in waiting {
+            self.enqueue(c);
+        }
     }
 }
 
@@ -159,6 +197,7 @@ mod tests {
         q.push(Pid(1), 5);
         q.push(Pid(2), 9);
         q.push(Pid(3), 5);
+        assert_eq!(q.nth(1), Some((Pid(1), 5)));
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, vec![Pid(2), Pid(1), Pid(3)]);
     }
@@ -175,5 +214,15 @@ mod tests {
         assert!(!q.remove(Pid(1)));
         assert_eq!(q.pop(), Some(Pid(2)));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_running_process_yields_on_a_tie_but_not_to_a_worse_one_or_a_promised_one() {
+        let mut s = Scheduler::new(Box::new(rr::RoundRobinPolicy));
+        assert!(!s.yields_to_waiting(0, 0), "nothing waits");
+        s.queue.push(Pid(1), 0);
+        assert!(s.yields_to_waiting(0, 0), "a tie goes to who waited");
+        assert!(!s.yields_to_waiting(1, 0));
+        assert!(!s.yields_to_waiting(0, 1), "already promised a slot");
     }
 }

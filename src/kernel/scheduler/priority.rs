@@ -36,7 +36,7 @@ impl Policy for PriorityPolicy {
     }
 
     /// In milli-points: points × 1000 − aging × entry milliseconds (points/s × ms = milli-points).
-    fn rank(&mut self, c: &Candidate) -> i64 {
+    fn rank(&self, c: &Candidate) -> i64 {
         Self::points(c) * 1000 - self.aging_points_per_sec * c.enqueued_ms as i64
     }
 

@@ -1,21 +1,23 @@
-//! `Sched`: show the scheduling policy, or switch it.
+//! `Sched`: show the scheduling policy, or switch it at run time. Switching re-ranks the waiting
+//! processes at once; running ones are weighed by the new policy at their next quantum boundary. Only
+//! root or the kernel's own user may switch (it changes everyone's service).
 
-use super::{Conn, Kernel, Peer, bad_request, reply};
-use crate::kernel::POLICIES;
-use crate::proto::{CodecError, Response, SchedRequest, SchedStatus};
+use super::{Conn, Kernel, Peer, bad_request, privileged, reply};
+use crate::kernel::{POLICIES, make_policy};
+use crate::proto::{CodecError, Failure, FailureKind, Response, SchedRequest, SchedStatus};
 use std::sync::Arc;
 
 pub async fn handle(
     kernel: &Arc<Kernel>,
-    _peer: Peer,
+    peer: Peer,
     req: SchedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    if let Some(name) = &req.policy
-        && !POLICIES.contains(&name.as_str())
-    {
-        let message = format!("unknown policy `{name}` (known: {})", POLICIES.join(", "));
-        return reply(conn, Err(bad_request(message))).await;
+    if let Some(name) = &req.policy {
+        if let Err(failure) = switch(kernel, peer, name) {
+            return reply(conn, Err(failure)).await;
+        }
+        tracing::info!(uid = peer.uid, policy = %name, "scheduling policy switched");
     }
     let status = kernel.read(|s| SchedStatus {
         policy: s.scheduler().policy_name().to_string(),
@@ -25,4 +27,22 @@ pub async fn handle(
         context_switches: s.context_switches,
     });
     reply(conn, Ok(Response::Sched(status))).await
+}
+
+fn switch(kernel: &Arc<Kernel>, peer: Peer, name: &str) -> Result<(), Failure> {
+    if !POLICIES.contains(&name) {
+        let message = format!("unknown policy `{name}` (known: {})", POLICIES.join(", "));
+        return Err(bad_request(message));
+    }
+    if !privileged(kernel, peer) {
+        return Err(Failure::new(
+            FailureKind::PermissionDenied,
+            "only root or the kernel's user may switch the scheduling policy",
+        ));
+    }
+    kernel.update(|s| {
+        let policy = make_policy(name, &s.config).map_err(|e| bad_request(e.to_string()))?;
+        s.set_policy(policy);
+        Ok(())
+    })
 }

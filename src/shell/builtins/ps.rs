@@ -1,5 +1,7 @@
-//! `ps [-a] [-l]`: the process table. `-a` includes other users' processes (their prompts hidden),
-//! `-l` adds prompt tokens, context switches, slot, queue position, token rate and notes.
+//! `ps [-a] [-l]`: the process table. A waiting process shows its place in the run queue (QPOS, 1 runs
+//! next) and an estimate of when it gets a slot (ETA, from recent token rates; `?` before any run has
+//! been timed). `-a` includes other users' processes (their prompts hidden), `-l` adds prompt tokens,
+//! context switches, the slot, tokens per second and notes.
 
 use super::{Help, usage_error};
 use crate::proto::{ListRequest, Request, Response};

@@ -1,4 +1,7 @@
-//! `sched [POLICY]`: show the scheduling policy (and the others available), or switch to another.
+//! `sched [POLICY]`: show the scheduling policy (and the others available, the quantum, the slots and
+//! the context switches so far), or switch to another at run time: `priority` (types, nice and aging;
+//! the default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
+//! process), `mlfq` (short interactive queries first, long generators sink).
 
 use super::{Help, usage_error};
 use crate::proto::{Request, Response, SchedRequest};
@@ -6,7 +9,7 @@ use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
     name: "sched",
-    usage: "sched [POLICY]",
+    usage: "sched [priority|rr|fair|mlfq]",
     summary: "show or switch the scheduling policy",
 };
 

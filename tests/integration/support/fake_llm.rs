@@ -4,6 +4,12 @@
 //! message already holds (echoing it first when `echo_prefix` is set, as llama-server does). Behaviour
 //! is set per server ([`FakeConfig`]) or per prompt with directives like `[tokens=50]`, `[delay=20]`
 //! (milliseconds per token). It records every request, and every stream the client dropped early.
+//!
+//! It can pass for llama-server ([`ServerKind::LlamaCpp`]: `owned_by: llamacpp`, `GET /props`, a prompt
+//! cache per `id_slot` when `cache_prompt` is set) or vLLM ([`ServerKind::Vllm`]: `owned_by: vllm`,
+//! optionally rejecting `priority` as a vLLM without priority scheduling does). Usage reports the
+//! prompt tokens processed (words of the conversation, less what a slot had cached), and `prefill`
+//! makes each such token cost time, so the price of a context switch shows.
 
 use axum::Router;
 use axum::body::Body;
@@ -29,8 +35,22 @@ pub enum Fault {
     ResetAfter(usize),
 }
 
+/// Which server the fake passes for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerKind {
+    /// A plain OpenAI-compatible server.
+    OpenAi,
+    /// llama-server with this many slots.
+    LlamaCpp { slots: u32 },
+    /// vLLM; `rejects_priority` mimics one started without priority scheduling.
+    Vllm { rejects_priority: bool },
+}
+
 #[derive(Clone, Debug)]
 pub struct FakeConfig {
+    pub kind: ServerKind,
+    /// Time to process one prompt token that no slot cache holds.
+    pub prefill: Duration,
     /// Tokens in a whole answer.
     pub tokens: usize,
     pub delay: Duration,
@@ -42,6 +62,8 @@ pub struct FakeConfig {
 impl Default for FakeConfig {
     fn default() -> Self {
         FakeConfig {
+            kind: ServerKind::OpenAi,
+            prefill: Duration::ZERO,
             tokens: 10,
             delay: Duration::ZERO,
             fault: None,
@@ -74,6 +96,26 @@ impl Recorded {
             .unwrap_or_default()
     }
 
+    /// Tokens already in the trailing assistant message (where a resume continues), 0 for a fresh one.
+    pub fn resumed_at(&self) -> usize {
+        match self.messages().last() {
+            Some((role, content)) if role == "assistant" => tokens_in(content),
+            _ => 0,
+        }
+    }
+
+    pub fn id_slot(&self) -> Option<u64> {
+        self.body["id_slot"].as_u64()
+    }
+
+    pub fn cache_prompt(&self) -> Option<bool> {
+        self.body["cache_prompt"].as_bool()
+    }
+
+    pub fn priority(&self) -> Option<i64> {
+        self.body["priority"].as_i64()
+    }
+
     pub fn user_prompt(&self) -> String {
         self.messages()
             .into_iter()
@@ -86,6 +128,13 @@ impl Recorded {
 #[derive(Default)]
 struct Counters {
     requests: Vec<Recorded>,
+    /// Every token sent, in order: (request index, token index).
+    log: Vec<(usize, usize)>,
+    /// What each llama-server slot holds: the words of its last conversation and answer.
+    slot_cache: std::collections::HashMap<u64, Vec<String>>,
+    /// Prompt tokens processed (not cached), all requests together.
+    prefilled: usize,
+    props_requests: usize,
     disconnects: usize,
     completed: usize,
     active: usize,
@@ -120,6 +169,7 @@ impl FakeLlm {
         });
         let app = Router::new()
             .route("/v1/models", get(models))
+            .route("/props", get(props))
             .route("/v1/chat/completions", post(completions))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -142,6 +192,20 @@ impl FakeLlm {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.counters.lock().unwrap().requests.clone()
+    }
+
+    /// Every token sent, in order, as (request index, token index).
+    pub fn token_log(&self) -> Vec<(usize, usize)> {
+        self.inner.counters.lock().unwrap().log.clone()
+    }
+
+    /// Prompt tokens the fake had to process (those no slot cache held), all requests together.
+    pub fn prefilled(&self) -> usize {
+        self.inner.counters.lock().unwrap().prefilled
+    }
+
+    pub fn props_requests(&self) -> usize {
+        self.inner.counters.lock().unwrap().props_requests
     }
 
     pub fn disconnects(&self) -> usize {
@@ -176,8 +240,51 @@ impl FakeLlm {
 }
 
 async fn models(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
-    let model = inner.config.lock().unwrap().model.clone();
-    axum::Json(json!({ "object": "list", "data": [{ "id": model, "object": "model" }] }))
+    let config = inner.config.lock().unwrap().clone();
+    let owner = match config.kind {
+        ServerKind::OpenAi => "fake",
+        ServerKind::LlamaCpp { .. } => "llamacpp",
+        ServerKind::Vllm { .. } => "vllm",
+    };
+    axum::Json(
+        json!({ "object": "list", "data": [{ "id": config.model, "object": "model", "owned_by": owner }] }),
+    )
+}
+
+async fn props(State(inner): State<Arc<Inner>>) -> Response {
+    let kind = inner.config.lock().unwrap().kind.clone();
+    inner.counters.lock().unwrap().props_requests += 1;
+    match kind {
+        ServerKind::LlamaCpp { slots } => axum::Json(
+            json!({ "total_slots": slots, "default_generation_settings": { "n_ctx": 8192 } }),
+        )
+        .into_response(),
+        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// The conversation as words, ending where the answer goes on (`assistant:` and its text so far).
+fn prompt_words(messages: &[(String, String)]) -> Vec<String> {
+    let mut words = Vec::new();
+    for (role, content) in messages {
+        words.push(format!("{role}:"));
+        words.extend(content.split_whitespace().map(str::to_string));
+    }
+    if messages.last().is_none_or(|(role, _)| role != "assistant") {
+        words.push("assistant:".into());
+    }
+    words
+}
+
+/// Prompt tokens to process for a request: all of them, less the prefix the pinned slot's cache holds.
+fn prompt_cost(c: &Counters, recorded: &Recorded, words: &[String]) -> usize {
+    let cached = match (recorded.id_slot(), recorded.cache_prompt()) {
+        (Some(slot), Some(true)) => c.slot_cache.get(&slot).map_or(0, |held| {
+            held.iter().zip(words).take_while(|(a, b)| a == b).count()
+        }),
+        _ => 0,
+    };
+    words.len() - cached
 }
 
 /// Reads `[key=value]` directives from a prompt.
@@ -223,11 +330,28 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
     let config = inner.config.lock().unwrap().clone();
     let recorded = Recorded { body: body.clone() };
     let prompt = recorded.user_prompt();
-    {
+    let words = prompt_words(&recorded.messages());
+    let (index, prompt_tokens) = {
         let mut c = inner.counters.lock().unwrap();
         c.requests.push(recorded.clone());
-    }
+        let cost = prompt_cost(&c, &recorded, &words);
+        c.prefilled += cost;
+        if let Some(slot) = recorded.id_slot() {
+            c.slot_cache.insert(slot, words.clone());
+        }
+        (c.requests.len() - 1, cost)
+    };
+    let prefill = config.prefill * prompt_tokens as u32;
     inner.changed.notify_waiters();
+    if config.kind
+        == (ServerKind::Vllm {
+            rejects_priority: true,
+        })
+        && recorded.priority().is_some()
+    {
+        let message = "Got priority 1 but Priority scheduling is not enabled.";
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    }
     if let Some(Fault::Status(code)) = config.fault {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, "injected failure").into_response();
@@ -267,6 +391,10 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
         {
             return;
         }
+        if !prefill.is_zero() {
+            tokio::time::sleep(prefill).await;
+        }
+        let mut held = words;
         for (n, i) in (start..end).enumerate() {
             match &fault {
                 Some(Fault::StallAfter(k)) if n == *k => {
@@ -298,10 +426,16 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
             if tx.send(Ok(sse(chunk))).await.is_err() {
                 return;
             }
+            let mut c = guard.inner.counters.lock().unwrap();
+            c.log.push((index, i));
+            held.push(format!("t{i}"));
+            if let Some(slot) = recorded.id_slot() {
+                c.slot_cache.insert(slot, held.clone());
+            }
         }
         let last = json!({
             "choices": [{ "index": 0, "delta": {}, "finish_reason": finish_reason }],
-            "usage": { "prompt_tokens": 7, "completion_tokens": end - start, "total_tokens": 7 + end - start },
+            "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": end - start, "total_tokens": prompt_tokens + end - start },
         });
         if tx.send(Ok(sse(last))).await.is_err()
             || tx

@@ -1,0 +1,334 @@
+//! Scheduling benchmark: a mixed load of short interactive (USER) queries and long background
+//! (HOUSEKEEPING) generations on a few slots, run against the fake server under each policy and under
+//! plain FIFO (round robin with a quantum longer than any answer, which is how llama-server itself
+//! schedules), all in the same run. It reports the interactive class's time to first token (p50, p99,
+//! and p50 as a fraction of FIFO's), and what a context switch costs: prompt tokens re-processed and
+//! wall time added per switch, without and with llama-server's slot pinning and prompt cache.
+//! No assertions: numbers to read. Run with `cargo bench --bench scheduling`.
+
+#[allow(dead_code)] // the test harness's fake server; the benchmark uses part of it
+#[path = "../tests/integration/support/fake_llm.rs"]
+mod fake_llm;
+
+use fake_llm::{FakeConfig, FakeLlm, ServerKind};
+use llmkernel::config::KernelConfig;
+use llmkernel::proto::{ProcessType, Request, Response, SchedRequest, SubmitRequest};
+use llmkernel::shell::client::Client;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const CPUS: u32 = 2;
+const QUANTUM_TOKENS: u32 = 16;
+const TOKEN_DELAY: Duration = Duration::from_millis(3);
+const BACKGROUND: usize = 6;
+const BACKGROUND_TOKENS: usize = 300;
+const INTERACTIVE: usize = 40;
+const INTERACTIVE_TOKENS: usize = 12;
+const INTERACTIVE_GAP: Duration = Duration::from_millis(60);
+
+/// A kernel served in this process on a temporary socket.
+struct BenchKernel {
+    socket: PathBuf,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchKernel {
+    async fn start(url: &str, policy: &str, quantum: u32, cpus: u32) -> BenchKernel {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("k.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let config = KernelConfig {
+            backend_url: url.to_string(),
+            cpus,
+            quantum_tokens: quantum,
+            policy: policy.to_string(),
+            state_dir: dir.path().join("state"),
+            ..KernelConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        let started = llmkernel::kernel::start(config, listener, shutdown.clone())
+            .await
+            .expect("kernel starts");
+        let task = tokio::spawn(async move {
+            let _ = started.serve().await;
+        });
+        BenchKernel {
+            socket,
+            shutdown,
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn context_switches(&self) -> u64 {
+        let mut c = Client::connect(&self.socket).await.expect("connect");
+        match c.call(Request::Sched(SchedRequest { policy: None })).await {
+            Ok(Response::Sched(s)) => s.context_switches,
+            other => panic!("sched: {other:?}"),
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Runs one process to its end; returns (time to first token, time to the end).
+async fn run_query(
+    socket: &Path,
+    t: ProcessType,
+    prompt: String,
+    system: Option<String>,
+) -> (Duration, Duration) {
+    let start = Instant::now();
+    let mut c = Client::connect(socket).await.expect("connect");
+    let submit = SubmitRequest {
+        prompt,
+        system,
+        process_type: t,
+        max_tokens: None,
+        nice: 0,
+        attach: true,
+    };
+    c.send(Request::Submit(submit)).await.expect("submit");
+    let mut first = None;
+    loop {
+        match c.recv().await {
+            Ok(Response::Output(chunk)) if !chunk.text.is_empty() => {
+                first.get_or_insert_with(|| start.elapsed());
+            }
+            Ok(Response::Exited(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    (first.unwrap_or_else(|| start.elapsed()), start.elapsed())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct MixedResult {
+    p50: Duration,
+    p99: Duration,
+    switches: u64,
+    prefilled: usize,
+}
+
+/// The mixed load under one policy.
+async fn mixed(policy: &str, quantum: u32) -> MixedResult {
+    let fake = FakeLlm::start(FakeConfig {
+        delay: TOKEN_DELAY,
+        ..FakeConfig::default()
+    })
+    .await;
+    let k = BenchKernel::start(&fake.url, policy, quantum, CPUS).await;
+    let mut background = Vec::new();
+    for n in 0..BACKGROUND {
+        let prompt = format!("[tokens={BACKGROUND_TOKENS}] background {n}");
+        let socket = k.socket.clone();
+        background.push(tokio::spawn(async move {
+            run_query(&socket, ProcessType::Housekeeping, prompt, None).await
+        }));
+    }
+    let mut interactive = Vec::new();
+    for n in 0..INTERACTIVE {
+        tokio::time::sleep(INTERACTIVE_GAP).await;
+        let prompt = format!("[tokens={INTERACTIVE_TOKENS}] question {n}");
+        let socket = k.socket.clone();
+        interactive.push(tokio::spawn(async move {
+            run_query(&socket, ProcessType::User, prompt, None).await
+        }));
+    }
+    let mut ttft = Vec::new();
+    for task in interactive {
+        ttft.push(task.await.expect("interactive query").0);
+    }
+    for task in background {
+        task.await.expect("background query");
+    }
+    ttft.sort();
+    let switches = k.context_switches().await;
+    k.stop().await;
+    MixedResult {
+        p50: percentile(&ttft, 0.5),
+        p99: percentile(&ttft, 0.99),
+        switches,
+        prefilled: fake.prefilled(),
+    }
+}
+
+struct SwitchCost {
+    switches: u64,
+    added_ms_per_switch: f64,
+    reprocessed_per_switch: f64,
+}
+
+/// Two long answers on one slot with a long system prompt: round robin by quantum against FIFO, on a
+/// server that charges time per prompt token it has to process.
+async fn switch_cost(kind: ServerKind) -> SwitchCost {
+    let system = "background context ".repeat(300);
+    let mut wall = Vec::new();
+    let mut results = Vec::new();
+    for quantum in [1_000_000, QUANTUM_TOKENS] {
+        let fake = FakeLlm::start(FakeConfig {
+            kind: kind.clone(),
+            delay: Duration::from_millis(2),
+            prefill: Duration::from_micros(50),
+            ..FakeConfig::default()
+        })
+        .await;
+        let k = BenchKernel::start(&fake.url, "rr", quantum, 1).await;
+        let start = Instant::now();
+        let runs: Vec<_> = (0..2)
+            .map(|n| {
+                let socket = k.socket.clone();
+                let system = Some(system.clone());
+                tokio::spawn(async move {
+                    run_query(
+                        &socket,
+                        ProcessType::User,
+                        format!("[tokens=320] long {n}"),
+                        system,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for r in runs {
+            r.await.expect("query");
+        }
+        wall.push(start.elapsed());
+        results.push((k.context_switches().await, fake.prefilled()));
+        k.stop().await;
+    }
+    let (switches, prefilled) = results[1];
+    let per = |x: f64| {
+        if switches == 0 {
+            0.0
+        } else {
+            x / switches as f64
+        }
+    };
+    SwitchCost {
+        switches,
+        added_ms_per_switch: per((wall[1].as_secs_f64() - wall[0].as_secs_f64()) * 1000.0),
+        reprocessed_per_switch: per(prefilled as f64 - results[0].1 as f64),
+    }
+}
+
+/// Microseconds per operation with about `n` waiting: (a pick alone, a pick with the charge and
+/// re-enqueue of a quantum boundary).
+fn pick_us(policy: &str, n: u64) -> (f64, f64) {
+    use llmkernel::kernel::scheduler::{Candidate, Scheduler};
+    use llmkernel::proto::Pid;
+    const ROUNDS: u64 = 20_000;
+    let config = KernelConfig::default();
+    let mut s = Scheduler::new(llmkernel::kernel::make_policy(policy, &config).expect("policy"));
+    let candidate = |i: u64, at: u64| Candidate {
+        pid: Pid(i),
+        uid: (i % 7) as u32,
+        base_priority: (i % 5 + 1) as u8,
+        nice: (i % 40) as i8 - 20,
+        enqueued_ms: at,
+        tokens_used: 0,
+    };
+    for i in 0..n + ROUNDS {
+        s.enqueue(&candidate(i, i));
+    }
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::black_box(s.pick());
+    }
+    let pick = start.elapsed().as_secs_f64() * 1e6 / ROUNDS as f64;
+    let start = Instant::now();
+    for r in 0..ROUNDS {
+        if let Some(pid) = s.pick() {
+            s.charge(&candidate(pid.0, 0), 4, n + r);
+            s.enqueue(&candidate(pid.0, n + r));
+        }
+    }
+    let cycle = start.elapsed().as_secs_f64() * 1e6 / ROUNDS as f64;
+    (pick, cycle)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    println!("scheduler cost, microseconds: pick alone, and pick + charge + re-enqueue (a switch)");
+    println!(
+        "{:<10} {:>9} {:>10} {:>7} {:>11} {:>12} {:>7}",
+        "policy", "pick 1k", "pick 100k", "growth", "switch 1k", "switch 100k", "growth"
+    );
+    for policy in llmkernel::kernel::POLICIES {
+        pick_us(policy, 1_000); // warm-up
+        let small = pick_us(policy, 1_000);
+        let large = pick_us(policy, 100_000);
+        println!(
+            "{policy:<10} {:>9.3} {:>10.3} {:>7.2} {:>11.3} {:>12.3} {:>7.2}",
+            small.0,
+            large.0,
+            large.0 / small.0,
+            small.1,
+            large.1,
+            large.1 / small.1
+        );
+    }
+    println!();
+    println!(
+        "mixed load: {CPUS} slots, quantum {QUANTUM_TOKENS}, {BACKGROUND} HOUSEKEEPING x {BACKGROUND_TOKENS} tokens, \
+         {INTERACTIVE} USER x {INTERACTIVE_TOKENS} tokens every {} ms, {} ms/token",
+        INTERACTIVE_GAP.as_millis(),
+        TOKEN_DELAY.as_millis()
+    );
+    let fifo = mixed("rr", 1_000_000).await;
+    println!(
+        "{:<10} {:>10} {:>10} {:>12} {:>9} {:>12}",
+        "policy", "ttft p50", "ttft p99", "p50 vs fifo", "switches", "prompt toks"
+    );
+    let row = |name: &str, r: &MixedResult| {
+        println!(
+            "{:<10} {:>8.1}ms {:>8.1}ms {:>11.2}x {:>9} {:>12}",
+            name,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.p50) / ms(fifo.p50).max(0.001),
+            r.switches,
+            r.prefilled
+        );
+    };
+    row("fifo", &fifo);
+    for policy in llmkernel::kernel::POLICIES {
+        let r = mixed(policy, QUANTUM_TOKENS).await;
+        row(policy, &r);
+    }
+    println!();
+    println!(
+        "context switch cost: 1 slot, rr quantum {QUANTUM_TOKENS} vs fifo, 2 x 320 tokens, 600-word system prompt, 50 us per prompt token"
+    );
+    println!(
+        "{:<28} {:>9} {:>16} {:>22}",
+        "backend", "switches", "added ms/switch", "re-processed tok/switch"
+    );
+    for (name, kind) in [
+        ("openai (plain continuation)", ServerKind::OpenAi),
+        (
+            "llamacpp (id_slot + cache)",
+            ServerKind::LlamaCpp { slots: 1 },
+        ),
+    ] {
+        let c = switch_cost(kind).await;
+        println!(
+            "{:<28} {:>9} {:>16.2} {:>22.1}",
+            name, c.switches, c.added_ms_per_switch, c.reprocessed_per_switch
+        );
+    }
+}
