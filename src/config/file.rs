@@ -35,6 +35,10 @@ pub struct ConfigFile {
     pub policy: Option<String>,
     pub aging: Option<u32>,
     pub log_level: Option<String>,
+    /// Seconds finished output is kept when nobody collects it.
+    pub retention_secs: Option<f64>,
+    /// Journal records between compactions.
+    pub journal_compact_records: Option<u64>,
     #[serde(default)]
     pub backend: BackendSection,
     #[serde(default)]
@@ -160,6 +164,7 @@ impl ConfigFile {
             ("token_timeout_secs", file.backend.token_timeout_secs),
             ("handshake_timeout_secs", file.limits.handshake_timeout_secs),
             ("idle_timeout_secs", file.limits.idle_timeout_secs),
+            ("retention_secs", file.retention_secs),
         ] {
             check(
                 v.is_none_or(|s| s > 0.0 && s < 1e6),
@@ -205,6 +210,8 @@ impl ConfigFile {
         );
         set(&mut c.max_prompt_bytes, self.limits.max_prompt_bytes);
         set(&mut c.max_queue, self.limits.max_queue);
+        set(&mut c.retention, secs(self.retention_secs));
+        set(&mut c.journal_compact_records, self.journal_compact_records);
         set(&mut c.max_connections, self.limits.max_connections);
         set(
             &mut c.handshake_timeout,

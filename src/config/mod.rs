@@ -59,6 +59,10 @@ pub struct KernelConfig {
     pub idle_timeout: Duration,
     /// A group whose members may use the kernel besides its own user and root (a shared kernel).
     pub allowed_group: Option<String>,
+    /// How long finished output waits to be collected before it is dropped.
+    pub retention: Duration,
+    /// Journal records after which the journal is compacted.
+    pub journal_compact_records: u64,
     pub state_dir: PathBuf,
     /// The interrupt lines' handlers, spool and interval timer.
     pub interrupts: InterruptsConfig,
@@ -89,6 +93,8 @@ impl Default for KernelConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             allowed_group: None,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            journal_compact_records: 20_000,
             state_dir: paths::default_state_dir(),
             interrupts: InterruptsConfig::default(),
         }

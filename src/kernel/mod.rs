@@ -42,6 +42,8 @@ pub enum KernelError {
     UnknownPolicy(String),
     #[error("cpus must be at least 1")]
     NoCpus,
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
 }
 
 /// Builds a policy by name (one of [`POLICIES`]).
@@ -143,8 +145,16 @@ pub async fn start(
     let owner_uid = nix::unistd::getuid().as_raw();
     let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let (journal, recovered) =
+        journal::Journal::open(&config.state_dir, config.journal_compact_records)?;
+    let mut state = KernelState::new(config, Scheduler::new(policy));
+    let restored = state.restore(journal, recovered);
+    state.open_audit_log();
+    if restored != state::Restored::default() {
+        tracing::info!(?restored, "process table restored from the journal");
+    }
     let kernel = Arc::new(Kernel {
-        state: Mutex::new(KernelState::new(config, Scheduler::new(policy))),
+        state: Mutex::new(state),
         backend: RwLock::new(Arc::new(backend)),
         tracker: TaskTracker::new(),
         shutdown,
@@ -180,6 +190,8 @@ impl Started {
         kernel.update(|s| s.cancel_all_runs());
         kernel.tracker.close();
         kernel.tracker.wait().await;
+        // Everything, output included, into one fresh journal: a planned restart loses nothing.
+        kernel.update(|s| s.compact());
         Ok(())
     }
 

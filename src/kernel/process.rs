@@ -64,6 +64,10 @@ pub struct Process {
     pub followers: Vec<mpsc::Sender<Reply>>,
     /// A waiter has collected the exit status; the process leaves the table once its run is gone.
     pub collected: bool,
+    /// Bytes of `output` already in the journal.
+    pub checkpointed: usize,
+    /// Wall-clock milliseconds when it ended (for the retention of finished output).
+    pub exited_unix_ms: Option<u64>,
     /// Clients blocked in `wait`.
     pub waiters: Vec<oneshot::Sender<ExitStatus>>,
 }
@@ -89,6 +93,8 @@ impl Process {
             note: None,
             followers: Vec::new(),
             collected: false,
+            checkpointed: 0,
+            exited_unix_ms: None,
             waiters: Vec::new(),
         }
     }

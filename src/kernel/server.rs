@@ -10,6 +10,7 @@ use crate::proto::{
 };
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 
 /// A connection as the kernel sees it.
@@ -57,11 +58,27 @@ pub async fn serve(kernel: &Arc<Kernel>, listener: UnixListener) {
     }
 }
 
-/// Writes one error reply and closes, without reading anything from the peer.
+/// Writes one error reply and closes, without decoding anything from the peer. What the peer sent
+/// meanwhile (its hello) is drained first, for a bounded time and size: closing a Unix socket with
+/// unread data would reset the connection and the peer might never see the reply.
 async fn refuse(stream: UnixStream, kind: FailureKind, message: &str) {
+    use tokio::io::AsyncReadExt;
     let mut conn = Connection::new(stream);
     let reply: Reply = Err(Failure::new(kind, message));
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.write(&reply)).await;
+    let mut stream = conn.into_inner();
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut left = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 async fn connection(kernel: Arc<Kernel>, stream: UnixStream) {

@@ -3,13 +3,18 @@
 //! here is synchronous and short, so the lock is never held across an `.await`. The decisions taken at
 //! quantum boundaries live in [`preemption`], the `ps` view in [`listing`].
 
+mod durable;
 mod listing;
 mod preemption;
+
+pub use durable::{Restored, unix_ms};
 
 use super::process::{Process, Run, Spec};
 use super::scheduler::eta::RateEstimate;
 use super::scheduler::{Candidate, Policy, Scheduler};
 use crate::config::KernelConfig;
+use crate::kernel::journal::Journal;
+use crate::kernel::journal::record::Record;
 use crate::llm::Generation;
 use crate::proto::{
     ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
@@ -54,6 +59,13 @@ pub struct KernelState {
     pub context_switches: u64,
     /// Set at shutdown: nothing new is dispatched.
     pub draining: bool,
+    /// The durable table; `None` only in simulations.
+    journal: Option<Journal>,
+    /// Who created, killed, stopped and reniced what (`audit.log` in the state directory).
+    audit_log: Option<std::fs::File>,
+    /// Wall-clock milliseconds at start: the kernel clock continues from it monotonically, so queue
+    /// entry times mean the same after a restart.
+    clock_base_ms: u64,
 }
 
 impl KernelState {
@@ -71,12 +83,29 @@ impl KernelState {
             rates: RateEstimate::default(),
             context_switches: 0,
             draining: false,
+            journal: None,
+            audit_log: None,
+            clock_base_ms: unix_ms(),
         }
     }
 
-    /// Kernel-clock milliseconds: the time base of aging and boosts.
+    /// Opens the audit log in the state directory (append-only, one line per action).
+    pub fn open_audit_log(&mut self) {
+        let path = self.config.state_dir.join("audit.log");
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path);
+        match opened {
+            Ok(file) => self.audit_log = Some(file),
+            Err(e) => tracing::warn!("cannot open the audit log {}: {e}", path.display()),
+        }
+    }
+
+    /// Kernel-clock milliseconds (wall-clock at start, then monotonic): the time base of aging and
+    /// boosts, and of queue order across restarts.
     pub fn now_ms(&self) -> u64 {
-        self.clock.elapsed().as_millis() as u64 + self.clock_offset_ms
+        self.clock_base_ms + self.clock.elapsed().as_millis() as u64 + self.clock_offset_ms
     }
 
     /// Moves the kernel clock forward (simulations).
@@ -134,14 +163,19 @@ impl KernelState {
         }
     }
 
-    /// Adds a process to the table and the run queue.
-    pub fn create(&mut self, spec: Spec, nice: i8) -> Pid {
+    /// Adds a process to the table and the run queue, once its creation is durable.
+    pub fn create(&mut self, spec: Spec, nice: i8) -> Result<Pid, Failure> {
         let pid = Pid(self.next_pid);
+        let now = self.now_ms();
+        self.record_creation(pid, &spec, nice, now)?;
         self.next_pid += 1;
-        let process = Process::new(pid, spec, nice, self.now_ms());
+        let uid = spec.uid;
+        let detail = format!("type={} nice={nice}", spec.process_type);
+        let process = Process::new(pid, spec, nice, now);
         self.table.insert(pid, process);
         self.enqueue(pid);
-        pid
+        self.audit(uid, "created", pid, &detail);
+        Ok(pid)
     }
 
     /// Puts a process on the run queue, entering now.
@@ -210,6 +244,7 @@ impl KernelState {
             slot,
             priority,
         };
+        self.record_state(pid);
         Some(Launch {
             pid,
             run_id,
@@ -238,6 +273,7 @@ impl KernelState {
         if !at_boundary {
             return true;
         }
+        self.checkpoint(pid);
         self.quantum_boundary(pid)
     }
 
@@ -257,13 +293,19 @@ impl KernelState {
         }
         if p.state == ProcessState::Zombie && p.collected {
             self.table.remove(&pid);
+            let _ = self.record(Record::Reaped { pid }, true);
             return;
         }
         match p.state {
             ProcessState::Running => {}
             // Continued while this run was still ending: it queues now that the slot is free.
-            ProcessState::Waiting => return self.enqueue(pid),
-            _ => return, // stopped, or ended by a signal
+            ProcessState::Waiting => {
+                self.enqueue(pid);
+                return self.record_state(pid);
+            }
+            // Stopped, or ended by a signal: record what the run produced before it let go.
+            ProcessState::Stopped => return self.record_state(pid),
+            _ => return,
         }
         match outcome {
             RunOutcome::Completed { finish_reason } => {
@@ -283,7 +325,10 @@ impl KernelState {
                 );
             }
             // Preempted at a quantum boundary, or shut down: back to waiting with the output kept.
-            RunOutcome::Cancelled => self.enqueue(pid),
+            RunOutcome::Cancelled => {
+                self.enqueue(pid);
+                self.record_state(pid);
+            }
         }
     }
 
@@ -307,8 +352,19 @@ impl KernelState {
         if p.note.is_none() {
             p.note = note;
         }
+        let exited_unix_ms = unix_ms();
+        p.exited_unix_ms = Some(exited_unix_ms);
+        let record = Record::Finished {
+            pid,
+            status: status.clone(),
+            note: p.note.clone(),
+            exited_unix_ms,
+        };
         p.collected = p.exit_with(status);
-        if p.collected {
+        let collected = p.collected;
+        self.checkpoint(pid);
+        let _ = self.record(record, true);
+        if collected {
             self.reap(pid);
         }
     }
@@ -324,6 +380,7 @@ impl KernelState {
         if p.state != ProcessState::Zombie || p.run.is_some() {
             return None;
         }
+        let _ = self.record(Record::Reaped { pid }, true);
         self.table.remove(&pid)
     }
 
@@ -340,6 +397,7 @@ impl KernelState {
         }
         p.state = ProcessState::Stopped;
         p.broadcast(Ok(Response::Stopped(pid)));
+        self.record_state(pid);
     }
 
     /// Makes a stopped process runnable again (CONT).
@@ -357,6 +415,7 @@ impl KernelState {
             return;
         }
         self.enqueue(pid);
+        self.record_state(pid);
     }
 
     /// Changes niceness. A waiting process is re-ranked now (keeping the credit of its wait); a
@@ -368,6 +427,7 @@ impl KernelState {
             let c = self.candidate(&self.table[&pid]);
             self.scheduler.enqueue(&c);
         }
+        let _ = self.record(Record::Reniced { pid, nice }, true);
         Some(old)
     }
 

@@ -103,6 +103,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .map_err(classify_io_error)
     }
 
+    /// Gives back the stream (bytes read ahead but not yet decoded are dropped).
+    pub fn into_inner(self) -> S {
+        self.framed.into_inner()
+    }
+
     /// The underlying stream, e.g. for peer credentials.
     pub fn get_ref(&self) -> &S {
         self.framed.get_ref()

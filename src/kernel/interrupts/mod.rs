@@ -130,7 +130,8 @@ impl Kernel {
         let mut lines = self.interrupts.lock();
         let pid = self
             .has_room(&mut lines, line, &config)
-            .then(|| self.start_handler(&mut lines, line, &config, message, uid));
+            .then(|| self.start_handler(&mut lines, line, &config, message, uid))
+            .transpose()?;
         lines.get(line).record_raises(1, pid.is_some());
         drop(lines);
         if pid.is_none() {
@@ -204,9 +205,11 @@ impl Kernel {
         let timer_rings = self.interrupts.timer_bell.take();
         if timer_rings > 0 {
             let started = self.has_room(&mut lines, Line::Timer, &config);
-            if started {
-                self.start_handler(&mut lines, Line::Timer, &config, None, owner);
-            } else {
+            let started = started
+                && self
+                    .start_handler(&mut lines, Line::Timer, &config, None, owner)
+                    .is_ok();
+            if !started {
                 self.update(|_| ());
             }
             lines.timer.record_raises(timer_rings, started);
@@ -215,11 +218,10 @@ impl Kernel {
         if system_rings > 0 {
             lines.backlog = spool::pending(&config.spool_dir).into();
             let started = if lines.backlog.is_empty() {
-                let room = self.has_room(&mut lines, Line::System, &config);
-                if room {
-                    self.start_handler(&mut lines, Line::System, &config, None, owner);
-                }
-                room
+                self.has_room(&mut lines, Line::System, &config)
+                    && self
+                        .start_handler(&mut lines, Line::System, &config, None, owner)
+                        .is_ok()
             } else {
                 self.deliver_spooled(&mut lines, &config) > 0
             };
@@ -237,12 +239,18 @@ impl Kernel {
             if !self.has_room(lines, Line::System, config) {
                 break;
             }
-            lines.backlog.pop_front();
             if let spool::Taken::Message(text) = spool::read(&path) {
-                self.start_handler(lines, Line::System, config, Some(&text), self.owner_uid);
+                let uid = self.owner_uid;
+                if self
+                    .start_handler(lines, Line::System, config, Some(&text), uid)
+                    .is_err()
+                {
+                    break; // not durable now: the message stays in the spool for the next try
+                }
                 spool::remove(&path);
                 delivered += 1;
             }
+            lines.backlog.pop_front();
         }
         delivered
     }
@@ -267,7 +275,7 @@ impl Kernel {
         config: &InterruptsConfig,
         message: Option<&str>,
         uid: u32,
-    ) -> Pid {
+    ) -> Result<Pid, Failure> {
         let handler = line.handler(config);
         let message = message
             .filter(|m| !m.trim().is_empty())
@@ -275,20 +283,22 @@ impl Kernel {
         let process_type = handler.process_type;
         let system = Some(handler.system.clone());
         let prompt = handler.prompt(message);
-        let pid = self.update(|s| {
-            let allowance = s.config.type_settings(process_type).allowance_tokens;
-            let spec = Spec {
-                uid,
-                process_type,
-                system,
-                prompt,
-                allowance,
-            };
-            s.create(spec, 0)
-        });
+        let pid = self
+            .update(|s| {
+                let allowance = s.config.type_settings(process_type).allowance_tokens;
+                let spec = Spec {
+                    uid,
+                    process_type,
+                    system,
+                    prompt,
+                    allowance,
+                };
+                s.create(spec, 0)
+            })
+            .inspect_err(|e| tracing::error!(interrupt = ?line, "cannot start a handler: {e}"))?;
         lines.get(line).started(pid);
         tracing::info!(%pid, interrupt = ?line, "interrupt handler started");
-        pid
+        Ok(pid)
     }
 }
 

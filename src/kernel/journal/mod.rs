@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 
 /// The journal file's name in the state directory.
 pub const JOURNAL_FILE: &str = "journal.log";
-/// Records appended after which the kernel compacts the journal.
-pub const COMPACT_AFTER_RECORDS: u64 = 20_000;
 
 /// Why the journal cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +71,8 @@ pub struct Journal {
     /// Length of the file up to the last whole record.
     len: u64,
     appended: u64,
+    /// Records after which [`Journal::wants_compaction`] says yes.
+    compact_after: u64,
     /// A write failed, so the file may lack a record: the next compaction rewrites it from memory.
     damaged: bool,
 }
@@ -86,7 +86,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 
 impl Journal {
     /// Opens (or creates) the journal in `dir` and replays it. A torn tail is cut off, never fatal.
-    pub fn open(dir: &Path) -> Result<(Journal, Recovered), JournalError> {
+    pub fn open(dir: &Path, compact_after: u64) -> Result<(Journal, Recovered), JournalError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -121,6 +121,7 @@ impl Journal {
             file,
             len: intact as u64,
             appended: 0,
+            compact_after: compact_after.max(1),
             damaged: false,
         };
         if records.is_empty() {
@@ -150,7 +151,7 @@ impl Journal {
 
     /// Whether the journal should be rewritten: it has grown, or a write failed.
     pub fn wants_compaction(&self) -> bool {
-        self.damaged || self.appended >= COMPACT_AFTER_RECORDS
+        self.damaged || self.appended >= self.compact_after
     }
 
     pub fn is_damaged(&self) -> bool {

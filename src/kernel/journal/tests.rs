@@ -32,7 +32,7 @@ fn output(pid: u64, offset: u64, text: &str, tokens: u32) -> Record {
 fn replay_rebuilds_every_process_and_the_next_pid() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut j, r) = Journal::open(dir.path()).unwrap();
+        let (mut j, r) = Journal::open(dir.path(), 1000).unwrap();
         assert!(r.processes.is_empty());
         for pid in 1..=3 {
             j.append(&Record::Created(created(pid)), true).unwrap();
@@ -60,7 +60,7 @@ fn replay_rebuilds_every_process_and_the_next_pid() {
         )
         .unwrap();
     }
-    let (_, r) = Journal::open(dir.path()).unwrap();
+    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
     assert_eq!(
         r.processes.keys().copied().collect::<Vec<_>>(),
         vec![Pid(1), Pid(2)]
@@ -78,7 +78,7 @@ fn replay_rebuilds_every_process_and_the_next_pid() {
 fn torn_tail_is_truncated_and_appending_continues() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 1000).unwrap();
         j.append(&Record::Created(created(1)), true).unwrap();
     }
     let path = dir.path().join(JOURNAL_FILE);
@@ -91,19 +91,19 @@ fn torn_tail_is_truncated_and_appending_continues() {
         .unwrap()
         .write_all(&half)
         .unwrap();
-    let (mut j, r) = Journal::open(dir.path()).unwrap();
+    let (mut j, r) = Journal::open(dir.path(), 1000).unwrap();
     assert_eq!(r.truncated_bytes, half.len() as u64);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
     j.append(&Record::Created(created(2)), true).unwrap();
     drop(j);
-    let (_, r) = Journal::open(dir.path()).unwrap();
+    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
     assert_eq!(r.processes.len(), 2);
 }
 
 #[test]
 fn compaction_keeps_the_state_and_shrinks_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut j, _) = Journal::open(dir.path()).unwrap();
+    let (mut j, _) = Journal::open(dir.path(), 1000).unwrap();
     for pid in 1..=50 {
         j.append(&Record::Created(created(pid)), false).unwrap();
         j.append(&Record::Reaped { pid: Pid(pid) }, false).unwrap();
@@ -116,7 +116,7 @@ fn compaction_keeps_the_state_and_shrinks_the_file() {
     assert!(std::fs::metadata(&path).unwrap().len() < before);
     j.append(&output(51, 0, "t0 ", 1), true).unwrap();
     drop(j);
-    let (_, r) = Journal::open(dir.path()).unwrap();
+    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
     assert_eq!(r.processes.len(), 1);
     assert_eq!(r.processes[&Pid(51)].output, "t0 ");
     assert_eq!(r.next_pid, 52);
@@ -126,7 +126,7 @@ fn compaction_keeps_the_state_and_shrinks_the_file() {
 fn leftover_of_an_interrupted_compaction_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        let (mut j, _) = Journal::open(dir.path(), 1000).unwrap();
         j.append(&Record::Created(created(1)), true).unwrap();
     }
     std::fs::write(
@@ -134,7 +134,7 @@ fn leftover_of_an_interrupted_compaction_is_ignored() {
         b"half a compaction",
     )
     .unwrap();
-    let (_, r) = Journal::open(dir.path()).unwrap();
+    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
     assert_eq!(r.processes.len(), 1);
     assert!(!dir.path().join(format!("{JOURNAL_FILE}.new")).exists());
 }
@@ -148,7 +148,7 @@ fn older_and_newer_formats_fail_with_a_clear_message() {
             format_version: version,
         };
         std::fs::write(dir.path().join(JOURNAL_FILE), file::frame(&header).unwrap()).unwrap();
-        let err = Journal::open(dir.path())
+        let err = Journal::open(dir.path(), 1000)
             .err()
             .expect("refused")
             .to_string();
@@ -164,7 +164,7 @@ fn older_and_newer_formats_fail_with_a_clear_message() {
     )
     .unwrap();
     assert!(matches!(
-        Journal::open(dir.path()),
+        Journal::open(dir.path(), 1000),
         Err(JournalError::NotAJournal { .. })
     ));
 }

@@ -60,7 +60,10 @@ impl Sim {
             prompt: format!("job of {length}"),
             allowance: 100_000,
         };
-        let pid = self.state.create(spec, nice);
+        let pid = self
+            .state
+            .create(spec, nice)
+            .expect("no journal in a simulation");
         self.lengths.insert(pid, length);
         self.dispatch();
         pid

@@ -15,6 +15,12 @@ pub async fn handle(
         kernel.update(|s| {
             s.owned_mut(req.pid, peer.uid)?;
             let old_nice = s.renice(req.pid, req.nice).unwrap_or(req.nice);
+            s.audit(
+                peer.uid,
+                "reniced",
+                req.pid,
+                &format!("{old_nice}->{}", req.nice),
+            );
             Ok(Reniced {
                 pid: req.pid,
                 old_nice,
@@ -22,8 +28,5 @@ pub async fn handle(
             })
         })
     });
-    if let Ok(r) = &result {
-        tracing::info!(pid = %r.pid, uid = peer.uid, old = r.old_nice, new = r.new_nice, "reniced");
-    }
     reply(conn, result.map(Response::Reniced)).await
 }

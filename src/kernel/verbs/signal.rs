@@ -16,10 +16,16 @@ pub async fn handle(
     req: SignalRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let result = kernel.update(|s| deliver(s, peer.uid, req.pid, req.signal));
-    if let Ok(state) = &result {
-        tracing::info!(pid = %req.pid, uid = peer.uid, signal = %req.signal, ?state, "signalled");
-    }
+    let result = kernel.update(|s| {
+        let state = deliver(s, peer.uid, req.pid, req.signal)?;
+        s.audit(
+            peer.uid,
+            "signalled",
+            req.pid,
+            &format!("SIG{}", req.signal),
+        );
+        Ok(state)
+    });
     reply(
         conn,
         result.map(|state| {

@@ -12,18 +12,17 @@ pub async fn handle(
     req: SubmitRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let created = validate(kernel, peer, &req).map(|spec| {
+    let created = validate(kernel, peer, &req).and_then(|spec| {
         kernel.update(|s| {
-            let pid = s.create(spec, req.nice);
+            let pid = s.create(spec, req.nice)?;
             let follower = req.attach.then(|| output::subscribe(s, pid));
-            (pid, follower)
+            Ok((pid, follower))
         })
     });
     match created {
         Err(failure) => reply(conn, Err(failure)).await,
         Ok((pid, follower)) => {
             kernel.count_user_input();
-            tracing::info!(%pid, uid = peer.uid, process_type = %req.process_type, prompt = "<redacted>", "created");
             reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
             match follower {
                 Some(Ok(follower)) => output::follow(kernel, conn, follower).await,
