@@ -5,12 +5,18 @@
 pub mod builtins;
 pub mod cli;
 pub mod client;
+pub mod completer;
 pub mod editor;
 pub mod foreground;
+pub mod highlighter;
 pub mod jobs;
+pub mod notices;
 pub mod parser;
+pub mod prompt;
 pub mod render;
 pub mod session;
+pub mod signals;
+pub mod tokens;
 
 use session::Shell;
 use std::io::{BufRead, IsTerminal};

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod interactive;
 mod jobs;
 mod protocol;
 mod query;

@@ -3,6 +3,7 @@
 //! run as a binary the way a user runs it.
 
 pub mod fake_llm;
+pub mod pty;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
