@@ -196,6 +196,7 @@ pub struct ShellCompleter {
 }
 
 impl ShellCompleter {
+    /// A completer over this shell's jobs and the kernel at `socket`, asked on `runtime`.
     pub fn new(jobs: SharedJobs, socket: PathBuf, runtime: tokio::runtime::Handle) -> Self {
         ShellCompleter {
             facts: LiveFacts {

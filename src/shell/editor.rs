@@ -24,9 +24,14 @@ use reedline::{
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Lines of history kept in the file.
 const HISTORY_LINES: usize = 10_000;
+
+/// How long the prompt waits to learn how background jobs are doing; a kernel that does not
+/// answer in time must not keep the user from typing (watchers still report changes).
+const JOB_REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What Ctrl-C on an empty line says (bash's wording for `ignoreeof`, plus Ctrl-D).
 pub const HOW_TO_LEAVE: &str = "Use \"exit\" or Ctrl-D to leave the shell.";
@@ -61,7 +66,7 @@ pub fn run(sh: &mut Shell, runtime: &tokio::runtime::Runtime, vi: bool) -> i32 {
     let mut editor = build(sh, runtime, vi, printer, highlighter);
     let prompt = JobCountPrompt::new(sh.shared_jobs());
     loop {
-        runtime.block_on(sh.refresh_jobs());
+        let _ = runtime.block_on(tokio::time::timeout(JOB_REFRESH_TIMEOUT, sh.refresh_jobs()));
         for notice in notifier.begin_line() {
             println!("{notice}");
         }
@@ -188,13 +193,30 @@ fn history() -> Box<FileBackedHistory> {
     else {
         return in_memory();
     };
-    match FileBackedHistory::with_file(HISTORY_LINES, path.clone()) {
+    let opened = create_private(&path).and_then(|()| {
+        FileBackedHistory::with_file(HISTORY_LINES, path.clone()).map_err(Into::into)
+    });
+    match opened {
         Ok(h) => Box::new(h),
         Err(e) => {
             eprintln!("llmsh: history not saved: {}: {e}", path.display());
             in_memory()
         }
     }
+}
+
+/// Creates the history file readable by its owner only, as bash does: prompts can hold anything.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 #[cfg(test)]

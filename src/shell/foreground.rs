@@ -5,7 +5,7 @@
 use super::client::{Client, ClientError};
 use super::jobs::JobState;
 use super::session::Shell;
-use super::signals::KeyWatch;
+use super::signals::{KeyWatch, NoFlushGuard};
 use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest};
 use std::io::Write;
 use tokio::signal::unix::{SignalKind, signal};
@@ -22,6 +22,7 @@ pub async fn attach(
     command: &str,
     job: Option<u32>,
 ) -> i32 {
+    let _no_flush = sh.keys.as_ref().map(|_| NoFlushGuard::set());
     let (mut ctrl_c, mut ctrl_z) = match &sh.keys {
         Some(keys) => (
             KeyWatch::Counted(keys.ctrl_c.clone()),
@@ -93,16 +94,18 @@ fn stopped(sh: &mut Shell, pid: Pid, command: &str, job: Option<u32>, shown: usi
             None => jobs.add(pid, command, JobState::Stopped),
         };
         jobs.make_current(id);
-        let Some(j) = jobs.get_mut(id) else {
-            return;
-        };
-        j.state = JobState::Stopped;
-        j.shown = shown;
-        j.unreported = false;
-        let j = j.clone();
-        super::builtins::jobs::format_job(&j, '+', false)
+        if let Some(j) = jobs.get_mut(id) {
+            j.state = JobState::Stopped;
+            j.shown = shown;
+            j.unreported = false;
+        }
+        let marker = jobs.marker(id);
+        jobs.get(id)
+            .map(|j| super::builtins::jobs::format_job(j, marker, false))
     };
-    println!("{line}");
+    if let Some(line) = line {
+        println!("{line}");
+    }
     sh.watch_job(pid);
 }
 

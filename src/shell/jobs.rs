@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 /// only for short, synchronous updates, never across an `.await`.
 pub type SharedJobs = Arc<Mutex<JobTable>>;
 
+/// Where a job is, as `jobs` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobState {
     Running,
@@ -17,6 +18,7 @@ pub enum JobState {
     Done(ExitStatus),
 }
 
+/// A process this shell started and still tracks.
 #[derive(Clone, Debug)]
 pub struct Job {
     pub id: u32,
@@ -48,6 +50,7 @@ impl Job {
     }
 }
 
+/// This shell's jobs.
 #[derive(Default)]
 pub struct JobTable {
     jobs: Vec<Job>,
@@ -95,6 +98,7 @@ impl JobTable {
         self.jobs.iter().find(|j| j.pid == pid)
     }
 
+    /// The job numbered `id`.
     pub fn get(&self, id: u32) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id == id)
     }

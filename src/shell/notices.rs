@@ -37,6 +37,8 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// Notices for `jobs`, whose processes are followed on the kernel at `socket`; `live` prints
+    /// above the line being edited.
     pub fn new(jobs: SharedJobs, socket: PathBuf, live: SyncSender<String>) -> Notifier {
         Notifier {
             jobs,

@@ -14,6 +14,7 @@ pub struct JobCountPrompt {
 }
 
 impl JobCountPrompt {
+    /// A prompt that counts the jobs in `jobs`.
     pub fn new(jobs: SharedJobs) -> JobCountPrompt {
         JobCountPrompt { jobs }
     }

@@ -4,6 +4,7 @@
 //! before the line was read, so a press that lands between Enter and the moment a builtin starts
 //! listening still counts for that command. Otherwise (`-c`, scripts) each wait listens for itself.
 
+use nix::sys::termios::{LocalFlags, SetArg, Termios, tcgetattr, tcsetattr};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
@@ -79,6 +80,38 @@ impl KeyWatch {
                 }
             }
             KeyWatch::Never => std::future::pending().await,
+        }
+    }
+}
+
+/// Keeps the terminal from throwing away output when Ctrl-C or Ctrl-Z is pressed (POSIX flushes
+/// the output queue on INTR and SUSP unless NOFLSH is set). The attach loop counts what it has
+/// shown so that `fg` prints only the rest; a token written just before the key and then flushed
+/// would otherwise never be seen. Restores the terminal's flags when dropped.
+pub struct NoFlushGuard {
+    saved: Option<Termios>,
+}
+
+impl NoFlushGuard {
+    /// Sets NOFLSH on the terminal on standard input, if there is one.
+    pub fn set() -> NoFlushGuard {
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return NoFlushGuard { saved: None };
+        };
+        let mut quiet = saved.clone();
+        quiet.local_flags.insert(LocalFlags::NOFLSH);
+        let set = tcsetattr(&stdin, SetArg::TCSANOW, &quiet).is_ok();
+        NoFlushGuard {
+            saved: set.then_some(saved),
+        }
+    }
+}
+
+impl Drop for NoFlushGuard {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
         }
     }
 }

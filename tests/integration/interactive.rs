@@ -60,14 +60,14 @@ async fn ctrl_z_stops_a_streaming_query_and_bg_fg_ctrl_c_control_it() {
     })
     .await;
 
-    t.line("bg");
+    t.line("bg %%");
     t.expect("[1]+ query story &").await;
     t.expect("llmsh[1]$ ").await;
     k.eventually("ps", "the job to run again", |ps| {
         ps_row(ps, pid).is_some_and(|r| r[5] == "R")
     })
     .await;
-    t.line("fg");
+    t.line("fg %1");
     t.expect("query story\n").await;
     // What was shown before Ctrl-Z is not shown again: the stream picks up after it.
     let shown = last_token(&streamed).expect("tokens before the stop");
@@ -101,9 +101,9 @@ async fn a_job_that_ends_during_a_foreground_command_is_reported_before_the_next
         "no prompt before the notice: {between:?}"
     );
     t.expect("llmsh$ ").await;
-    t.line("jobs");
+    t.run("jobs").await;
     t.expect("llmsh$ ").await;
-    t.line("help jobs");
+    t.run("help jobs").await;
     t.expect("jobs: jobs [-l]").await;
     t.expect("llmsh$ ").await;
     assert_eq!(t.text().matches("Done").count(), 1, "{}", t.text());
@@ -140,8 +140,11 @@ async fn history_is_saved_to_the_state_directory_and_recalled_in_the_next_sessio
     first.expect("llmsh$ ").await;
     first.line("exit");
     assert_eq!(first.exit_status().await, 0);
-    let saved = std::fs::read_to_string(home.path().join("state/llmsh/history")).expect("history");
+    let file = home.path().join("state/llmsh/history");
+    let saved = std::fs::read_to_string(&file).expect("history");
     assert!(saved.lines().any(|l| l == "help kill"), "{saved:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&file.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "history is private");
 
     let mut second = Terminal::spawn(&socket, home.path(), &[]);
     second.expect("llmsh$ ").await;
@@ -256,4 +259,28 @@ async fn ctrl_c_interrupts_wait_and_returns_to_the_prompt() {
     t.expect("llmsh[1]$ ").await;
     t.line("exit");
     assert_eq!(t.exit_status().await, 130);
+}
+
+#[tokio::test]
+async fn a_background_job_stopped_and_continued_by_kill_is_reported_like_bash() {
+    let (_fake, k, home) = setup().await;
+    let mut t = Terminal::spawn(&k.socket, home.path(), &[]);
+    t.expect("llmsh$ ").await;
+    t.line("query one &");
+    t.expect("llmsh[1]$ ").await;
+    t.line("query two &");
+    t.expect("llmsh[2]$ ").await;
+    t.run("kill -STOP %-").await;
+    let before_prompt = t.expect("llmsh[2]$ ").await;
+    assert!(
+        before_prompt.contains("[1]-  Stopped                 query one"),
+        "{before_prompt:?}"
+    );
+    t.run("kill -CONT %1").await;
+    t.expect("llmsh[2]$ ").await;
+    t.run("jobs").await;
+    t.expect("[1]-  Running                 query one &").await;
+    t.expect("[2]+  Running                 query two &").await;
+    t.expect("llmsh[2]$ ").await;
+    assert_eq!(t.text().matches("Stopped").count(), 1, "{}", t.text());
 }

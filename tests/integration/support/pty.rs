@@ -118,6 +118,13 @@ impl Terminal {
         self.send(&format!("{text}\r"));
     }
 
+    /// Types a line and Enter, and waits until the editor has let go of it (its last paint of the
+    /// line ends with a newline), so what comes next is the command's own output.
+    pub async fn run(&mut self, line: &str) {
+        self.line(line);
+        self.expect(&format!("{line}\n")).await;
+    }
+
     /// All text written so far, escapes removed.
     pub fn text(&self) -> String {
         strip_escapes(&self.screen.lock().unwrap().raw)
