@@ -188,11 +188,10 @@ fn described(pairs: Vec<(String, String)>) -> Vec<(String, Option<String>)> {
     pairs.into_iter().map(|(v, d)| (v, Some(d))).collect()
 }
 
-/// The completer reedline calls on Tab.
+/// The completer reedline calls on Tab. It asks afresh each time (reedline asks a few times per
+/// Tab; a local round trip costs well under a millisecond), so PIDs are never stale.
 pub struct ShellCompleter {
     facts: LiveFacts,
-    /// The last answer and the text it was for: reedline asks several times per Tab.
-    last: Option<(String, Vec<Suggestion>)>,
 }
 
 impl ShellCompleter {
@@ -204,19 +203,12 @@ impl ShellCompleter {
                 socket,
                 runtime,
             },
-            last: None,
         }
     }
 }
 
 impl Completer for ShellCompleter {
     fn complete(&mut self, line: &str, pos: usize) -> CompletionResult {
-        let key = line.get(..pos).unwrap_or(line);
-        if let Some((text, suggestions)) = &self.last
-            && text == key
-        {
-            return CompletionResult::fresh(suggestions.clone());
-        }
         let (start, found) = candidates(line, pos, &mut self.facts);
         let suggestions: Vec<Suggestion> = found
             .into_iter()
@@ -228,7 +220,6 @@ impl Completer for ShellCompleter {
                 ..Suggestion::default()
             })
             .collect();
-        self.last = Some((key.to_string(), suggestions.clone()));
         CompletionResult::fresh(suggestions)
     }
 }
