@@ -1,9 +1,11 @@
 //! A process in the foreground: its output streams to stdout as it arrives. Ctrl-C (SIGINT) sends it
 //! INT; on a terminal Ctrl-Z (SIGTSTP) stops it and hands the prompt back, as bash does for a job.
+//! After `fg`, only what the job produced while it was away is printed, then the stream goes on.
 
 use super::client::{Client, ClientError};
 use super::jobs::JobState;
 use super::session::Shell;
+use super::signals::{KeyWatch, NoFlushGuard};
 use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest};
 use std::io::Write;
 use tokio::signal::unix::{SignalKind, signal};
@@ -12,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 pub const STOPPED_STATUS: i32 = 148;
 
 /// Follows `pid` on `client` (already streaming) until it exits or is stopped. `job` is its number in
-/// the job table when it already has one (`fg`).
+/// the job table when it already has one (`fg`); what that job already printed is not printed again.
 pub async fn attach(
     sh: &mut Shell,
     mut client: Client,
@@ -20,33 +22,40 @@ pub async fn attach(
     command: &str,
     job: Option<u32>,
 ) -> i32 {
-    let mut sigint = signal(SignalKind::interrupt()).ok();
-    let mut sigtstp = if sh.interactive {
-        signal(SignalKind::from_raw(nix::libc::SIGTSTP)).ok()
-    } else {
-        None
+    let _no_flush = sh.keys.as_ref().map(|_| NoFlushGuard::set());
+    let (mut ctrl_c, mut ctrl_z) = match &sh.keys {
+        Some(keys) => (
+            KeyWatch::Counted(keys.ctrl_c.clone()),
+            KeyWatch::Counted(keys.ctrl_z.clone()),
+        ),
+        None => match signal(SignalKind::interrupt()) {
+            Ok(sigint) => (KeyWatch::Listening(sigint), KeyWatch::Never),
+            Err(_) => (KeyWatch::Never, KeyWatch::Never),
+        },
     };
-    let mut at_line_start = true;
+    let mut screen = Screen {
+        skip: job
+            .and_then(|id| sh.jobs().get(id).map(|j| j.shown))
+            .unwrap_or(0),
+        seen: 0,
+        at_line_start: true,
+    };
     loop {
         tokio::select! {
             reply = client.recv() => match reply {
                 Ok(Response::Output(chunk)) => {
-                    if chunk.text.is_empty() {
-                        continue;
-                    }
-                    if !write_out(&chunk.text) {
+                    if !screen.show(&chunk.text) {
                         // Whoever read our output is gone; the process has no one to answer to.
                         send_signal(sh, pid, Signal::Int).await;
                         return 0;
                     }
-                    at_line_start = chunk.text.ends_with('\n');
                 }
                 Ok(Response::Exited(exited)) => {
-                    end_line(at_line_start);
+                    screen.end_line();
                     // Collect the zombie: a foreground process's status belongs to this shell.
                     let _ = client.call(Request::Wait(WaitRequest { pid })).await;
                     if let Some(id) = job {
-                        sh.jobs.remove(id);
+                        sh.jobs().remove(id);
                     }
                     if let crate::proto::ExitStatus::Failed { reason } = &exited.status {
                         eprintln!("llmsh: {pid}: {reason}");
@@ -54,18 +63,8 @@ pub async fn attach(
                     return exited.status.code();
                 }
                 Ok(Response::Stopped(_)) => {
-                    end_line(at_line_start);
-                    let id = match job {
-                        Some(id) => id,
-                        None => sh.jobs.add(pid, command, JobState::Stopped),
-                    };
-                    sh.jobs.make_current(id);
-                    if let Some(j) = sh.jobs.get_mut(id) {
-                        j.state = JobState::Stopped;
-                    }
-                    if let Some(j) = sh.jobs.iter().find(|j| j.id == id) {
-                        println!("{}", super::builtins::jobs::format_job(j, '+', false));
-                    }
+                    screen.end_line();
+                    stopped(sh, pid, command, job, screen.seen);
                     return STOPPED_STATUS;
                 }
                 Ok(Response::Continued(_)) => {}
@@ -74,20 +73,77 @@ pub async fn attach(
                     return 1;
                 }
                 Err(e) => {
-                    end_line(at_line_start);
+                    screen.end_line();
                     sh.complain(command, e);
                     return 1;
                 }
             },
-            Some(()) = next_signal(&mut sigint) => send_signal(sh, pid, Signal::Int).await,
-            Some(()) = next_signal(&mut sigtstp) => send_signal(sh, pid, Signal::Stop).await,
+            () = ctrl_c.pressed() => send_signal(sh, pid, Signal::Int).await,
+            () = ctrl_z.pressed() => send_signal(sh, pid, Signal::Stop).await,
         }
     }
 }
 
-async fn next_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match s {
-        Some(s) => s.recv().await,
+/// The foreground process was stopped: it becomes (or stays) a job, current, in the background,
+/// and the shell says so as bash does (`[1]+  Stopped  query ...`).
+fn stopped(sh: &mut Shell, pid: Pid, command: &str, job: Option<u32>, shown: usize) {
+    let line = {
+        let mut jobs = sh.jobs();
+        let id = match job {
+            Some(id) => id,
+            None => jobs.add(pid, command, JobState::Stopped),
+        };
+        jobs.make_current(id);
+        if let Some(j) = jobs.get_mut(id) {
+            j.state = JobState::Stopped;
+            j.shown = shown;
+            j.unreported = false;
+        }
+        let marker = jobs.marker(id);
+        jobs.get(id)
+            .map(|j| super::builtins::jobs::format_job(j, marker, false))
+    };
+    if let Some(line) = line {
+        println!("{line}");
+    }
+    sh.watch_job(pid);
+}
+
+/// What the attach loop has put on the terminal.
+struct Screen {
+    /// Bytes at the start of the output that were already shown before (`fg` after Ctrl-Z).
+    skip: usize,
+    /// Bytes of the output received so far, shown or skipped.
+    seen: usize,
+    at_line_start: bool,
+}
+
+impl Screen {
+    /// Shows the part of a chunk not shown before; false when stdout is gone.
+    fn show(&mut self, text: &str) -> bool {
+        let start = self.skip.saturating_sub(self.seen).min(text.len());
+        self.seen += text.len();
+        // The output only grows, so the shown part ends on a character boundary; if not, show all.
+        let new = text.get(start..).unwrap_or(text);
+        if new.is_empty() {
+            return true;
+        }
+        self.at_line_start = new.ends_with('\n');
+        write_out(new)
+    }
+
+    fn end_line(&self) {
+        if !self.at_line_start {
+            write_out("\n");
+        }
+    }
+}
+
+/// Resolves when the user presses Ctrl-C on a terminal; never otherwise. For builtins that block
+/// (`wait`), so that Ctrl-C gives the prompt back as in bash.
+pub async fn interrupted(sh: &Shell) {
+    match &sh.keys {
+        Some(keys) => KeyWatch::Counted(keys.ctrl_c.clone()).pressed().await,
         None => std::future::pending().await,
     }
 }
@@ -112,10 +168,4 @@ pub fn write_out(text: &str) -> bool {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .is_ok()
-}
-
-fn end_line(at_line_start: bool) {
-    if !at_line_start {
-        write_out("\n");
-    }
 }

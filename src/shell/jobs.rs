@@ -1,8 +1,16 @@
 //! The shell's job table: processes this shell started, numbered from 1, with bash's current (`%+`,
-//! `%%`) and previous (`%-`) jobs and its spec forms (`%N`, `%string`, `%?string`).
+//! `%%`) and previous (`%-`) jobs and its spec forms (`%N`, `%string`, `%?string`). On a terminal the
+//! table is shared with the tasks that watch background jobs ([`SharedJobs`]), and it remembers which
+//! state changes the user has not been told about yet.
 
-use crate::proto::{ExitStatus, Pid};
+use crate::proto::{ExitStatus, Pid, Signal};
+use std::sync::{Arc, Mutex};
 
+/// The job table as the shell's main thread and its job watchers share it. A std mutex: it is held
+/// only for short, synchronous updates, never across an `.await`.
+pub type SharedJobs = Arc<Mutex<JobTable>>;
+
+/// Where a job is, as `jobs` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobState {
     Running,
@@ -10,12 +18,17 @@ pub enum JobState {
     Done(ExitStatus),
 }
 
+/// A process this shell started and still tracks.
 #[derive(Clone, Debug)]
 pub struct Job {
     pub id: u32,
     pub pid: Pid,
     pub command: String,
     pub state: JobState,
+    /// Bytes of the output already printed in the foreground, so `fg` prints only what is new.
+    pub shown: usize,
+    /// The job stopped or ended in the background and the user has not been told yet.
+    pub unreported: bool,
 }
 
 impl Job {
@@ -25,11 +38,19 @@ impl Job {
             JobState::Running => "Running".into(),
             JobState::Stopped => "Stopped".into(),
             JobState::Done(ExitStatus::Finished) => "Done".into(),
+            JobState::Done(ExitStatus::Killed { signal }) => match signal {
+                Signal::Term => "Terminated".into(),
+                Signal::Kill => "Killed".into(),
+                Signal::Int => "Interrupt".into(),
+                Signal::Hup => "Hangup".into(),
+                other => format!("Exit {}", 128 + other.number()),
+            },
             JobState::Done(status) => format!("Exit {}", status.code()),
         }
     }
 }
 
+/// This shell's jobs.
 #[derive(Default)]
 pub struct JobTable {
     jobs: Vec<Job>,
@@ -46,6 +67,8 @@ impl JobTable {
             pid,
             command: command.to_string(),
             state,
+            shown: 0,
+            unreported: false,
         });
         self.make_current(id);
         id
@@ -75,8 +98,63 @@ impl JobTable {
         self.jobs.iter().find(|j| j.pid == pid)
     }
 
+    /// The job numbered `id`.
+    pub fn get(&self, id: u32) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Job> {
         self.jobs.iter_mut().find(|j| j.id == id)
+    }
+
+    /// Records what the kernel says of `pid` while it is in the background. A change to stopped or
+    /// done is remembered until [`JobTable::mark_reported`]; returns whether anything changed.
+    pub fn update_state(&mut self, pid: Pid, state: JobState) -> bool {
+        let Some(job) = self.jobs.iter_mut().find(|j| j.pid == pid) else {
+            return false;
+        };
+        if job.state == state {
+            return false;
+        }
+        job.unreported = state != JobState::Running;
+        job.state = state;
+        true
+    }
+
+    /// The notices bash would print now (`[1]+  Done  query ...`), with the job each is about.
+    pub fn notices(&self) -> Vec<(u32, String)> {
+        self.jobs
+            .iter()
+            .filter(|j| j.unreported || matches!(j.state, JobState::Done(_)))
+            .map(|j| {
+                let line = crate::shell::builtins::jobs::format_job(j, self.marker(j.id), false);
+                (j.id, line)
+            })
+            .collect()
+    }
+
+    /// The user has been told about these jobs: finished ones are forgotten, as bash does.
+    pub fn mark_reported(&mut self, ids: &[u32]) {
+        for &id in ids {
+            let done = match self.get_mut(id) {
+                Some(job) => {
+                    job.unreported = false;
+                    matches!(job.state, JobState::Done(_))
+                }
+                None => false,
+            };
+            if done {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// The notices to print now; marks them reported.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        let notices = self.notices();
+        let ids: Vec<u32> = notices.iter().map(|(id, _)| *id).collect();
+        self.mark_reported(&ids);
+        notices.into_iter().map(|(_, line)| line).collect()
     }
 
     /// `+` for the current job, `-` for the previous, blank otherwise.
@@ -193,6 +271,55 @@ mod tests {
             ("%query", Err("%query: ambiguous job spec".to_string())),
         ] {
             assert_eq!(t.resolve(spec).map(|j| j.pid), want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn background_changes_are_reported_once_and_done_jobs_forgotten() {
+        let mut t = table();
+        assert!(t.take_notices().is_empty());
+        assert!(t.update_state(Pid(10), JobState::Stopped));
+        assert!(!t.update_state(Pid(10), JobState::Stopped));
+        assert!(t.update_state(Pid(11), JobState::Done(ExitStatus::Finished)));
+        assert!(!t.update_state(Pid(99), JobState::Stopped));
+        let notices = t.take_notices();
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        assert!(notices[0].starts_with("[1]   Stopped"), "{notices:?}");
+        assert!(notices[1].starts_with("[2]-  Done"), "{notices:?}");
+        assert!(t.take_notices().is_empty());
+        assert_eq!(t.len(), 2);
+        assert!(t.update_state(Pid(10), JobState::Running));
+        assert!(t.take_notices().is_empty(), "a continued job is not news");
+    }
+
+    #[test]
+    fn state_words_follow_bash() {
+        let mut t = table();
+        for (status, want) in [
+            (ExitStatus::Finished, "Done"),
+            (ExitStatus::Failed { reason: "x".into() }, "Exit 1"),
+            (
+                ExitStatus::Killed {
+                    signal: Signal::Term,
+                },
+                "Terminated",
+            ),
+            (
+                ExitStatus::Killed {
+                    signal: Signal::Kill,
+                },
+                "Killed",
+            ),
+            (
+                ExitStatus::Killed {
+                    signal: Signal::Int,
+                },
+                "Interrupt",
+            ),
+        ] {
+            let job = t.get_mut(1).unwrap();
+            job.state = JobState::Done(status);
+            assert_eq!(job.state_word(), want);
         }
     }
 

@@ -1,16 +1,23 @@
 //! `llmsh`, the job-control shell: its parser, one file per builtin, the job table, the foreground
-//! attach loop, the line editor for terminals, and the renderers for tables. [`run`] picks the mode:
-//! `-c`, a script, piped stdin, or interactive.
+//! attach loop, the renderers for tables, and for terminals the line editor with its prompt,
+//! completer, highlighter, job notices and key handling. [`run`] picks the mode: `-c`, a script,
+//! piped stdin, or interactive.
 
 pub mod builtins;
 pub mod cli;
 pub mod client;
+pub mod completer;
 pub mod editor;
 pub mod foreground;
+pub mod highlighter;
 pub mod jobs;
+pub mod notices;
 pub mod parser;
+pub mod prompt;
 pub mod render;
 pub mod session;
+pub mod signals;
+pub mod tokens;
 
 use session::Shell;
 use std::io::{BufRead, IsTerminal};

@@ -3,14 +3,21 @@
 
 use super::builtins;
 use super::client::{Client, ClientError};
-use super::jobs::{JobState, JobTable};
+use super::jobs::{JobState, JobTable, SharedJobs};
+use super::notices::Notifier;
 use super::parser;
-use crate::proto::{ListRequest, ProcessState, Request, Response};
+use super::signals::TerminalKeys;
+use crate::proto::{ListRequest, Pid, ProcessState, Request, Response};
 use std::path::PathBuf;
+use std::sync::{Arc, MutexGuard, PoisonError};
 
+/// One shell session.
 pub struct Shell {
     pub socket: PathBuf,
-    pub jobs: JobTable,
+    /// This shell's jobs; see [`Shell::jobs`].
+    jobs: SharedJobs,
+    /// Watches background jobs and tells the user when they stop or end (interactive only).
+    notifier: Option<Arc<Notifier>>,
     pub last_status: i32,
     /// On a terminal, with job control (Ctrl-Z, notices).
     pub interactive: bool,
@@ -18,17 +25,53 @@ pub struct Shell {
     pub exit_requested: Option<i32>,
     /// `exit` with stopped jobs warns once, as bash does.
     pub warned_stopped_jobs: bool,
+    /// Ctrl-C and Ctrl-Z presses, counted by the interactive shell.
+    pub keys: Option<TerminalKeys>,
 }
 
 impl Shell {
+    /// A session on `socket`; `interactive` on a terminal.
     pub fn new(socket: PathBuf, interactive: bool) -> Shell {
         Shell {
             socket,
-            jobs: JobTable::default(),
+            jobs: SharedJobs::default(),
+            notifier: None,
             last_status: 0,
             interactive,
             exit_requested: None,
             warned_stopped_jobs: false,
+            keys: None,
+        }
+    }
+
+    /// The job table, locked. Do not hold it across an `.await` or call this twice in one statement.
+    pub fn jobs(&self) -> MutexGuard<'_, JobTable> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The job table itself, to share with the prompt and the completer.
+    pub fn shared_jobs(&self) -> SharedJobs {
+        Arc::clone(&self.jobs)
+    }
+
+    /// Turns on job notices; `live` prints above the line being edited.
+    pub fn enable_notices(&mut self, live: std::sync::mpsc::SyncSender<String>) -> Arc<Notifier> {
+        let notifier = Arc::new(Notifier::new(self.shared_jobs(), self.socket.clone(), live));
+        self.notifier = Some(Arc::clone(&notifier));
+        notifier
+    }
+
+    /// A job went to the background (`&`, or stopped): watch it, to tell the user when it changes.
+    pub fn watch_job(&self, pid: Pid) {
+        if let Some(notifier) = &self.notifier {
+            notifier.watch(pid);
+        }
+    }
+
+    /// A job comes to the foreground, where its changes are reported as they happen.
+    pub fn unwatch_job(&self, pid: Pid) {
+        if let Some(notifier) = &self.notifier {
+            notifier.unwatch(pid);
         }
     }
 
@@ -61,7 +104,7 @@ impl Shell {
 
     /// Asks the kernel how this shell's jobs are doing and updates their states.
     pub async fn refresh_jobs(&mut self) {
-        if self.jobs.is_empty() {
+        if self.jobs().is_empty() {
             return;
         }
         let Ok(mut client) = self.client().await else {
@@ -73,8 +116,9 @@ impl Shell {
         else {
             return;
         };
-        let ids: Vec<_> = self.jobs.iter().map(|j| (j.id, j.pid)).collect();
-        for (id, pid) in ids {
+        let mut jobs = self.jobs();
+        let pids: Vec<Pid> = jobs.iter().map(|j| j.pid).collect();
+        for pid in pids {
             let row = list.processes.iter().find(|p| p.pid == pid);
             let state = match row {
                 Some(p) if p.state == ProcessState::Zombie => {
@@ -85,28 +129,8 @@ impl Shell {
                 // Reaped elsewhere (another shell's `wait`): it is done, status unknown to us.
                 None => JobState::Done(crate::proto::ExitStatus::Finished),
             };
-            if let Some(job) = self.jobs.get_mut(id) {
-                job.state = state;
-            }
+            jobs.update_state(pid, state);
         }
-    }
-
-    /// Reports finished jobs (`[1]+  Done  query ...`) and forgets them, as bash does before a prompt.
-    pub fn take_done_notices(&mut self) -> Vec<String> {
-        let done: Vec<_> = self
-            .jobs
-            .iter()
-            .filter(|j| matches!(j.state, JobState::Done(_)))
-            .map(|j| j.id)
-            .collect();
-        let mut notices = Vec::new();
-        for id in done {
-            let marker = self.jobs.marker(id);
-            if let Some(job) = self.jobs.remove(id) {
-                notices.push(super::builtins::jobs::format_job(&job, marker, false));
-            }
-        }
-        notices
     }
 
     /// Connects and sends one request.

@@ -6,6 +6,7 @@ mod support;
 mod daemon;
 mod docs;
 mod hostile;
+mod interactive;
 mod jobs;
 mod packaging;
 mod protocol;

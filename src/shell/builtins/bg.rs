@@ -22,9 +22,9 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     let mut status = 0;
     for spec in specs {
         let job = match spec {
-            Some(spec) => sh.jobs.resolve(spec).cloned(),
+            Some(spec) => sh.jobs().resolve(spec).cloned(),
             None => sh
-                .jobs
+                .jobs()
                 .current()
                 .cloned()
                 .ok_or_else(|| "no current job".to_string()),
@@ -42,10 +42,15 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             continue;
         }
         foreground::send_signal(sh, job.pid, Signal::Cont).await;
-        if let Some(j) = sh.jobs.get_mut(job.id) {
-            j.state = JobState::Running;
-        }
-        println!("[{}]{} {} &", job.id, sh.jobs.marker(job.id), job.command);
+        let marker = {
+            let mut jobs = sh.jobs();
+            if let Some(j) = jobs.get_mut(job.id) {
+                j.state = JobState::Running;
+                j.unreported = false;
+            }
+            jobs.marker(job.id)
+        };
+        println!("[{}]{} {} &", job.id, marker, job.command);
     }
     status
 }

@@ -19,7 +19,7 @@ pub fn run(sh: &mut Shell, args: &[String]) -> i32 {
             Err(_) => return usage_error(sh, &HELP, format!("{n}: numeric argument required")),
         },
     };
-    let stopped = sh.jobs.iter().any(|j| j.state == JobState::Stopped);
+    let stopped = sh.jobs().iter().any(|j| j.state == JobState::Stopped);
     if sh.interactive && stopped && !sh.warned_stopped_jobs {
         sh.warned_stopped_jobs = true;
         eprintln!("There are stopped jobs.");

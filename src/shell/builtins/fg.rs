@@ -19,9 +19,9 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     }
     sh.refresh_jobs().await;
     let job = match args.first() {
-        Some(spec) => sh.jobs.resolve(spec).cloned(),
+        Some(spec) => sh.jobs().resolve(spec).cloned(),
         None => sh
-            .jobs
+            .jobs()
             .current()
             .cloned()
             .ok_or_else(|| "no current job".to_string()),
@@ -34,7 +34,7 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         }
     };
     println!("{}", job.command);
-    sh.jobs.make_current(job.id);
+    sh.jobs().make_current(job.id);
     let mut client = match sh.client().await {
         Ok(c) => c,
         Err(e) => {
@@ -52,10 +52,13 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         sh.complain("fg", e);
         return 1;
     }
+    // From here the job is reported as it changes, by the attach loop below.
+    sh.unwatch_job(job.pid);
     if job.state == JobState::Stopped {
         foreground::send_signal(sh, job.pid, Signal::Cont).await;
-        if let Some(j) = sh.jobs.get_mut(job.id) {
+        if let Some(j) = sh.jobs().get_mut(job.id) {
             j.state = JobState::Running;
+            j.unreported = false;
         }
     }
     foreground::attach(sh, client, job.pid, &job.command, Some(job.id)).await

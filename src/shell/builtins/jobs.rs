@@ -41,9 +41,11 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         Some(other) => return usage_error(sh, &HELP, format!("{other}: invalid option")),
     };
     sh.refresh_jobs().await;
-    for job in sh.jobs.iter() {
-        println!("{}", format_job(job, sh.jobs.marker(job.id), long));
+    let mut jobs = sh.jobs();
+    for job in jobs.iter() {
+        println!("{}", format_job(job, jobs.marker(job.id), long));
     }
-    let _ = sh.take_done_notices();
+    // Listed is told: finished jobs are forgotten, and no notice repeats what was just shown.
+    let _ = jobs.take_notices();
     0
 }

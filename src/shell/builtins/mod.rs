@@ -87,7 +87,7 @@ pub fn usage_error(sh: &Shell, help: &Help, message: impl std::fmt::Display) -> 
 /// A target of `kill`, `wait`, `cat`, `renice`: a pid or a job spec of this shell.
 pub fn resolve_target(sh: &Shell, word: &str) -> Result<crate::proto::Pid, String> {
     if word.starts_with('%') {
-        return sh.jobs.resolve(word).map(|j| j.pid);
+        return sh.jobs().resolve(word).map(|j| j.pid);
     }
     word.parse()
         .map_err(|_| format!("{word}: arguments must be process or job IDs"))

@@ -107,8 +107,9 @@ pub async fn submit(sh: &mut Shell, mut req: SubmitRequest, command: &Command) -
         }
     };
     if command.background {
-        let id = sh.jobs.add(pid, &command.text, JobState::Running);
+        let id = sh.jobs().add(pid, &command.text, JobState::Running);
         println!("[{id}] {pid}");
+        sh.watch_job(pid);
         return 0;
     }
     foreground::attach(sh, client, pid, &command.text, None).await

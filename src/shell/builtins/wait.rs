@@ -3,6 +3,7 @@
 
 use super::{Help, resolve_target};
 use crate::proto::{FailureKind, Pid, Request, Response, WaitRequest};
+use crate::shell::foreground;
 use crate::shell::jobs::JobState;
 use crate::shell::session::Shell;
 
@@ -12,9 +13,16 @@ pub const HELP: Help = Help {
     summary: "wait for processes to finish and return the exit status (0 done, 1 failed, 128+N killed)",
 };
 
-/// Waits for one process; returns its exit code, or 127 when it is unknown.
-async fn wait_one(sh: &mut Shell, pid: Pid) -> i32 {
-    let reply = sh.call(Request::Wait(WaitRequest { pid })).await;
+/// Status of a `wait` cut short by Ctrl-C (128 + SIGINT), as in bash.
+const INTERRUPTED_STATUS: i32 = 130;
+
+/// Waits for one process; returns its exit code, or 127 when it is unknown; `None` when Ctrl-C
+/// ended the wait.
+async fn wait_one(sh: &mut Shell, pid: Pid) -> Option<i32> {
+    let reply = tokio::select! {
+        reply = sh.call(Request::Wait(WaitRequest { pid })) => reply,
+        () = foreground::interrupted(sh) => return None,
+    };
     let code = match reply {
         Ok(Response::Exited(exited)) => exited.status.code(),
         Ok(other) => sh.unexpected("wait", &other),
@@ -27,29 +35,35 @@ async fn wait_one(sh: &mut Shell, pid: Pid) -> i32 {
             1
         }
     };
-    if let Some(id) = sh.jobs.by_pid(pid).map(|j| j.id) {
-        sh.jobs.remove(id);
+    let mut jobs = sh.jobs();
+    if let Some(id) = jobs.by_pid(pid).map(|j| j.id) {
+        jobs.remove(id);
     }
-    code
+    Some(code)
 }
 
 pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     if args.is_empty() {
         let pids: Vec<Pid> = sh
-            .jobs
+            .jobs()
             .iter()
             .filter(|j| j.state != JobState::Stopped)
             .map(|j| j.pid)
             .collect();
         for pid in pids {
-            wait_one(sh, pid).await;
+            if wait_one(sh, pid).await.is_none() {
+                return INTERRUPTED_STATUS;
+            }
         }
         return 0;
     }
     let mut status = 0;
     for arg in args {
         status = match resolve_target(sh, arg) {
-            Ok(pid) => wait_one(sh, pid).await,
+            Ok(pid) => match wait_one(sh, pid).await {
+                Some(code) => code,
+                None => return INTERRUPTED_STATUS,
+            },
             Err(message) => {
                 sh.complain("wait", message);
                 127

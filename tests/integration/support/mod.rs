@@ -3,6 +3,7 @@
 //! run as a binary the way a user runs it.
 
 pub mod fake_llm;
+pub mod pty;
 pub mod systemd;
 
 use std::os::unix::net::UnixDatagram;
