@@ -165,6 +165,8 @@ pub async fn start(
         changed: Notify::new(),
     });
     kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
+    // Restored processes take the free slots at once.
+    kernel.update(|_| ());
     Ok(Started { kernel, listener })
 }
 

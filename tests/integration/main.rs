@@ -5,6 +5,7 @@ mod support;
 
 mod daemon;
 mod docs;
+mod durability;
 mod hostile;
 mod interactive;
 mod jobs;

@@ -44,6 +44,16 @@ impl SignalRouter {
     /// Installs the handlers. From here on these signals no longer kill the process; any that arrive
     /// before [`SignalRouter::route`] wait, pending, until then.
     pub fn install() -> io::Result<SignalRouter> {
+        // A write past RLIMIT_FSIZE should fail with EFBIG, which the journal handles (refusing new
+        // processes until it can write), not kill the daemon.
+        // SAFETY: setting a signal to SIG_IGN installs no handler code; nothing else runs yet.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGXFSZ,
+                nix::sys::signal::SigHandler::SigIgn,
+            )
+        }
+        .map_err(io::Error::from)?;
         let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGALRM])?;
         Ok(SignalRouter { signals })
     }

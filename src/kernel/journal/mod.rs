@@ -149,9 +149,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Whether the journal should be rewritten: it has grown, or a write failed.
-    pub fn wants_compaction(&self) -> bool {
-        self.damaged || self.appended >= self.compact_after
+    /// Whether the journal should be rewritten: a write failed, or it has grown by more records than
+    /// both the configured threshold and twice the `live` processes a compaction would write. The
+    /// second bound keeps compaction amortized O(1) per record however large the table is.
+    pub fn wants_compaction(&self, live: usize) -> bool {
+        self.damaged || self.appended >= self.compact_after.max(2 * live as u64)
     }
 
     pub fn is_damaged(&self) -> bool {

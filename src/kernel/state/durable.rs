@@ -90,6 +90,7 @@ impl KernelState {
 
     /// Appends a record. Failures are logged and mark the journal damaged (see the module docs).
     pub(super) fn record(&mut self, record: Record, sync: bool) -> Result<(), Failure> {
+        let live = self.table.len();
         let Some(journal) = self.journal.as_mut() else {
             return Ok(());
         };
@@ -100,7 +101,7 @@ impl KernelState {
                 format!("cannot record it durably: {e}"),
             ));
         }
-        if journal.wants_compaction() {
+        if journal.wants_compaction(live) {
             self.compact();
         }
         Ok(())

@@ -34,12 +34,23 @@ impl TestKernel {
 
     /// As [`TestKernel::start`], in a given directory (to restart on the same state).
     pub async fn start_in(dir: tempfile::TempDir, backend: &str, args: &[&str]) -> TestKernel {
+        Self::start_with(dir, backend, args, |_| {}).await
+    }
+
+    /// As [`TestKernel::start_in`], with a last word on the command (limits, environment).
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        backend: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> TestKernel {
         let socket = dir.path().join("llmkernel.sock");
         let notify_path = dir.path().join(format!("notify-{}", std::process::id()));
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
         notify.set_read_timeout(Some(STEP)).expect("timeout");
-        let child = Command::new(KERNEL)
+        let mut command = Command::new(KERNEL);
+        command
             .arg("--socket")
             .arg(&socket)
             .arg("--backend")
@@ -52,9 +63,9 @@ impl TestKernel {
             .env("RUST_LOG", "warn")
             .env_remove("LISTEN_FDS")
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn llmkernel");
+            .kill_on_drop(true);
+        configure(&mut command);
+        let child = command.spawn().expect("spawn llmkernel");
         let notify_wait = tokio::task::spawn_blocking(move || {
             let mut buf = [0u8; 512];
             loop {
@@ -81,6 +92,20 @@ impl TestKernel {
     /// Runs `llmsh` with `stdin` as its input.
     pub async fn sh_stdin(&self, stdin: &str) -> ShellRun {
         run_shell(&self.socket, &[], Some(stdin)).await
+    }
+
+    /// Kills the kernel with SIGKILL (a crash) and gives back its directory for a restart.
+    pub async fn crash(mut self) -> tempfile::TempDir {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = tokio::time::timeout(STEP, self.child.wait()).await;
+        self.dir
+    }
+
+    /// Stops the kernel with SIGTERM (a planned shutdown) and gives back its directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(self.exit_code().await, Some(0), "clean shutdown");
+        self.dir
     }
 
     /// Sends a signal to the kernel process.

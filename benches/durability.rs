@@ -1,0 +1,202 @@
+//! Durability benchmark: what the journal costs and how fast the kernel comes back.
+//!
+//! - Submit latency: a `Submit` (created, written and synced before the acknowledgement) against the
+//!   bare protocol round trip (`Sched`, which touches no disk) on the same connection, same run.
+//! - Recovery: the time from `kernel::start` to ready with 10,000 processes in the state directory
+//!   (target: serving again within 1 s), against starting on an empty directory.
+//!
+//! No assertions: numbers to read. Writes `target/bench/durability.json`. Run with
+//! `cargo bench --bench durability`.
+
+use llmkernel::config::KernelConfig;
+use llmkernel::kernel::journal::Journal;
+use llmkernel::kernel::journal::record::{CreatedRecord, OutputRecord, Record};
+use llmkernel::proto::{Pid, ProcessType, Request, Response, SchedRequest, SubmitRequest};
+use llmkernel::shell::client::Client;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const SUBMITS: usize = 2000;
+const RECOVERY_PROCESSES: u64 = 10_000;
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A backend that accepts connections and never answers: the first process holds the one slot, the
+/// rest wait, so the benchmark measures the kernel and its disk, not generation.
+async fn silent_backend() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+fn config(url: &str, dir: &Path) -> KernelConfig {
+    KernelConfig {
+        backend_url: url.to_string(),
+        model: Some("bench".into()),
+        state_dir: dir.join("state"),
+        max_queue: 1_000_000,
+        ..KernelConfig::default()
+    }
+}
+
+async fn submit_latency(url: &str) -> (Duration, Duration, Duration, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("k.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+    let shutdown = CancellationToken::new();
+    let started = llmkernel::kernel::start(config(url, dir.path()), listener, shutdown.clone())
+        .await
+        .expect("kernel");
+    let task = tokio::spawn(started.serve());
+    let mut client = Client::connect(&socket).await.expect("connect");
+    let (mut bare, mut durable) = (Vec::new(), Vec::new());
+    for i in 0..SUBMITS {
+        let t = Instant::now();
+        let reply = client
+            .call(Request::Sched(SchedRequest { policy: None }))
+            .await;
+        bare.push(t.elapsed());
+        assert!(matches!(reply, Ok(Response::Sched(_))));
+        let submit = SubmitRequest {
+            prompt: format!("benchmark prompt {i}"),
+            system: None,
+            process_type: ProcessType::User,
+            max_tokens: Some(100),
+            nice: 0,
+            attach: false,
+        };
+        let t = Instant::now();
+        let reply = client.call(Request::Submit(submit)).await;
+        durable.push(t.elapsed());
+        assert!(matches!(reply, Ok(Response::Submitted(_))), "{reply:?}");
+    }
+    shutdown.cancel();
+    let _ = task.await;
+    (
+        percentile(&mut bare, 0.5),
+        percentile(&mut bare, 0.99),
+        percentile(&mut durable, 0.5),
+        percentile(&mut durable, 0.99),
+    )
+}
+
+/// Writes a journal holding `n` processes (half with some output, a tenth finished).
+fn write_state(dir: &Path, n: u64) {
+    let (mut journal, _) = Journal::open(&dir.join("state"), u64::MAX).expect("journal");
+    for i in 1..=n {
+        let created = CreatedRecord {
+            pid: Pid(i),
+            uid: 1000,
+            process_type: ProcessType::User,
+            system: Some("You are a helpful assistant.".into()),
+            prompt: format!("Summarise document number {i} in three sentences."),
+            allowance: 4000,
+            nice: 0,
+            created_unix_ms: 1,
+            enqueued_unix_ms: i,
+        };
+        journal
+            .append(&Record::Created(created), false)
+            .expect("append");
+        if i % 2 == 0 {
+            let text = "t0 t1 t2 t3 t4 t5 t6 t7 ".to_string();
+            let output = OutputRecord {
+                pid: Pid(i),
+                offset: 0,
+                text,
+                tokens_used: 8,
+                prompt_tokens: 20,
+            };
+            journal
+                .append(&Record::Output(output), false)
+                .expect("append");
+        }
+    }
+    journal.append(&Record::NextPid(n + 1), true).expect("sync");
+}
+
+async fn time_to_ready(url: &str, processes: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_state(dir.path(), processes);
+    let listener = tokio::net::UnixListener::bind(dir.path().join("k.sock")).expect("bind");
+    let shutdown = CancellationToken::new();
+    let t = Instant::now();
+    let started = llmkernel::kernel::start(config(url, dir.path()), listener, shutdown.clone())
+        .await
+        .expect("kernel");
+    let elapsed = t.elapsed();
+    let waiting = started.kernel().status_line();
+    assert!(
+        waiting.contains(&format!("{processes} processes")),
+        "{waiting}"
+    );
+    shutdown.cancel();
+    let _ = started.serve().await;
+    elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    let url = silent_backend().await;
+    let (bare50, bare99, sub50, sub99) = submit_latency(&url).await;
+    let empty = time_to_ready(&url, 0).await;
+    let full = time_to_ready(&url, RECOVERY_PROCESSES).await;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("durability ({SUBMITS} submits; recovery of {RECOVERY_PROCESSES} processes)");
+    println!("{:<38} {:>12} {:>12}", "", "p50", "p99");
+    println!(
+        "{:<38} {:>10.0}us {:>10.0}us",
+        "protocol round trip (Sched)",
+        us(bare50),
+        us(bare99)
+    );
+    println!(
+        "{:<38} {:>10.0}us {:>10.0}us",
+        "submit, durable before the ack",
+        us(sub50),
+        us(sub99)
+    );
+    println!(
+        "{:<38} {:>10.0}us {:>10.0}us",
+        "durability cost (difference)",
+        us(sub50) - us(bare50),
+        us(sub99) - us(bare99)
+    );
+    println!(
+        "{:<38} {:>10.1}ms",
+        "start on an empty state dir",
+        empty.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<38} {:>10.1}ms  (target < 1000 ms)",
+        "start with 10,000 processes",
+        full.as_secs_f64() * 1e3
+    );
+    let summary = serde_json::json!({
+        "submit_rtt_us_p50": us(bare50),
+        "submit_rtt_us_p99": us(bare99),
+        "submit_durable_us_p50": us(sub50),
+        "submit_durable_us_p99": us(sub99),
+        "submit_durability_added_us_p50": us(sub50) - us(bare50),
+        "recovery_ms_empty": empty.as_secs_f64() * 1e3,
+        "recovery_ms_10k": full.as_secs_f64() * 1e3,
+    });
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(
+        out.join("durability.json"),
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    );
+}
