@@ -23,7 +23,7 @@ _llmkernel() {
 
     case "${cmd}" in
         llmkernel)
-            opts="-h -V --config --socket --backend --model --cpus --quantum --policy --state-dir --daemon --pidfile --log-level --help --version"
+            opts="-h -V --config --socket --backend --model --cpus --quantum --policy --state-dir --daemon --pidfile --log-level --check-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -66,6 +66,10 @@ _llmkernel() {
                     return 0
                     ;;
                 --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

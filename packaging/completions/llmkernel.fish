@@ -8,6 +8,7 @@ complete -c llmkernel -l policy -d 'Scheduling policy [default: priority]' -r
 complete -c llmkernel -l state-dir -d 'Directory for the durable process table [default: ~/.local/state/llmkernel]' -r -F
 complete -c llmkernel -l pidfile -d 'With --daemon: write (and lock) the daemon\'s pid here' -r -F
 complete -c llmkernel -l log-level -d 'Log filter (error, warn, info, debug, trace) [default: info, or RUST_LOG]' -r
+complete -c llmkernel -l check-config -d 'Check a config file (default: the one the kernel would read) and exit: 0 valid, 1 not' -r -F
 complete -c llmkernel -l daemon -d 'Fork into the background once the socket accepts connections'
 complete -c llmkernel -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c llmkernel -s V -l version -d 'Print version'

@@ -51,6 +51,9 @@ pub struct KernelArgs {
     /// Log filter (error, warn, info, debug, trace) [default: info, or RUST_LOG]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Check a config file (default: the one the kernel would read) and exit: 0 valid, 1 not
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "daemon")]
+    pub check_config: Option<Option<PathBuf>>,
 }
 
 impl KernelArgs {
@@ -61,6 +64,29 @@ impl KernelArgs {
             Some(p) => (p.clone(), true),
             None => (paths::default_config_file(), false),
         }
+    }
+
+    /// `--check-config`: reads and validates the file without starting; returns what to print.
+    pub fn check_config(&self, file: Option<&std::path::Path>) -> Result<String, ConfigError> {
+        let (path, explicit) = match file {
+            Some(f) => (f.to_path_buf(), true),
+            None => self.config_path(),
+        };
+        if !explicit && !path.exists() {
+            return Ok(format!(
+                "{}: no such file; the defaults apply",
+                path.display()
+            ));
+        }
+        let parsed = ConfigFile::load(&path)?;
+        let mut config = KernelConfig::from_file(&parsed);
+        self.apply(&mut config);
+        crate::kernel::make_policy(&config.policy, &config).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            line: 1,
+            message: e.to_string(),
+        })?;
+        Ok(format!("{}: ok", path.display()))
     }
 
     /// Reads the config file and lays flags and environment over it.

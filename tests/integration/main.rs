@@ -3,6 +3,7 @@
 
 mod support;
 
+mod config;
 mod daemon;
 mod docs;
 mod durability;

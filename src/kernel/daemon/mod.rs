@@ -67,6 +67,10 @@ impl DaemonError {
 
 /// Runs `llmkernel` as the command line asks: in the foreground, or forked with `--daemon`.
 pub fn main(mut args: KernelArgs) -> Result<(), DaemonError> {
+    if let Some(file) = &args.check_config {
+        println!("{}", args.check_config(file.as_deref())?);
+        return Ok(());
+    }
     if args.daemon {
         args.absolutize()
             .map_err(|e| DaemonError::io("resolve paths", e))?;

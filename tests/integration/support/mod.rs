@@ -53,8 +53,6 @@ impl TestKernel {
         command
             .arg("--socket")
             .arg(&socket)
-            .arg("--backend")
-            .arg(backend)
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .args(args)
@@ -64,6 +62,9 @@ impl TestKernel {
             .env_remove("LISTEN_FDS")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if !backend.is_empty() {
+            command.arg("--backend").arg(backend); // an empty `backend` leaves it to env and config
+        }
         configure(&mut command);
         let child = command.spawn().expect("spawn llmkernel");
         let notify_wait = tokio::task::spawn_blocking(move || {

@@ -1,0 +1,116 @@
+//! The config file and its precedence: flag > environment > file > default; `--check-config`.
+
+use crate::support::fake_llm::{FakeConfig, FakeLlm};
+use crate::support::{KERNEL, TestKernel};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn check(file: &str) -> (i32, String, String) {
+    let out = std::process::Command::new(KERNEL)
+        .args(["--check-config", file])
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
+    let example = format!("{ROOT}/packaging/config.toml.example");
+    let (code, stdout, _) = check(&example);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("{example}: ok").as_str())
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, want) in [
+        (
+            "cpus = 2\nquantum = 0\n",
+            ":2: `quantum` must be at least 1 token",
+        ),
+        (
+            "[backend]\nurl = \"x\"\ncolour = 3\n",
+            ":3: unknown field `colour`",
+        ),
+        (
+            "policy = \"lottery\"\n",
+            ":1: `policy` is not a known policy",
+        ),
+        ("[types.ROOT]\nallowance = 1\n", "[types.ROOT]"),
+        ("[interrupts.timer]\nperiod_secs = -1\n", "period_secs"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).expect("write");
+        let (code, _, stderr) = check(path.to_str().expect("utf-8"));
+        assert_eq!(code, 1, "{text}");
+        assert!(stderr.contains(want), "{text}: {stderr}");
+    }
+    let (code, _, stderr) = check("/nonexistent/llmkernel.toml");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read config /nonexistent/llmkernel.toml"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn flag_beats_environment_which_beats_the_file() {
+    let by_file = FakeLlm::start(FakeConfig::default()).await;
+    let by_env = FakeLlm::start(FakeConfig::default()).await;
+    let by_flag = FakeLlm::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("k.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "cpus = 1\n[backend]\nurl = \"{}\"\nmodel = \"from-file\"\n",
+            by_file.url
+        ),
+    )
+    .expect("config");
+    let file = file.to_string_lossy().into_owned();
+
+    // File alone.
+    let k = TestKernel::start_in(tempfile::tempdir().expect("dir"), "", &["--config", &file]).await;
+    assert_eq!(k.sh("query --max-tokens 1 a").await.status, 0);
+    assert_eq!(by_file.requests().len(), 1);
+    assert_eq!(by_file.requests()[0].body["model"], "from-file");
+    drop(k);
+
+    // The environment beats the file.
+    let env_url = by_env.url.clone();
+    let k = TestKernel::start_with(
+        tempfile::tempdir().expect("dir"),
+        "",
+        &["--config", &file],
+        move |cmd| {
+            cmd.env("LLMKERNEL_BACKEND", env_url)
+                .env("LLMKERNEL_MODEL", "from-env");
+        },
+    )
+    .await;
+    assert_eq!(k.sh("query --max-tokens 1 b").await.status, 0);
+    assert_eq!(by_env.requests().len(), 1);
+    assert_eq!(by_env.requests()[0].body["model"], "from-env");
+    drop(k);
+
+    // A flag beats the environment.
+    let env_url = by_env.url.clone();
+    let k = TestKernel::start_with(
+        tempfile::tempdir().expect("dir"),
+        &by_flag.url,
+        &["--config", &file, "--model", "from-flag"],
+        move |cmd| {
+            cmd.env("LLMKERNEL_BACKEND", env_url)
+                .env("LLMKERNEL_MODEL", "from-env");
+        },
+    )
+    .await;
+    assert_eq!(k.sh("query --max-tokens 1 c").await.status, 0);
+    assert_eq!(by_flag.requests().len(), 1);
+    assert_eq!(by_flag.requests()[0].body["model"], "from-flag");
+    assert_eq!((by_file.requests().len(), by_env.requests().len()), (1, 1));
+}
