@@ -124,13 +124,29 @@ fn every_builtin_and_config_key_is_documented() {
         .expect("example");
     llmkernel::config::ConfigFile::parse(&example, Path::new("config.toml.example"))
         .expect("the example config parses");
+    // Every commented-out default must be valid too: uncomment them all and parse again.
+    let uncommented: String = example
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with('[')
+                    || rest.split_once(" = ").is_some_and(|(k, _)| is_key(k)) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    llmkernel::config::ConfigFile::parse(&uncommented, Path::new("example (uncommented)"))
+        .expect("every documented default parses");
     let page = std::fs::read_to_string(Path::new(ROOT).join("man/llmkernel.toml.5"))
         .expect("llmkernel.toml.5");
     for line in example.lines() {
         let line = line.trim_start_matches('#').trim();
         if let Some((key, _)) = line.split_once(" = ") {
             let key = key.trim();
-            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            if is_key(key) {
                 assert!(
                     page.contains(&format!(".B {key}")),
                     "llmkernel.toml.5 lacks `{key}`"
@@ -138,4 +154,8 @@ fn every_builtin_and_config_key_is_documented() {
             }
         }
     }
+}
+
+fn is_key(word: &str) -> bool {
+    !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
 }
