@@ -8,14 +8,15 @@
 #
 # Usage: packaging/install.sh --user [--prefix DIR] [--unit-dir DIR] [--from DIR]
 #        packaging/install.sh --user --uninstall [--prefix DIR] [--unit-dir DIR]
-# --from DIR takes llmkernel and llmsh from DIR instead of building them (cargo build --release).
+# --from DIR (or LLMKERNEL_INSTALL_FROM) takes llmkernel and llmsh from DIR instead of building them
+# (cargo build --release).
 # What was installed is listed in $PREFIX/share/llmkernel/installed-files, which --uninstall reads.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix="$HOME/.local"
 unit_dir="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
-from=""
+from="${LLMKERNEL_INSTALL_FROM:-}"
 mode=install
 user=0
 while [ $# -gt 0 ]; do

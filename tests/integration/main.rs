@@ -13,5 +13,6 @@ mod jobs;
 mod packaging;
 mod protocol;
 mod query;
+mod readme;
 mod scheduling;
 mod signals;
