@@ -434,14 +434,18 @@ impl KernelState {
     /// Switches the scheduling policy: waiting processes are re-ranked now, running ones are weighed
     /// by the new policy at their next quantum boundary.
     pub fn set_policy(&mut self, policy: Box<dyn Policy>) {
-        let waiting: Vec<Candidate> = self
-            .scheduler
+        let waiting = self.waiting_candidates();
+        self.config.policy = policy.name().to_string();
+        self.scheduler.replace_policy(policy, &waiting);
+    }
+
+    /// The waiting processes as the scheduler sees them, in run order (for re-ranking them all).
+    fn waiting_candidates(&self) -> Vec<Candidate> {
+        self.scheduler
             .queue_order()
             .filter_map(|pid| self.table.get(&pid))
             .map(|p| self.candidate(p))
-            .collect();
-        self.config.policy = policy.name().to_string();
-        self.scheduler.replace_policy(policy, &waiting);
+            .collect()
     }
 
     /// Processes waiting for a slot.
@@ -475,12 +479,7 @@ impl KernelState {
     /// under them in their queue order; a running process meets them at its next quantum boundary.
     pub fn reconfigure(&mut self, config: KernelConfig, policy: Option<Box<dyn Policy>>) {
         self.config = config;
-        let waiting: Vec<Candidate> = self
-            .scheduler
-            .queue_order()
-            .filter_map(|pid| self.table.get(&pid))
-            .map(|p| self.candidate(p))
-            .collect();
+        let waiting = self.waiting_candidates();
         match policy {
             Some(policy) => self.scheduler.replace_policy(policy, &waiting),
             None => waiting.iter().for_each(|c| self.scheduler.enqueue(c)),

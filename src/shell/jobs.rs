@@ -237,6 +237,14 @@ impl JobTable {
         found.ok_or_else(|| format!("{spec}: no such job"))
     }
 
+    /// A job spec's job, or without a spec the current job (`fg`, `bg`), in bash's words.
+    pub fn resolve_or_current(&self, spec: Option<&str>) -> Result<&Job, String> {
+        match spec {
+            Some(spec) => self.resolve(spec),
+            None => self.current().ok_or_else(|| "no current job".to_string()),
+        }
+    }
+
     /// The current job, if any.
     pub fn current(&self) -> Option<&Job> {
         self.current

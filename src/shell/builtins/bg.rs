@@ -21,14 +21,10 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     };
     let mut status = 0;
     for spec in specs {
-        let job = match spec {
-            Some(spec) => sh.jobs().resolve(spec).cloned(),
-            None => sh
-                .jobs()
-                .current()
-                .cloned()
-                .ok_or_else(|| "no current job".to_string()),
-        };
+        let job = sh
+            .jobs()
+            .resolve_or_current(spec.map(String::as_str))
+            .cloned();
         let job = match job {
             Ok(job) => job,
             Err(message) => {

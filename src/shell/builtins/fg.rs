@@ -18,14 +18,10 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         return usage_error(sh, &HELP, "too many arguments");
     }
     sh.refresh_jobs().await;
-    let job = match args.first() {
-        Some(spec) => sh.jobs().resolve(spec).cloned(),
-        None => sh
-            .jobs()
-            .current()
-            .cloned()
-            .ok_or_else(|| "no current job".to_string()),
-    };
+    let job = sh
+        .jobs()
+        .resolve_or_current(args.first().map(String::as_str))
+        .cloned();
     let job = match job {
         Ok(job) => job,
         Err(message) => {
