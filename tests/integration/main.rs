@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backend_faults;
 mod daemon;
 mod docs;
 mod hostile;

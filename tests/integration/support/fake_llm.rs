@@ -21,12 +21,19 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-/// A fault to inject.
+/// A fault to inject (into every request, or the first [`FakeConfig::fault_limit`] of them).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// Answer with this HTTP status and no stream.
     Status(u16),
+    /// Answer with this HTTP status and a `Retry-After` header of this value.
+    RetryAfter { status: u16, value: String },
+    /// Wait this long before answering at all (no headers, no first byte).
+    FirstByteDelay(Duration),
+    /// Ignore `max_tokens`: keep answering up to [`FakeConfig::tokens`].
+    IgnoreMaxTokens,
     /// Stop sending (but keep the connection) after this many tokens.
     StallAfter(usize),
     /// Send a data line that is not JSON after this many tokens.
@@ -55,6 +62,8 @@ pub struct FakeConfig {
     pub tokens: usize,
     pub delay: Duration,
     pub fault: Option<Fault>,
+    /// How many requests the fault hits before the server behaves; `None`: all of them.
+    pub fault_limit: Option<usize>,
     pub echo_prefix: bool,
     pub model: String,
 }
@@ -67,6 +76,7 @@ impl Default for FakeConfig {
             tokens: 10,
             delay: Duration::ZERO,
             fault: None,
+            fault_limit: None,
             echo_prefix: false,
             model: "fake-model".into(),
         }
@@ -77,6 +87,8 @@ impl Default for FakeConfig {
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub body: Value,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -135,6 +147,8 @@ struct Counters {
     /// Prompt tokens processed (not cached), all requests together.
     prefilled: usize,
     props_requests: usize,
+    /// Requests the fault has hit.
+    faulted: usize,
     disconnects: usize,
     completed: usize,
     active: usize,
@@ -145,18 +159,31 @@ struct Inner {
     config: Mutex<FakeConfig>,
     counters: Mutex<Counters>,
     changed: Notify,
+    /// Cancelled when the server is stopped: streams and held requests end as in a crash.
+    crash: Mutex<CancellationToken>,
 }
 
-/// A running fake server; it stops when dropped.
+/// The serving task and its graceful-shutdown trigger.
+struct Serving {
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// A running fake server; it stops when dropped. [`FakeLlm::stop`] and [`FakeLlm::restart`] take it
+/// down and bring it back on the same port, as a backend that crashes and comes back.
 pub struct FakeLlm {
     pub url: String,
+    addr: std::net::SocketAddr,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Option<Serving>,
 }
 
 impl Drop for FakeLlm {
     fn drop(&mut self) {
-        self.task.abort();
+        self.crash_token().cancel();
+        if let Some(serving) = &self.serving {
+            serving.task.abort();
+        }
     }
 }
 
@@ -166,24 +193,45 @@ impl FakeLlm {
             config: Mutex::new(config),
             counters: Mutex::new(Counters::default()),
             changed: Notify::new(),
+            crash: Mutex::new(CancellationToken::new()),
         });
-        let app = Router::new()
-            .route("/v1/models", get(models))
-            .route("/props", get(props))
-            .route("/v1/chat/completions", post(completions))
-            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake server");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         FakeLlm {
             url: format!("http://{addr}/v1"),
+            addr,
+            serving: Some(serve(listener, inner.clone())),
             inner,
-            task,
         }
+    }
+
+    fn crash_token(&self) -> CancellationToken {
+        self.inner.crash.lock().unwrap().clone()
+    }
+
+    /// Takes the server down: streams in flight break off, held requests end, and the port refuses
+    /// connections until [`FakeLlm::restart`].
+    pub async fn stop(&mut self) {
+        self.crash_token().cancel();
+        if let Some(serving) = self.serving.take() {
+            serving.stop.cancel();
+            tokio::time::timeout(Duration::from_secs(20), serving.task)
+                .await
+                .expect("the fake server stops")
+                .expect("fake server task");
+        }
+    }
+
+    /// Brings a stopped server back on the same port, with its counters kept.
+    pub async fn restart(&mut self) {
+        assert!(self.serving.is_none(), "restart of a running fake server");
+        *self.inner.crash.lock().unwrap() = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("bind the fake server's port again");
+        self.serving = Some(serve(listener, self.inner.clone()));
     }
 
     pub fn set(&self, f: impl FnOnce(&mut FakeConfig)) {
@@ -237,6 +285,22 @@ impl FakeLlm {
             }
         }
     }
+}
+
+fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) -> Serving {
+    let app = Router::new()
+        .route("/v1/models", get(models))
+        .route("/props", get(props))
+        .route("/v1/chat/completions", post(completions))
+        .with_state(inner);
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await;
+    });
+    Serving { task, stop }
 }
 
 async fn models(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
@@ -328,10 +392,14 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad json: {e}")).into_response(),
     };
     let config = inner.config.lock().unwrap().clone();
-    let recorded = Recorded { body: body.clone() };
+    let crash = inner.crash.lock().unwrap().clone();
+    let recorded = Recorded {
+        body: body.clone(),
+        at: std::time::Instant::now(),
+    };
     let prompt = recorded.user_prompt();
     let words = prompt_words(&recorded.messages());
-    let (index, prompt_tokens) = {
+    let (index, prompt_tokens, fault) = {
         let mut c = inner.counters.lock().unwrap();
         c.requests.push(recorded.clone());
         let cost = prompt_cost(&c, &recorded, &words);
@@ -339,7 +407,12 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
         if let Some(slot) = recorded.id_slot() {
             c.slot_cache.insert(slot, words.clone());
         }
-        (c.requests.len() - 1, cost)
+        let fault = config
+            .fault
+            .clone()
+            .filter(|_| config.fault_limit.is_none_or(|n| c.faulted < n));
+        c.faulted += usize::from(fault.is_some());
+        (c.requests.len() - 1, cost, fault)
     };
     let prefill = config.prefill * prompt_tokens as u32;
     inner.changed.notify_waiters();
@@ -352,9 +425,23 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
         let message = "Got priority 1 but Priority scheduling is not enabled.";
         return (StatusCode::BAD_REQUEST, message).into_response();
     }
-    if let Some(Fault::Status(code)) = config.fault {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, "injected failure").into_response();
+    match &fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, "injected failure").into_response();
+        }
+        Some(Fault::RetryAfter { status, value }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let header = [(header::RETRY_AFTER, value.clone())];
+            return (status, header, "injected failure").into_response();
+        }
+        Some(Fault::FirstByteDelay(delay)) => {
+            tokio::select! {
+                () = tokio::time::sleep(*delay) => {}
+                () = crash.cancelled() => return broken_response(),
+            }
+        }
+        _ => {}
     }
     let total = directive(&prompt, "tokens").map_or(config.tokens, |n| n as usize);
     let delay = directive(&prompt, "delay").map_or(config.delay, Duration::from_millis);
@@ -368,7 +455,11 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
         tokens_in(&prefix)
     };
     let max = body["max_tokens"].as_u64().unwrap_or(u64::MAX) as usize;
-    let end = total.min(start.saturating_add(max));
+    let end = if fault == Some(Fault::IgnoreMaxTokens) {
+        total
+    } else {
+        total.min(start.saturating_add(max))
+    };
     let finish_reason = if end < total { "length" } else { "stop" };
     {
         let mut c = inner.counters.lock().unwrap();
@@ -378,7 +469,6 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
     inner.changed.notify_waiters();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
     let echo = config.echo_prefix.then_some(prefix);
-    let fault = config.fault.clone();
     tokio::spawn(async move {
         let mut guard = StreamGuard {
             inner,
@@ -399,7 +489,12 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
             match &fault {
                 Some(Fault::StallAfter(k)) if n == *k => {
                     // Hold the connection open without sending until the client gives up.
-                    tx.closed().await;
+                    tokio::select! {
+                        () = tx.closed() => {}
+                        () = crash.cancelled() => {
+                            let _ = tx.send(Err(std::io::Error::other("crashed"))).await;
+                        }
+                    }
                     return;
                 }
                 Some(Fault::MalformedAfter(k)) if n == *k => {
@@ -413,8 +508,17 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
                 }
                 _ => {}
             }
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+            let crashed = if delay.is_zero() {
+                crash.is_cancelled()
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => false,
+                    () = crash.cancelled() => true,
+                }
+            };
+            if crashed {
+                let _ = tx.send(Err(std::io::Error::other("crashed"))).await;
+                return;
             }
             let mut text = format!("t{i} ");
             if n == 0
@@ -450,6 +554,16 @@ async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Res
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A response whose body breaks off at once, as from a server that crashed while answering.
+fn broken_response() -> Response {
+    let stream =
+        futures::stream::once(async { Err::<bytes::Bytes, _>(std::io::Error::other("crashed")) });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(stream))
