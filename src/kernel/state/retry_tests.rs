@@ -254,3 +254,24 @@ fn a_stall_right_at_the_allowance_finishes_the_process() {
         Some(ExitStatus::Finished)
     );
 }
+
+#[test]
+fn a_new_backend_url_is_tried_at_once_whatever_the_old_circuit_said() {
+    let mut s = state(1, quick());
+    create(&mut s, 100);
+    let launch = s.dispatch().pop().expect("launch");
+    fail(&mut s, &launch, refused());
+    assert!(s.dispatch().is_empty());
+    let same = s.config.clone();
+    s.reconfigure(same, None);
+    assert!(
+        s.dispatch().is_empty(),
+        "the same backend keeps its circuit"
+    );
+    let moved = KernelConfig {
+        backend_url: "http://elsewhere.test/v1".into(),
+        ..s.config.clone()
+    };
+    s.reconfigure(moved, None);
+    assert_eq!(s.dispatch().len(), 1);
+}

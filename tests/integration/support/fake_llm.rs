@@ -12,9 +12,8 @@
 //! makes each such token cost time, so the price of a context switch shows.
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -22,6 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+// An explicit path: the benches include this file by path too, where `mod` alone would look elsewhere.
+#[path = "fake_llm/completions.rs"]
+mod completions;
 
 /// A fault to inject (into every request, or the first [`FakeConfig::fault_limit`] of them).
 #[derive(Clone, Debug, PartialEq)]
@@ -291,7 +294,7 @@ fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) -> Serving {
     let app = Router::new()
         .route("/v1/models", get(models))
         .route("/props", get(props))
-        .route("/v1/chat/completions", post(completions))
+        .route("/v1/chat/completions", post(completions::completions))
         .with_state(inner);
     let stop = CancellationToken::new();
     let signal = stop.clone();
@@ -327,247 +330,9 @@ async fn props(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-/// The conversation as words, ending where the answer goes on (`assistant:` and its text so far).
-fn prompt_words(messages: &[(String, String)]) -> Vec<String> {
-    let mut words = Vec::new();
-    for (role, content) in messages {
-        words.push(format!("{role}:"));
-        words.extend(content.split_whitespace().map(str::to_string));
-    }
-    if messages.last().is_none_or(|(role, _)| role != "assistant") {
-        words.push("assistant:".into());
-    }
-    words
-}
-
-/// Prompt tokens to process for a request: all of them, less the prefix the pinned slot's cache holds.
-fn prompt_cost(c: &Counters, recorded: &Recorded, words: &[String]) -> usize {
-    let cached = match (recorded.id_slot(), recorded.cache_prompt()) {
-        (Some(slot), Some(true)) => c.slot_cache.get(&slot).map_or(0, |held| {
-            held.iter().zip(words).take_while(|(a, b)| a == b).count()
-        }),
-        _ => 0,
-    };
-    words.len() - cached
-}
-
-/// Reads `[key=value]` directives from a prompt.
-fn directive(prompt: &str, key: &str) -> Option<u64> {
-    let start = prompt.find(&format!("[{key}="))? + key.len() + 2;
-    prompt[start..].split(']').next()?.parse().ok()
-}
-
 /// Tokens already in a continuation prefix (`t0 t1 ` holds 2).
 fn tokens_in(prefix: &str) -> usize {
     prefix.split_inclusive(' ').count()
-}
-
-/// Marks a stream that ends early (the client hung up) when dropped before `finished`.
-struct StreamGuard {
-    inner: Arc<Inner>,
-    finished: bool,
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let mut c = self.inner.counters.lock().unwrap();
-        c.active -= 1;
-        if self.finished {
-            c.completed += 1;
-        } else {
-            c.disconnects += 1;
-        }
-        drop(c);
-        self.inner.changed.notify_waiters();
-    }
-}
-
-fn sse(value: Value) -> bytes::Bytes {
-    bytes::Bytes::from(format!("data: {value}\n\n"))
-}
-
-async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad json: {e}")).into_response(),
-    };
-    let config = inner.config.lock().unwrap().clone();
-    let crash = inner.crash.lock().unwrap().clone();
-    let recorded = Recorded {
-        body: body.clone(),
-        at: std::time::Instant::now(),
-    };
-    let prompt = recorded.user_prompt();
-    let words = prompt_words(&recorded.messages());
-    let (index, prompt_tokens, fault) = {
-        let mut c = inner.counters.lock().unwrap();
-        c.requests.push(recorded.clone());
-        let cost = prompt_cost(&c, &recorded, &words);
-        c.prefilled += cost;
-        if let Some(slot) = recorded.id_slot() {
-            c.slot_cache.insert(slot, words.clone());
-        }
-        let fault = config
-            .fault
-            .clone()
-            .filter(|_| config.fault_limit.is_none_or(|n| c.faulted < n));
-        c.faulted += usize::from(fault.is_some());
-        (c.requests.len() - 1, cost, fault)
-    };
-    let prefill = config.prefill * prompt_tokens as u32;
-    inner.changed.notify_waiters();
-    if config.kind
-        == (ServerKind::Vllm {
-            rejects_priority: true,
-        })
-        && recorded.priority().is_some()
-    {
-        let message = "Got priority 1 but Priority scheduling is not enabled.";
-        return (StatusCode::BAD_REQUEST, message).into_response();
-    }
-    match &fault {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (status, "injected failure").into_response();
-        }
-        Some(Fault::RetryAfter { status, value }) => {
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-            let header = [(header::RETRY_AFTER, value.clone())];
-            return (status, header, "injected failure").into_response();
-        }
-        Some(Fault::FirstByteDelay(delay)) => {
-            tokio::select! {
-                () = tokio::time::sleep(*delay) => {}
-                () = crash.cancelled() => return broken_response(),
-            }
-        }
-        _ => {}
-    }
-    let total = directive(&prompt, "tokens").map_or(config.tokens, |n| n as usize);
-    let delay = directive(&prompt, "delay").map_or(config.delay, Duration::from_millis);
-    let prefix = match recorded.messages().last() {
-        Some((role, content)) if role == "assistant" => content.clone(),
-        _ => String::new(),
-    };
-    let start = if prefix.is_empty() {
-        0
-    } else {
-        tokens_in(&prefix)
-    };
-    let max = body["max_tokens"].as_u64().unwrap_or(u64::MAX) as usize;
-    let end = if fault == Some(Fault::IgnoreMaxTokens) {
-        total
-    } else {
-        total.min(start.saturating_add(max))
-    };
-    let finish_reason = if end < total { "length" } else { "stop" };
-    {
-        let mut c = inner.counters.lock().unwrap();
-        c.active += 1;
-        c.max_active = c.max_active.max(c.active);
-    }
-    inner.changed.notify_waiters();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let echo = config.echo_prefix.then_some(prefix);
-    tokio::spawn(async move {
-        let mut guard = StreamGuard {
-            inner,
-            finished: false,
-        };
-        if tx
-            .send(Ok(bytes::Bytes::from(": keep-alive comment\n\n")))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        if !prefill.is_zero() {
-            tokio::time::sleep(prefill).await;
-        }
-        let mut held = words;
-        for (n, i) in (start..end).enumerate() {
-            match &fault {
-                Some(Fault::StallAfter(k)) if n == *k => {
-                    // Hold the connection open without sending until the client gives up.
-                    tokio::select! {
-                        () = tx.closed() => {}
-                        () = crash.cancelled() => {
-                            let _ = tx.send(Err(std::io::Error::other("crashed"))).await;
-                        }
-                    }
-                    return;
-                }
-                Some(Fault::MalformedAfter(k)) if n == *k => {
-                    let _ = tx.send(Ok(bytes::Bytes::from("data: {not json\n\n"))).await;
-                    tx.closed().await;
-                    return;
-                }
-                Some(Fault::ResetAfter(k)) if n == *k => {
-                    let _ = tx.send(Err(std::io::Error::other("reset"))).await;
-                    return;
-                }
-                _ => {}
-            }
-            let crashed = if delay.is_zero() {
-                crash.is_cancelled()
-            } else {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => false,
-                    () = crash.cancelled() => true,
-                }
-            };
-            if crashed {
-                let _ = tx.send(Err(std::io::Error::other("crashed"))).await;
-                return;
-            }
-            let mut text = format!("t{i} ");
-            if n == 0
-                && let Some(echo) = &echo
-            {
-                text = format!("{echo}{text}");
-            }
-            let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
-            if tx.send(Ok(sse(chunk))).await.is_err() {
-                return;
-            }
-            let mut c = guard.inner.counters.lock().unwrap();
-            c.log.push((index, i));
-            held.push(format!("t{i}"));
-            if let Some(slot) = recorded.id_slot() {
-                c.slot_cache.insert(slot, held.clone());
-            }
-        }
-        let last = json!({
-            "choices": [{ "index": 0, "delta": {}, "finish_reason": finish_reason }],
-            "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": end - start, "total_tokens": prompt_tokens + end - start },
-        });
-        if tx.send(Ok(sse(last))).await.is_err()
-            || tx
-                .send(Ok(bytes::Bytes::from("data: [DONE]\n\n")))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        guard.finished = true;
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-/// A response whose body breaks off at once, as from a server that crashed while answering.
-fn broken_response() -> Response {
-    let stream =
-        futures::stream::once(async { Err::<bytes::Bytes, _>(std::io::Error::other("crashed")) });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// The whole answer for `n` tokens: `t0 t1 ... t{n-1} `.
