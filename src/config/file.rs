@@ -63,6 +63,13 @@ pub struct BackendSection {
     pub connect_timeout_secs: Option<f64>,
     pub first_token_timeout_secs: Option<f64>,
     pub token_timeout_secs: Option<f64>,
+    /// Seconds to wait before the first retry of a failing backend; doubles up to `backoff_max_secs`.
+    pub backoff_initial_secs: Option<f64>,
+    pub backoff_max_secs: Option<f64>,
+    /// Seconds a process keeps retrying without progress before it fails.
+    pub retry_for_secs: Option<f64>,
+    /// Retries a process gets before it fails (default: as many as `retry_for_secs` allows).
+    pub max_retries: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +169,8 @@ impl ConfigFile {
                 file.backend.first_token_timeout_secs,
             ),
             ("token_timeout_secs", file.backend.token_timeout_secs),
+            ("backoff_initial_secs", file.backend.backoff_initial_secs),
+            ("backoff_max_secs", file.backend.backoff_max_secs),
             ("handshake_timeout_secs", file.limits.handshake_timeout_secs),
             ("idle_timeout_secs", file.limits.idle_timeout_secs),
             ("retention_secs", file.retention_secs),
@@ -172,6 +181,13 @@ impl ConfigFile {
                 "must be a positive number of seconds",
             )?;
         }
+        check(
+            file.backend
+                .retry_for_secs
+                .is_none_or(|s| (0.0..1e6).contains(&s)),
+            "retry_for_secs",
+            "must be 0 or a positive number of seconds",
+        )?;
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -199,6 +215,12 @@ impl ConfigFile {
         set(&mut c.connect_timeout, secs(b.connect_timeout_secs));
         set(&mut c.first_token_timeout, secs(b.first_token_timeout_secs));
         set(&mut c.token_timeout, secs(b.token_timeout_secs));
+        set(&mut c.retry.backoff_initial, secs(b.backoff_initial_secs));
+        set(&mut c.retry.backoff_max, secs(b.backoff_max_secs));
+        set(&mut c.retry.retry_for, secs(b.retry_for_secs));
+        if b.max_retries.is_some() {
+            c.retry.max_retries = b.max_retries;
+        }
         set(&mut c.cpus, self.cpus);
         set(&mut c.quantum_tokens, self.quantum);
         set(&mut c.policy, self.policy.clone());
@@ -297,6 +319,42 @@ mod tests {
         let c = KernelConfig::from_file(&f);
         assert_eq!(c.backend_kind, crate::llm::BackendKind::LlamaCpp);
         assert_eq!(c.policy, "mlfq");
+    }
+
+    #[test]
+    fn retry_settings_overlay_defaults_and_bad_ones_are_named() {
+        let text = "[backend]\nbackoff_initial_secs = 0.1\nbackoff_max_secs = 2\nretry_for_secs = 0\nmax_retries = 3\n";
+        let c = KernelConfig::from_file(&parse(text).unwrap());
+        assert_eq!(
+            c.retry,
+            crate::config::RetrySettings {
+                backoff_initial: Duration::from_millis(100),
+                backoff_max: Duration::from_secs(2),
+                retry_for: Duration::ZERO,
+                max_retries: Some(3),
+            }
+        );
+        let d = KernelConfig::default().retry;
+        assert_eq!(
+            (d.backoff_initial, d.backoff_max, d.retry_for, d.max_retries),
+            (
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+                Duration::from_secs(600),
+                None
+            )
+        );
+        let err = parse("[backend]\nbackoff_max_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml:2") && err.contains("backoff_max_secs"),
+            "{err}"
+        );
+        let err = parse("[backend]\nretry_for_secs = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retry_for_secs"), "{err}");
     }
 
     #[test]

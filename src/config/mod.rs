@@ -25,6 +25,31 @@ pub struct TypeSettings {
     pub allowance_tokens: u32,
 }
 
+/// How long to wait before trying a failing backend again, and when to give up on a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// The wait after the first failure; it doubles with each further failure.
+    pub backoff_initial: Duration,
+    /// The longest wait between two tries (before `Retry-After`, which may ask for longer).
+    pub backoff_max: Duration,
+    /// A process fails once its next try would come later than this after its first failure
+    /// without progress.
+    pub retry_for: Duration,
+    /// Tries after the first failure before a process fails; `None`: as many as `retry_for` allows.
+    pub max_retries: Option<u32>,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            retry_for: Duration::from_secs(600),
+            max_retries: None,
+        }
+    }
+}
+
 /// Everything the kernel needs to run, resolved from flags, environment, file and defaults.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
@@ -36,6 +61,8 @@ pub struct KernelConfig {
     pub token_timeout: Duration,
     /// The kind of backend server, for its extras (slot pinning, priorities); `Auto` learns it.
     pub backend_kind: BackendKind,
+    /// How the kernel waits out a backend that fails (see [`crate::kernel::circuit`]).
+    pub retry: RetrySettings,
     /// Generation slots to time-share (the backend's parallel slots, e.g. `llama-server -np N`).
     pub cpus: u32,
     /// Tokens per time slice; the scheduler may switch processes at every multiple.
@@ -78,6 +105,7 @@ impl Default for KernelConfig {
             first_token_timeout: Duration::from_secs(120),
             token_timeout: Duration::from_secs(60),
             backend_kind: BackendKind::Auto,
+            retry: RetrySettings::default(),
             cpus: 1,
             quantum_tokens: 32,
             policy: "priority".to_string(),

@@ -1,5 +1,6 @@
 //! The kernel: the process table and its transitions ([`state`]), the scheduler and its policies
-//! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]), the
+//! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]) while
+//! the backend circuit says it is answering ([`circuit`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
 //! run-time reconfiguration ([`reload`]), and the process-level layer of the `llmkernel` binary
 //! (signals, `--daemon`, systemd: [`daemon`]).
@@ -8,6 +9,7 @@
 //! the `llmkernel` binary differ only in the listener and shutdown token they pass.
 
 pub mod admission;
+pub mod circuit;
 pub mod cli;
 pub mod daemon;
 pub mod dispatcher;
@@ -101,8 +103,23 @@ impl Kernel {
             self.tracker
                 .spawn(dispatcher::run_generation(Arc::clone(self), launch));
         }
+        if let Some(delay) = state.circuit_timer() {
+            self.wake_after(delay);
+        }
         self.changed.notify_waiters();
         result
+    }
+
+    /// Dispatches again after `delay` (when the backend circuit's backoff is over), unless the
+    /// kernel shuts down first.
+    fn wake_after(self: &Arc<Self>, delay: std::time::Duration) {
+        let kernel = Arc::clone(self);
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => kernel.update(|_| ()),
+                () = kernel.shutdown.cancelled() => {}
+            }
+        });
     }
 
     /// The backend for a new run.
@@ -212,12 +229,19 @@ impl Kernel {
     /// A one-line summary for systemd's STATUS= and logs.
     pub fn status_line(&self) -> String {
         self.read(|s| {
-            format!(
+            let mut line = format!(
                 "{} processes, {} running, {} waiting",
                 s.live(),
                 s.running(),
                 s.waiting()
-            )
+            );
+            if s.circuit.failures() > 0 {
+                line.push_str(&format!(
+                    ", backend failing ({} in a row)",
+                    s.circuit.failures()
+                ));
+            }
+            line
         })
     }
 }

@@ -32,6 +32,46 @@ pub struct Run {
     pub ending: bool,
 }
 
+/// A backend failure the process is waiting out (see [`crate::kernel::circuit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Failed tries since the process last made progress.
+    pub failures: u32,
+    /// Kernel-clock milliseconds of the first of them: the retry budget counts from here.
+    pub since_ms: u64,
+    /// When the backend may be tried again (kernel clock).
+    pub at_ms: u64,
+    /// What went wrong last, in the user's words.
+    pub reason: String,
+}
+
+impl Retry {
+    /// The note `ps -l` shows: `backend … refused the connection; retrying in 4s (attempt 3)`.
+    pub fn note(&self, now_ms: u64) -> String {
+        let attempt = self.failures.saturating_add(1);
+        if self.at_ms > now_ms {
+            let wait = seconds(self.at_ms - now_ms);
+            format!("{}; retrying in {wait} (attempt {attempt})", self.reason)
+        } else {
+            format!("{}; retrying (attempt {attempt})", self.reason)
+        }
+    }
+}
+
+/// Milliseconds as a short number of seconds: `0.5s`, `4s`, `30s`.
+pub fn seconds(ms: u64) -> String {
+    if ms >= 10_000 {
+        format!("{}s", ms.div_ceil(1000))
+    } else {
+        let tenths = ms.div_ceil(100);
+        if tenths.is_multiple_of(10) {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+    }
+}
+
 /// Something to do when the running process next reaches a quantum boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AtBoundary {
@@ -59,6 +99,8 @@ pub struct Process {
     pub last_slot: Option<u32>,
     pub exit: Option<ExitStatus>,
     pub note: Option<String>,
+    /// Set while the process waits out a failing backend.
+    pub retry: Option<Retry>,
     /// Clients following the output. Each channel is bounded; a follower that falls that far behind is
     /// dropped (its stream ends with an error) rather than letting the kernel buffer without limit.
     pub followers: Vec<mpsc::Sender<Reply>>,
@@ -91,6 +133,7 @@ impl Process {
             last_slot: None,
             exit: None,
             note: None,
+            retry: None,
             followers: Vec::new(),
             collected: false,
             checkpointed: 0,
@@ -166,6 +209,15 @@ impl Process {
         delivered > 0
     }
 
+    /// The note `ps -l` shows at `now_ms`: why it ended or stopped early, or the backend failure
+    /// it waits out.
+    pub fn note_at(&self, now_ms: u64) -> Option<String> {
+        match &self.retry {
+            Some(retry) if self.state == ProcessState::Waiting => Some(retry.note(now_ms)),
+            _ => self.note.clone(),
+        }
+    }
+
     /// The `ps` row; `readable` says whether the asker may see the prompt.
     pub fn info(&self, priority: i32, queue_position: Option<u32>, readable: bool) -> ProcessInfo {
         ProcessInfo {
@@ -188,5 +240,37 @@ impl Process {
             note: self.note.clone(),
             eta_ms: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_short_and_never_round_down_to_zero() {
+        let shown: Vec<String> = [1, 500, 4000, 4001, 9999, 30_000, 30_001]
+            .into_iter()
+            .map(seconds)
+            .collect();
+        assert_eq!(shown, ["0.1s", "0.5s", "4s", "4.1s", "10s", "30s", "31s"]);
+    }
+
+    #[test]
+    fn retry_note_says_why_when_and_which_attempt() {
+        let retry = Retry {
+            failures: 2,
+            since_ms: 0,
+            at_ms: 5000,
+            reason: "backend http://x/v1 refused the connection".into(),
+        };
+        assert_eq!(
+            retry.note(1000),
+            "backend http://x/v1 refused the connection; retrying in 4s (attempt 3)"
+        );
+        assert_eq!(
+            retry.note(6000),
+            "backend http://x/v1 refused the connection; retrying (attempt 3)"
+        );
     }
 }

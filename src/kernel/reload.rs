@@ -2,8 +2,9 @@
 //!
 //! Applied at once: the quantum, aging and policy, the per-type base priorities and allowances, the
 //! limits, the interrupt handlers, their limits and the spool directory, the interval timer's period
-//! (the daemon re-arms it), and the backend (URL, model, API key, timeouts) for runs that start
-//! afterwards; a run in flight finishes on the backend it started with. Waiting processes are ranked
+//! (the daemon re-arms it), the backend (URL, model, API key, timeouts) for runs that start
+//! afterwards (a run in flight finishes on the backend it started with; a new URL is tried at once,
+//! whatever the old one's circuit said), and the retry settings from the next failure on. Waiting processes are ranked
 //! again under the new settings; a running one meets them at its next quantum boundary.
 //!
 //! Needs a restart, and is kept as it was until then: `cpus` (the slot table) and `state_dir`; in the

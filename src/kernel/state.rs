@@ -1,14 +1,19 @@
 //! The kernel's in-memory state: the process table, the scheduler and the slots, with every
 //! transition of a process's life. All of it sits behind one mutex in [`super::Kernel`]; every method
 //! here is synchronous and short, so the lock is never held across an `.await`. The decisions taken at
-//! quantum boundaries live in [`preemption`], the `ps` view in [`listing`].
+//! quantum boundaries live in [`preemption`], how a run's end moves its process on (and how a failing
+//! backend is waited out) in [`run_end`], the `ps` view in [`listing`].
 
 mod durable;
 mod listing;
 mod preemption;
+#[cfg(test)]
+mod retry_tests;
+mod run_end;
 
 pub use durable::{Restored, unix_ms};
 
+use super::circuit::BackendCircuit;
 use super::process::{Process, Run, Spec};
 use super::scheduler::eta::RateEstimate;
 use super::scheduler::{Candidate, Policy, Scheduler};
@@ -59,6 +64,8 @@ pub struct KernelState {
     pub context_switches: u64,
     /// Set at shutdown: nothing new is dispatched.
     pub draining: bool,
+    /// Whether the backend may be sent work now (see [`super::circuit`]).
+    pub circuit: BackendCircuit,
     /// The durable table; `None` only in simulations.
     journal: Option<Journal>,
     /// Who created, killed, stopped and reniced what (`audit.log` in the state directory).
@@ -83,6 +90,7 @@ impl KernelState {
             rates: RateEstimate::default(),
             context_switches: 0,
             draining: false,
+            circuit: BackendCircuit::default(),
             journal: None,
             audit_log: None,
             clock_base_ms: unix_ms(),
@@ -199,10 +207,14 @@ impl KernelState {
             let Some(free) = self.slots.iter().position(Option::is_none) else {
                 break;
             };
+            let now = self.now_ms();
+            // While the backend is failing, processes wait in the queue instead of burning tries.
+            if !self.circuit.admits(now) {
+                break;
+            }
             let Some(pid) = self.scheduler.pick() else {
                 break;
             };
-            let now = self.now_ms();
             let Some(p) = self.table.get(&pid) else {
                 continue;
             };
@@ -245,12 +257,21 @@ impl KernelState {
             priority,
         };
         self.record_state(pid);
+        self.circuit.dispatched(run_id);
         Some(Launch {
             pid,
             run_id,
             generation,
             cancel,
         })
+    }
+
+    /// How long until the backend circuit's backoff is over, once per opening: the caller arms a
+    /// timer to dispatch again then.
+    pub fn circuit_timer(&mut self) -> Option<std::time::Duration> {
+        let now = self.now_ms();
+        let until = self.circuit.wake_at()?;
+        Some(std::time::Duration::from_millis(until.saturating_sub(now)))
     }
 
     /// A run produced text. Returns whether the run should go on.
@@ -260,10 +281,24 @@ impl KernelState {
         let Some(p) = self.table.get_mut(&pid) else {
             return false;
         };
-        let Some(run) = p.run.as_mut().filter(|r| r.id == run_id && !r.ending) else {
+        if !p.run.as_ref().is_some_and(|r| r.id == run_id && !r.ending) {
+            return false;
+        }
+        if p.remaining_tokens() == 0 {
+            // A server that ignores max_tokens: the kernel holds the allowance itself.
+            let note = allowance_note(p.spec.allowance);
+            self.finish(pid, ExitStatus::Finished, Some(note));
+            return false;
+        }
+        let Some(run) = p.run.as_mut() else {
             return false;
         };
         run.tokens += 1;
+        if run.tokens == 1 {
+            // The backend answers: whatever this process was waiting out is over.
+            p.retry = None;
+            self.circuit.answered();
+        }
         let at_boundary = run.tokens % quantum == 0;
         p.tokens_used += 1;
         p.output.push_str(&text);
@@ -275,61 +310,6 @@ impl KernelState {
         }
         self.checkpoint(pid);
         self.quantum_boundary(pid)
-    }
-
-    /// A run task ended: release its slot and move the process on.
-    pub fn on_run_end(&mut self, pid: Pid, run_id: u64, outcome: RunOutcome) {
-        let Some(p) = self.table.get_mut(&pid) else {
-            return;
-        };
-        let Some(run) = p.run.take_if(|r| r.id == run_id) else {
-            return;
-        };
-        let elapsed = run.started.elapsed();
-        p.cpu_ms += elapsed.as_millis() as u64;
-        self.rates.record_stint(run.tokens, elapsed);
-        if let Some(slot) = self.slots.get_mut(run.slot as usize) {
-            *slot = None;
-        }
-        if p.state == ProcessState::Zombie && p.collected {
-            self.table.remove(&pid);
-            let _ = self.record(Record::Reaped { pid }, true);
-            return;
-        }
-        match p.state {
-            ProcessState::Running => {}
-            // Continued while this run was still ending: it queues now that the slot is free.
-            ProcessState::Waiting => {
-                self.enqueue(pid);
-                return self.record_state(pid);
-            }
-            // Stopped, or ended by a signal: record what the run produced before it let go.
-            ProcessState::Stopped => return self.record_state(pid),
-            _ => return,
-        }
-        match outcome {
-            RunOutcome::Completed { finish_reason } => {
-                let note = (finish_reason.as_deref() == Some("length")
-                    || p.remaining_tokens() == 0)
-                    .then(|| format!("stopped at its token allowance ({})", p.spec.allowance));
-                self.finish(pid, ExitStatus::Finished, note);
-            }
-            RunOutcome::Failed(e) => {
-                let reason = e.to_string();
-                self.finish(
-                    pid,
-                    ExitStatus::Failed {
-                        reason: reason.clone(),
-                    },
-                    Some(reason),
-                );
-            }
-            // Preempted at a quantum boundary, or shut down: back to waiting with the output kept.
-            RunOutcome::Cancelled => {
-                self.enqueue(pid);
-                self.record_state(pid);
-            }
-        }
     }
 
     /// The backend's own token counts for the current run.
@@ -352,6 +332,7 @@ impl KernelState {
         if p.note.is_none() {
             p.note = note;
         }
+        p.retry = None;
         let exited_unix_ms = unix_ms();
         p.exited_unix_ms = Some(exited_unix_ms);
         let record = Record::Finished {
@@ -478,6 +459,10 @@ impl KernelState {
     /// Takes a new config, and a new policy if given, at run time: waiting processes are ranked again
     /// under them in their queue order; a running process meets them at its next quantum boundary.
     pub fn reconfigure(&mut self, config: KernelConfig, policy: Option<Box<dyn Policy>>) {
+        if config.backend_url != self.config.backend_url {
+            // A different backend: nothing is known about it yet, so try it at once.
+            self.circuit = BackendCircuit::default();
+        }
         self.config = config;
         let waiting = self.waiting_candidates();
         match policy {
@@ -485,4 +470,9 @@ impl KernelState {
             None => waiting.iter().for_each(|c| self.scheduler.enqueue(c)),
         }
     }
+}
+
+/// The note of a process that reached its token allowance.
+pub(crate) fn allowance_note(allowance: u32) -> String {
+    format!("stopped at its token allowance ({allowance})")
 }

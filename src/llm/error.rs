@@ -1,7 +1,7 @@
 //! Backend failures, worded for the user who reads them in `ps -l`, `wait` and `cat`: each names the
 //! backend and says what happened in plain words.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Why a generation could not start or could not finish.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,7 +59,9 @@ impl BackendError {
                 return BackendError::Refused { url };
             }
             if chain.contains("dns error") || chain.contains("failed to lookup") {
-                return BackendError::Dns { url, detail: chain };
+                // The resolver's own words are the useful part ("Name or service not known").
+                let detail = chain.rsplit(": ").next().unwrap_or(&chain).to_string();
+                return BackendError::Dns { url, detail };
             }
             return BackendError::Unreachable { url, detail: chain };
         }
@@ -68,6 +70,17 @@ impl BackendError {
         }
         BackendError::Unreachable { url, detail: chain }
     }
+}
+
+/// A `Retry-After` header's wait: delay-seconds (`120`) or an HTTP date, counted from `now`. A date
+/// in the past means no wait; anything else unreadable is ignored.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The error and its sources on one line: reqwest's top-level message alone ("error sending request")
@@ -83,4 +96,71 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let read = |v| parse_retry_after(v, now);
+        assert_eq!(read("120"), Some(Duration::from_secs(120)));
+        assert_eq!(read(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(
+            read("Wed, 21 Oct 2015 07:28:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(read("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(read("soon"), None);
+        assert_eq!(read("-5"), None);
+    }
+
+    #[test]
+    fn only_errors_that_may_pass_are_transient() {
+        let http = |status| BackendError::Http {
+            url: "u".into(),
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        for status in [408, 425, 429, 500, 502, 503, 504] {
+            assert!(http(status).is_transient(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 422] {
+            assert!(!http(status).is_transient(), "{status}");
+        }
+        let url = || "u".to_string();
+        let detail = String::new;
+        assert!(BackendError::Refused { url: url() }.is_transient());
+        assert!(
+            BackendError::Dns {
+                url: url(),
+                detail: detail()
+            }
+            .is_transient()
+        );
+        assert!(
+            BackendError::Broken {
+                url: url(),
+                detail: detail()
+            }
+            .is_transient()
+        );
+        assert!(
+            !BackendError::Malformed {
+                url: url(),
+                detail: detail()
+            }
+            .is_transient()
+        );
+        assert!(
+            !BackendError::Reported {
+                url: url(),
+                detail: detail()
+            }
+            .is_transient()
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! Kind-specific extras (slot pinning, priorities) are added as [`super::kind`] says.
 
 use super::continuation::EchoFilter;
-use super::error::BackendError;
+use super::error::{BackendError, parse_retry_after};
 use super::kind::{BackendKind, ServerTraits, add_extras, llamacpp_props, root_url};
 use super::sse::{ChunkError, StreamEvent, parse_chunk};
 use crate::proto::{ChatMessage, Role};
@@ -247,8 +247,7 @@ impl Backend {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let text = resp.text().await.unwrap_or_default();
         Err(BackendError::Http {
             url,

@@ -83,6 +83,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             }),
         ),
         ("interrupts", Request::Interrupts(InterruptsRequest {})),
+        ("stat", Request::Stat(StatRequest { pid: Pid(7) })),
     ]
 }
 
@@ -203,6 +204,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("interrupt", "0702010178"),
     ("sched", "0801027272"),
     ("interrupts", "09"),
+    ("stat", "0a07"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("hello", "00000103302e31"),

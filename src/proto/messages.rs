@@ -23,6 +23,7 @@ pub enum Request {
     Interrupt(InterruptRequest),
     Sched(SchedRequest),
     Interrupts(InterruptsRequest),
+    Stat(StatRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -106,6 +107,13 @@ pub struct SchedRequest {
 /// Show the interrupt lines' counters (`interrupts`), like /proc/interrupts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterruptsRequest {}
+
+/// One process's `ps` row (`cat` uses it to say why a process ended or waits). Answered by
+/// `Processes` with that one row; another user's prompt is hidden as in `List`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatRequest {
+    pub pid: Pid,
+}
 
 /// What the kernel sends: an answer, or an error that travels as a normal reply.
 pub type Reply = Result<Response, Failure>;

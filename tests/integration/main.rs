@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backend_faults;
 mod config;
 mod daemon;
 mod docs;

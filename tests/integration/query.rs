@@ -2,7 +2,7 @@
 //! slots, and failures a user understands.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, Fault, answer};
-use crate::support::{SHELL, STEP, TestKernel};
+use crate::support::{SHELL, STEP, TestKernel, config_file};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -107,7 +107,9 @@ async fn dead_backend_fails_the_process_with_a_reason_and_the_kernel_carries_on(
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
-    let k = TestKernel::start(&url, &[]).await;
+    // No retries: the first failure ends the process (backend_faults.rs covers retrying).
+    let (_cfg, cfg) = config_file("[backend]\nmax_retries = 0\n");
+    let k = TestKernel::start(&url, &["--config", &cfg]).await;
     let run = k.sh("query hello").await;
     assert_eq!(run.status, 1, "{run:?}");
     assert!(
@@ -127,7 +129,8 @@ async fn http_error_and_broken_stream_end_the_process_as_failed() {
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
+    let (_cfg, cfg) = config_file("[backend]\nmax_retries = 0\n");
+    let k = TestKernel::start(&fake.url, &["--config", &cfg]).await;
     let run = k.sh("query hello").await;
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
@@ -156,10 +159,7 @@ async fn stalled_backend_times_out_between_tokens() {
         ..Default::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("k.toml");
-    std::fs::write(&cfg, "[backend]\ntoken_timeout_secs = 0.3\n").unwrap();
-    let cfg = cfg.to_string_lossy().into_owned();
+    let (_cfg, cfg) = config_file("[backend]\ntoken_timeout_secs = 0.3\nmax_retries = 0\n");
     let k = TestKernel::start(&fake.url, &["--config", &cfg]).await;
     let run = k.sh("query hello").await;
     assert_eq!(run.status, 1, "{run:?}");

@@ -8,6 +8,7 @@ mod output;
 mod renice;
 mod sched;
 mod signal;
+mod stat;
 mod submit;
 mod wait;
 
@@ -34,6 +35,7 @@ pub async fn handle(
         Request::Interrupt(r) => interrupt::handle(kernel, peer, r, conn).await,
         Request::Sched(r) => sched::handle(kernel, peer, r, conn).await,
         Request::Interrupts(r) => interrupts::handle(kernel, peer, r, conn).await,
+        Request::Stat(r) => stat::handle(kernel, peer, r, conn).await,
     }
 }
 

@@ -1,7 +1,9 @@
-//! `cat PID|%JOB...`: print a process's output so far (all of it once it has finished).
+//! `cat PID|%JOB...`: print a process's output so far (all of it once it has finished). When the
+//! process failed, or waits out a failing backend, the reason follows on stderr, so the output is
+//! never mistaken for a whole answer.
 
 use super::{Help, resolve_target, usage_error};
-use crate::proto::{OutputRequest, Request, Response};
+use crate::proto::{ExitStatus, OutputRequest, Pid, ProcessState, Request, Response, StatRequest};
 use crate::shell::foreground::write_out;
 use crate::shell::session::Shell;
 
@@ -36,6 +38,9 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
                 if !chunk.text.is_empty() && !chunk.text.ends_with('\n') {
                     write_out("\n");
                 }
+                if let Some(reason) = why_incomplete(sh, pid).await {
+                    sh.complain("cat", format!("{pid}: {reason}"));
+                }
             }
             Ok(other) => status = sh.unexpected("cat", &other),
             Err(e) => {
@@ -45,4 +50,19 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         }
     }
     status
+}
+
+/// Why `pid`'s output is not a whole answer, if it failed or waits out a failing backend. `None` as
+/// well when the kernel cannot say (an older kernel without `Stat`).
+async fn why_incomplete(sh: &Shell, pid: Pid) -> Option<String> {
+    let reply = sh.call(Request::Stat(StatRequest { pid })).await;
+    let Ok(Response::Processes(list)) = reply else {
+        return None;
+    };
+    let row = list.processes.into_iter().next()?;
+    match row.exit {
+        Some(ExitStatus::Failed { reason }) => Some(reason),
+        None if row.state == ProcessState::Waiting => row.note,
+        _ => None,
+    }
 }

@@ -1,8 +1,9 @@
 //! `wait [PID|%JOB...]`: wait for processes to end, collect them, and return the last one's status.
-//! Without arguments, waits for every job of this shell and returns 0, as bash does.
+//! Without arguments, waits for every job of this shell and returns 0, as bash does. A process that
+//! failed has its reason printed on stderr.
 
 use super::{Help, resolve_target};
-use crate::proto::{FailureKind, Pid, Request, Response, WaitRequest};
+use crate::proto::{ExitStatus, FailureKind, Pid, Request, Response, WaitRequest};
 use crate::shell::foreground;
 use crate::shell::jobs::JobState;
 use crate::shell::session::Shell;
@@ -24,7 +25,12 @@ async fn wait_one(sh: &mut Shell, pid: Pid) -> Option<i32> {
         () = foreground::interrupted(sh) => return None,
     };
     let code = match reply {
-        Ok(Response::Exited(exited)) => exited.status.code(),
+        Ok(Response::Exited(exited)) => {
+            if let ExitStatus::Failed { reason } = &exited.status {
+                sh.complain("wait", format!("{pid}: {reason}"));
+            }
+            exited.status.code()
+        }
         Ok(other) => sh.unexpected("wait", &other),
         Err(e) if e.kind() == Some(FailureKind::NoSuchProcess) => {
             sh.complain("wait", format!("pid {pid} is not a child of this shell"));

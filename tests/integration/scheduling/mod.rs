@@ -129,7 +129,9 @@ async fn user_query_preempts_housekeeping(echo_prefix: bool) {
     let sent: Vec<usize> = (0..2)
         .map(|n| sent_before(&fake, &format!("chores{n}"), "question"))
         .collect();
-    let slack = 3; // tokens in flight when the switch was decided
+    // Tokens already sent into the socket buffers when the switch was decided: a few, but up to
+    // another quantum when the machine is loaded and the kernel reads behind the server.
+    let slack = quantum;
     assert!(
         sent.iter()
             .zip(&at_arrival)

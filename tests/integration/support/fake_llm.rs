@@ -12,21 +12,31 @@
 //! makes each such token cost time, so the price of a context switch shows.
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-/// A fault to inject.
+// An explicit path: the benches include this file by path too, where `mod` alone would look elsewhere.
+#[path = "fake_llm/completions.rs"]
+mod completions;
+
+/// A fault to inject (into every request, or the first [`FakeConfig::fault_limit`] of them).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// Answer with this HTTP status and no stream.
     Status(u16),
+    /// Answer with this HTTP status and a `Retry-After` header of this value.
+    RetryAfter { status: u16, value: String },
+    /// Wait this long before answering at all (no headers, no first byte).
+    FirstByteDelay(Duration),
+    /// Ignore `max_tokens`: keep answering up to [`FakeConfig::tokens`].
+    IgnoreMaxTokens,
     /// Stop sending (but keep the connection) after this many tokens.
     StallAfter(usize),
     /// Send a data line that is not JSON after this many tokens.
@@ -55,6 +65,8 @@ pub struct FakeConfig {
     pub tokens: usize,
     pub delay: Duration,
     pub fault: Option<Fault>,
+    /// How many requests the fault hits before the server behaves; `None`: all of them.
+    pub fault_limit: Option<usize>,
     pub echo_prefix: bool,
     pub model: String,
 }
@@ -67,6 +79,7 @@ impl Default for FakeConfig {
             tokens: 10,
             delay: Duration::ZERO,
             fault: None,
+            fault_limit: None,
             echo_prefix: false,
             model: "fake-model".into(),
         }
@@ -77,6 +90,8 @@ impl Default for FakeConfig {
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub body: Value,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -135,6 +150,8 @@ struct Counters {
     /// Prompt tokens processed (not cached), all requests together.
     prefilled: usize,
     props_requests: usize,
+    /// Requests the fault has hit.
+    faulted: usize,
     disconnects: usize,
     completed: usize,
     active: usize,
@@ -145,18 +162,31 @@ struct Inner {
     config: Mutex<FakeConfig>,
     counters: Mutex<Counters>,
     changed: Notify,
+    /// Cancelled when the server is stopped: streams and held requests end as in a crash.
+    crash: Mutex<CancellationToken>,
 }
 
-/// A running fake server; it stops when dropped.
+/// The serving task and its graceful-shutdown trigger.
+struct Serving {
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// A running fake server; it stops when dropped. [`FakeLlm::stop`] and [`FakeLlm::restart`] take it
+/// down and bring it back on the same port, as a backend that crashes and comes back.
 pub struct FakeLlm {
     pub url: String,
+    addr: std::net::SocketAddr,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Option<Serving>,
 }
 
 impl Drop for FakeLlm {
     fn drop(&mut self) {
-        self.task.abort();
+        self.crash_token().cancel();
+        if let Some(serving) = &self.serving {
+            serving.task.abort();
+        }
     }
 }
 
@@ -166,24 +196,45 @@ impl FakeLlm {
             config: Mutex::new(config),
             counters: Mutex::new(Counters::default()),
             changed: Notify::new(),
+            crash: Mutex::new(CancellationToken::new()),
         });
-        let app = Router::new()
-            .route("/v1/models", get(models))
-            .route("/props", get(props))
-            .route("/v1/chat/completions", post(completions))
-            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake server");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         FakeLlm {
             url: format!("http://{addr}/v1"),
+            addr,
+            serving: Some(serve(listener, inner.clone())),
             inner,
-            task,
         }
+    }
+
+    fn crash_token(&self) -> CancellationToken {
+        self.inner.crash.lock().unwrap().clone()
+    }
+
+    /// Takes the server down: streams in flight break off, held requests end, and the port refuses
+    /// connections until [`FakeLlm::restart`].
+    pub async fn stop(&mut self) {
+        self.crash_token().cancel();
+        if let Some(serving) = self.serving.take() {
+            serving.stop.cancel();
+            tokio::time::timeout(Duration::from_secs(20), serving.task)
+                .await
+                .expect("the fake server stops")
+                .expect("fake server task");
+        }
+    }
+
+    /// Brings a stopped server back on the same port, with its counters kept.
+    pub async fn restart(&mut self) {
+        assert!(self.serving.is_none(), "restart of a running fake server");
+        *self.inner.crash.lock().unwrap() = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("bind the fake server's port again");
+        self.serving = Some(serve(listener, self.inner.clone()));
     }
 
     pub fn set(&self, f: impl FnOnce(&mut FakeConfig)) {
@@ -239,6 +290,22 @@ impl FakeLlm {
     }
 }
 
+fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) -> Serving {
+    let app = Router::new()
+        .route("/v1/models", get(models))
+        .route("/props", get(props))
+        .route("/v1/chat/completions", post(completions::completions))
+        .with_state(inner);
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await;
+    });
+    Serving { task, stop }
+}
+
 async fn models(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
     let config = inner.config.lock().unwrap().clone();
     let owner = match config.kind {
@@ -263,197 +330,9 @@ async fn props(State(inner): State<Arc<Inner>>) -> Response {
     }
 }
 
-/// The conversation as words, ending where the answer goes on (`assistant:` and its text so far).
-fn prompt_words(messages: &[(String, String)]) -> Vec<String> {
-    let mut words = Vec::new();
-    for (role, content) in messages {
-        words.push(format!("{role}:"));
-        words.extend(content.split_whitespace().map(str::to_string));
-    }
-    if messages.last().is_none_or(|(role, _)| role != "assistant") {
-        words.push("assistant:".into());
-    }
-    words
-}
-
-/// Prompt tokens to process for a request: all of them, less the prefix the pinned slot's cache holds.
-fn prompt_cost(c: &Counters, recorded: &Recorded, words: &[String]) -> usize {
-    let cached = match (recorded.id_slot(), recorded.cache_prompt()) {
-        (Some(slot), Some(true)) => c.slot_cache.get(&slot).map_or(0, |held| {
-            held.iter().zip(words).take_while(|(a, b)| a == b).count()
-        }),
-        _ => 0,
-    };
-    words.len() - cached
-}
-
-/// Reads `[key=value]` directives from a prompt.
-fn directive(prompt: &str, key: &str) -> Option<u64> {
-    let start = prompt.find(&format!("[{key}="))? + key.len() + 2;
-    prompt[start..].split(']').next()?.parse().ok()
-}
-
 /// Tokens already in a continuation prefix (`t0 t1 ` holds 2).
 fn tokens_in(prefix: &str) -> usize {
     prefix.split_inclusive(' ').count()
-}
-
-/// Marks a stream that ends early (the client hung up) when dropped before `finished`.
-struct StreamGuard {
-    inner: Arc<Inner>,
-    finished: bool,
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let mut c = self.inner.counters.lock().unwrap();
-        c.active -= 1;
-        if self.finished {
-            c.completed += 1;
-        } else {
-            c.disconnects += 1;
-        }
-        drop(c);
-        self.inner.changed.notify_waiters();
-    }
-}
-
-fn sse(value: Value) -> bytes::Bytes {
-    bytes::Bytes::from(format!("data: {value}\n\n"))
-}
-
-async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad json: {e}")).into_response(),
-    };
-    let config = inner.config.lock().unwrap().clone();
-    let recorded = Recorded { body: body.clone() };
-    let prompt = recorded.user_prompt();
-    let words = prompt_words(&recorded.messages());
-    let (index, prompt_tokens) = {
-        let mut c = inner.counters.lock().unwrap();
-        c.requests.push(recorded.clone());
-        let cost = prompt_cost(&c, &recorded, &words);
-        c.prefilled += cost;
-        if let Some(slot) = recorded.id_slot() {
-            c.slot_cache.insert(slot, words.clone());
-        }
-        (c.requests.len() - 1, cost)
-    };
-    let prefill = config.prefill * prompt_tokens as u32;
-    inner.changed.notify_waiters();
-    if config.kind
-        == (ServerKind::Vllm {
-            rejects_priority: true,
-        })
-        && recorded.priority().is_some()
-    {
-        let message = "Got priority 1 but Priority scheduling is not enabled.";
-        return (StatusCode::BAD_REQUEST, message).into_response();
-    }
-    if let Some(Fault::Status(code)) = config.fault {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, "injected failure").into_response();
-    }
-    let total = directive(&prompt, "tokens").map_or(config.tokens, |n| n as usize);
-    let delay = directive(&prompt, "delay").map_or(config.delay, Duration::from_millis);
-    let prefix = match recorded.messages().last() {
-        Some((role, content)) if role == "assistant" => content.clone(),
-        _ => String::new(),
-    };
-    let start = if prefix.is_empty() {
-        0
-    } else {
-        tokens_in(&prefix)
-    };
-    let max = body["max_tokens"].as_u64().unwrap_or(u64::MAX) as usize;
-    let end = total.min(start.saturating_add(max));
-    let finish_reason = if end < total { "length" } else { "stop" };
-    {
-        let mut c = inner.counters.lock().unwrap();
-        c.active += 1;
-        c.max_active = c.max_active.max(c.active);
-    }
-    inner.changed.notify_waiters();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let echo = config.echo_prefix.then_some(prefix);
-    let fault = config.fault.clone();
-    tokio::spawn(async move {
-        let mut guard = StreamGuard {
-            inner,
-            finished: false,
-        };
-        if tx
-            .send(Ok(bytes::Bytes::from(": keep-alive comment\n\n")))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        if !prefill.is_zero() {
-            tokio::time::sleep(prefill).await;
-        }
-        let mut held = words;
-        for (n, i) in (start..end).enumerate() {
-            match &fault {
-                Some(Fault::StallAfter(k)) if n == *k => {
-                    // Hold the connection open without sending until the client gives up.
-                    tx.closed().await;
-                    return;
-                }
-                Some(Fault::MalformedAfter(k)) if n == *k => {
-                    let _ = tx.send(Ok(bytes::Bytes::from("data: {not json\n\n"))).await;
-                    tx.closed().await;
-                    return;
-                }
-                Some(Fault::ResetAfter(k)) if n == *k => {
-                    let _ = tx.send(Err(std::io::Error::other("reset"))).await;
-                    return;
-                }
-                _ => {}
-            }
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let mut text = format!("t{i} ");
-            if n == 0
-                && let Some(echo) = &echo
-            {
-                text = format!("{echo}{text}");
-            }
-            let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
-            if tx.send(Ok(sse(chunk))).await.is_err() {
-                return;
-            }
-            let mut c = guard.inner.counters.lock().unwrap();
-            c.log.push((index, i));
-            held.push(format!("t{i}"));
-            if let Some(slot) = recorded.id_slot() {
-                c.slot_cache.insert(slot, held.clone());
-            }
-        }
-        let last = json!({
-            "choices": [{ "index": 0, "delta": {}, "finish_reason": finish_reason }],
-            "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": end - start, "total_tokens": prompt_tokens + end - start },
-        });
-        if tx.send(Ok(sse(last))).await.is_err()
-            || tx
-                .send(Ok(bytes::Bytes::from("data: [DONE]\n\n")))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        guard.finished = true;
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// The whole answer for `n` tokens: `t0 t1 ... t{n-1} `.

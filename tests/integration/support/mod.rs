@@ -90,6 +90,17 @@ impl TestKernel {
         run_shell(&self.socket, &["-c", commands], None).await
     }
 
+    /// As [`TestKernel::sh`] on a terminal wide enough that `ps -l` shows whole notes.
+    pub async fn sh_wide(&self, commands: &str) -> ShellRun {
+        run_shell_env(
+            &self.socket,
+            &["-c", commands],
+            None,
+            &[("COLUMNS", "1000")],
+        )
+        .await
+    }
+
     /// Runs `llmsh` with `stdin` as its input.
     pub async fn sh_stdin(&self, stdin: &str) -> ShellRun {
         run_shell(&self.socket, &[], Some(stdin)).await
@@ -131,9 +142,33 @@ impl TestKernel {
         what: &str,
         cond: impl Fn(&str) -> bool,
     ) -> String {
+        self.poll(commands, false, what, cond).await
+    }
+
+    /// As [`TestKernel::eventually`], on a wide terminal (see [`TestKernel::sh_wide`]).
+    pub async fn eventually_wide(
+        &self,
+        commands: &str,
+        what: &str,
+        cond: impl Fn(&str) -> bool,
+    ) -> String {
+        self.poll(commands, true, what, cond).await
+    }
+
+    async fn poll(
+        &self,
+        commands: &str,
+        wide: bool,
+        what: &str,
+        cond: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
-            let run = self.sh(commands).await;
+            let run = if wide {
+                self.sh_wide(commands).await
+            } else {
+                self.sh(commands).await
+            };
             if cond(&run.stdout) {
                 return run.stdout;
             }
@@ -148,6 +183,16 @@ impl TestKernel {
     }
 }
 
+/// Writes a kernel config file; pass the path with `--config`, and keep the directory alive while
+/// the kernel runs.
+pub fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("llmkernel.toml");
+    std::fs::write(&path, text).expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    (dir, path)
+}
+
 /// What a shell run printed and returned.
 #[derive(Debug)]
 pub struct ShellRun {
@@ -157,11 +202,22 @@ pub struct ShellRun {
 }
 
 pub async fn run_shell(socket: &Path, args: &[&str], stdin: Option<&str>) -> ShellRun {
+    run_shell_env(socket, args, stdin, &[]).await
+}
+
+/// As [`run_shell`], with extra environment variables.
+pub async fn run_shell_env(
+    socket: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> ShellRun {
     use tokio::io::AsyncWriteExt;
     let mut child = Command::new(SHELL)
         .arg("--socket")
         .arg(socket)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
