@@ -1,7 +1,7 @@
 //! The kernel: the process table and its transitions ([`state`]), the scheduler and its policies
 //! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
-//! run-time reconfiguration ([`reload`]), and the process-level layer of the `llmkernel` binary
+//! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), and the process-level layer of the `llmkernel` binary
 //! (signals, `--daemon`, systemd: [`daemon`]).
 //!
 //! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
@@ -20,6 +20,7 @@ pub mod reload;
 pub mod scheduler;
 pub mod server;
 pub mod state;
+pub mod supervisor;
 pub mod verbs;
 
 use crate::config::KernelConfig;
@@ -28,7 +29,7 @@ use scheduler::{Policy, Scheduler};
 use state::KernelState;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::net::UnixListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,6 +43,8 @@ pub enum KernelError {
     UnknownPolicy(String),
     #[error("cpus must be at least 1")]
     NoCpus,
+    #[error(transparent)]
+    Backend(#[from] supervisor::SupervisorError),
 }
 
 /// Builds a policy by name (one of [`POLICIES`]).
@@ -81,6 +84,8 @@ pub struct Kernel {
     pub interrupts: interrupts::Interrupts,
     /// Woken after every state update, for tasks that follow the table (interrupt backlog, STATUS=).
     pub(crate) changed: Notify,
+    /// Whether the backend can take generations (a managed server may be restarting).
+    backend_status: watch::Receiver<supervisor::BackendStatus>,
 }
 
 impl Kernel {
@@ -115,6 +120,12 @@ impl Kernel {
         self.changed.notified()
     }
 
+    /// Whether the backend can take generations, as it changes: always `External` (up) for a server
+    /// run elsewhere; for a managed one, `Up` or `Restarting` (wait with `wait_for(|s| s.is_up())`).
+    pub fn backend_status(&self) -> watch::Receiver<supervisor::BackendStatus> {
+        self.backend_status.clone()
+    }
+
     /// Reads the state without scheduling.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&KernelState) -> R) -> R {
         f(&self.lock())
@@ -125,12 +136,15 @@ impl Kernel {
 pub struct Started {
     kernel: Arc<Kernel>,
     listener: UnixListener,
+    /// The managed backend server's supervisor, stopped once no run uses the server any more.
+    supervisor: Option<supervisor::SupervisorHandle>,
 }
 
 /// Prepares a kernel: validates the config and builds the state. Once this returns, the kernel is
-/// ready in the systemd sense (the listener is bound and the state loaded).
+/// ready in the systemd sense (the listener is bound, the state loaded, and a managed backend server
+/// ready, its slot count taken as `cpus`).
 pub async fn start(
-    config: KernelConfig,
+    mut config: KernelConfig,
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<Started, KernelError> {
@@ -138,6 +152,17 @@ pub async fn start(
         return Err(KernelError::NoCpus);
     }
     let policy = make_policy(&config.policy, &config)?;
+    let managed = match &config.managed_backend {
+        Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
+        None => None,
+    };
+    if let Some(slots) = managed.as_ref().and_then(|m| m.slots) {
+        config.cpus = slots;
+    }
+    let backend_status = match &managed {
+        Some(m) => m.status(),
+        None => watch::channel(supervisor::BackendStatus::External).1,
+    };
     let backend = Backend::new(backend_settings(&config));
     interrupts::spool::prepare(&config.interrupts.spool_dir);
     let owner_uid = nix::unistd::getuid().as_raw();
@@ -153,9 +178,15 @@ pub async fn start(
         connections,
         interrupts: interrupts::Interrupts::default(),
         changed: Notify::new(),
+        backend_status,
     });
     kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
-    Ok(Started { kernel, listener })
+    let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));
+    Ok(Started {
+        kernel,
+        listener,
+        supervisor,
+    })
 }
 
 /// How to reach the backend, from the config.
@@ -175,11 +206,18 @@ impl Started {
     /// Serves until the shutdown token is cancelled, then shuts down gracefully: stops dispatching,
     /// takes running processes off their slots with their output kept, and waits for every task.
     pub async fn serve(self) -> Result<(), KernelError> {
-        let Started { kernel, listener } = self;
+        let Started {
+            kernel,
+            listener,
+            supervisor,
+        } = self;
         server::serve(&kernel, listener).await;
         kernel.update(|s| s.cancel_all_runs());
         kernel.tracker.close();
         kernel.tracker.wait().await;
+        if let Some(supervisor) = supervisor {
+            supervisor.stop().await;
+        }
         Ok(())
     }
 

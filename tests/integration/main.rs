@@ -7,6 +7,7 @@ mod daemon;
 mod docs;
 mod hostile;
 mod jobs;
+mod managed;
 mod packaging;
 mod protocol;
 mod query;
