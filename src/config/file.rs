@@ -70,6 +70,12 @@ pub struct BackendSection {
     pub retry_for_secs: Option<f64>,
     /// Retries a process gets before it fails (default: as many as `retry_for_secs` allows).
     pub max_retries: Option<u32>,
+    /// A server for the kernel to start and supervise: program and arguments.
+    pub command: Option<Vec<String>>,
+    /// Its readiness URL (default: llama-server's `/health`, else `GET {url}/models`).
+    pub health_url: Option<String>,
+    /// How long it may take to become ready.
+    pub startup_timeout_secs: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +161,14 @@ impl ConfigFile {
                 "must be auto, llamacpp, vllm or openai",
             )?;
         }
+        check(
+            file.backend
+                .command
+                .as_ref()
+                .is_none_or(|c| c.first().is_some_and(|p| !p.is_empty())),
+            "command",
+            "must start with the program to run",
+        )?;
         for name in file.types.keys() {
             check(
                 name.parse::<ProcessType>().is_ok(),
@@ -171,6 +185,7 @@ impl ConfigFile {
             ("token_timeout_secs", file.backend.token_timeout_secs),
             ("backoff_initial_secs", file.backend.backoff_initial_secs),
             ("backoff_max_secs", file.backend.backoff_max_secs),
+            ("startup_timeout_secs", file.backend.startup_timeout_secs),
             ("handshake_timeout_secs", file.limits.handshake_timeout_secs),
             ("idle_timeout_secs", file.limits.idle_timeout_secs),
             ("retention_secs", file.retention_secs),
@@ -220,6 +235,14 @@ impl ConfigFile {
         set(&mut c.retry.retry_for, secs(b.retry_for_secs));
         if b.max_retries.is_some() {
             c.retry.max_retries = b.max_retries;
+        }
+        if let Some(command) = &b.command {
+            c.managed_backend = Some(super::ManagedBackend {
+                command: command.clone(),
+                health_url: b.health_url.clone(),
+                startup_timeout: secs(b.startup_timeout_secs)
+                    .unwrap_or(super::DEFAULT_STARTUP_TIMEOUT),
+            });
         }
         set(&mut c.cpus, self.cpus);
         set(&mut c.quantum_tokens, self.quantum);
@@ -355,6 +378,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retry_for_secs"), "{err}");
+    }
+
+    #[test]
+    fn backend_command_makes_a_managed_backend_and_must_name_a_program() {
+        let f = parse(
+            "[backend]\ncommand = [\"llama-server\", \"-np\", \"2\"]\nstartup_timeout_secs = 5\n",
+        )
+        .unwrap();
+        let managed = KernelConfig::from_file(&f).managed_backend.unwrap();
+        assert_eq!(managed.command, ["llama-server", "-np", "2"]);
+        assert_eq!(managed.startup_timeout, Duration::from_secs(5));
+        assert_eq!(managed.health_url, None);
+        assert!(
+            KernelConfig::from_file(&parse("").unwrap())
+                .managed_backend
+                .is_none()
+        );
+        let err = parse("[backend]\ncommand = []\n").unwrap_err().to_string();
+        assert!(err.contains("c.toml:2") && err.contains("command"), "{err}");
     }
 
     #[test]

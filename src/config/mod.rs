@@ -49,6 +49,19 @@ impl Default for RetrySettings {
         }
     }
 }
+/// How to run a backend server the kernel manages (see [`crate::kernel::supervisor`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedBackend {
+    /// The program and its arguments, e.g. `llama-server -m model.gguf --port 5001 -np 4`.
+    pub command: Vec<String>,
+    /// Where to ask whether it is ready; `None`: llama-server's `/health`, else `GET {url}/models`.
+    pub health_url: Option<String>,
+    /// How long it may take to become ready (loading a model can take a while).
+    pub startup_timeout: Duration,
+}
+
+/// The default [`ManagedBackend::startup_timeout`].
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Everything the kernel needs to run, resolved from flags, environment, file and defaults.
 #[derive(Clone, Debug)]
@@ -63,6 +76,9 @@ pub struct KernelConfig {
     pub backend_kind: BackendKind,
     /// How the kernel waits out a backend that fails (see [`crate::kernel::circuit`]).
     pub retry: RetrySettings,
+    /// A server the kernel starts and supervises itself (`[backend] command`); `None` for a server
+    /// run elsewhere.
+    pub managed_backend: Option<ManagedBackend>,
     /// Generation slots to time-share (the backend's parallel slots, e.g. `llama-server -np N`).
     pub cpus: u32,
     /// Tokens per time slice; the scheduler may switch processes at every multiple.
@@ -106,6 +122,7 @@ impl Default for KernelConfig {
             token_timeout: Duration::from_secs(60),
             backend_kind: BackendKind::Auto,
             retry: RetrySettings::default(),
+            managed_backend: None,
             cpus: 1,
             quantum_tokens: 32,
             policy: "priority".to_string(),

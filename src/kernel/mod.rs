@@ -2,7 +2,7 @@
 //! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]) while
 //! the backend circuit says it is answering ([`circuit`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
-//! run-time reconfiguration ([`reload`]), and the process-level layer of the `llmkernel` binary
+//! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), and the process-level layer of the `llmkernel` binary
 //! (signals, `--daemon`, systemd: [`daemon`]).
 //!
 //! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
@@ -22,6 +22,7 @@ pub mod reload;
 pub mod scheduler;
 pub mod server;
 pub mod state;
+pub mod supervisor;
 pub mod verbs;
 
 use crate::config::KernelConfig;
@@ -30,7 +31,7 @@ use scheduler::{Policy, Scheduler};
 use state::KernelState;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::net::UnixListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,6 +47,8 @@ pub enum KernelError {
     NoCpus,
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    #[error(transparent)]
+    Backend(#[from] supervisor::SupervisorError),
 }
 
 /// Builds a policy by name (one of [`POLICIES`]).
@@ -85,6 +88,8 @@ pub struct Kernel {
     pub interrupts: interrupts::Interrupts,
     /// Woken after every state update, for tasks that follow the table (interrupt backlog, STATUS=).
     pub(crate) changed: Notify,
+    /// Whether the backend can take generations (a managed server may be restarting).
+    backend_status: watch::Receiver<supervisor::BackendStatus>,
 }
 
 impl Kernel {
@@ -134,6 +139,12 @@ impl Kernel {
         self.changed.notified()
     }
 
+    /// Whether the backend can take generations, as it changes: always `External` (up) for a server
+    /// run elsewhere; for a managed one, `Up` or `Restarting` (wait with `wait_for(|s| s.is_up())`).
+    pub fn backend_status(&self) -> watch::Receiver<supervisor::BackendStatus> {
+        self.backend_status.clone()
+    }
+
     /// Reads the state without scheduling.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&KernelState) -> R) -> R {
         f(&self.lock())
@@ -144,12 +155,15 @@ impl Kernel {
 pub struct Started {
     kernel: Arc<Kernel>,
     listener: UnixListener,
+    /// The managed backend server's supervisor, stopped once no run uses the server any more.
+    supervisor: Option<supervisor::SupervisorHandle>,
 }
 
 /// Prepares a kernel: validates the config and builds the state. Once this returns, the kernel is
-/// ready in the systemd sense (the listener is bound and the state loaded).
+/// ready in the systemd sense (the listener is bound, the state loaded, and a managed backend server
+/// ready, its slot count taken as `cpus`).
 pub async fn start(
-    config: KernelConfig,
+    mut config: KernelConfig,
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> Result<Started, KernelError> {
@@ -157,13 +171,25 @@ pub async fn start(
         return Err(KernelError::NoCpus);
     }
     let policy = make_policy(&config.policy, &config)?;
+    // The durable table first: a state directory that cannot be used stops us before a server starts.
+    let (journal, recovered) =
+        journal::Journal::open(&config.state_dir, config.journal_compact_records)?;
+    let managed = match &config.managed_backend {
+        Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
+        None => None,
+    };
+    if let Some(slots) = managed.as_ref().and_then(|m| m.slots) {
+        config.cpus = slots;
+    }
+    let backend_status = match &managed {
+        Some(m) => m.status(),
+        None => watch::channel(supervisor::BackendStatus::External).1,
+    };
     let backend = Backend::new(backend_settings(&config));
     interrupts::spool::prepare(&config.interrupts.spool_dir);
     let owner_uid = nix::unistd::getuid().as_raw();
     let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-    let (journal, recovered) =
-        journal::Journal::open(&config.state_dir, config.journal_compact_records)?;
     let mut state = KernelState::new(config, Scheduler::new(policy));
     let restored = state.restore(journal, recovered);
     state.open_audit_log();
@@ -180,11 +206,42 @@ pub async fn start(
         connections,
         interrupts: interrupts::Interrupts::default(),
         changed: Notify::new(),
+        backend_status,
     });
     kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
+    kernel
+        .tracker
+        .spawn(follow_backend_status(Arc::clone(&kernel)));
     // Restored processes take the free slots at once.
     kernel.update(|_| ());
-    Ok(Started { kernel, listener })
+    let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));
+    Ok(Started {
+        kernel,
+        listener,
+        supervisor,
+    })
+}
+
+/// Feeds the managed server's up/down into the backend circuit: while the supervisor restarts it,
+/// nothing is dispatched (processes wait in the queue); once it is up again, dispatching resumes at
+/// once instead of after the circuit's own backoff.
+async fn follow_backend_status(kernel: Arc<Kernel>) {
+    let mut status = kernel.backend_status();
+    loop {
+        tokio::select! {
+            _ = kernel.shutdown.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+        }
+        let now = status.borrow_and_update().clone();
+        match now {
+            supervisor::BackendStatus::Up { .. } => kernel.update(|s| s.circuit.report_up()),
+            supervisor::BackendStatus::Restarting { .. } => kernel.update(|s| {
+                let (retry, now_ms) = (s.config.retry, s.now_ms());
+                s.circuit.report_down(&retry, now_ms);
+            }),
+            supervisor::BackendStatus::External | supervisor::BackendStatus::Stopped => {}
+        }
+    }
 }
 
 /// How to reach the backend, from the config.
@@ -204,11 +261,18 @@ impl Started {
     /// Serves until the shutdown token is cancelled, then shuts down gracefully: stops dispatching,
     /// takes running processes off their slots with their output kept, and waits for every task.
     pub async fn serve(self) -> Result<(), KernelError> {
-        let Started { kernel, listener } = self;
+        let Started {
+            kernel,
+            listener,
+            supervisor,
+        } = self;
         server::serve(&kernel, listener).await;
         kernel.update(|s| s.cancel_all_runs());
         kernel.tracker.close();
         kernel.tracker.wait().await;
+        if let Some(supervisor) = supervisor {
+            supervisor.stop().await;
+        }
         // Everything, output included, into one fresh journal: a planned restart loses nothing.
         kernel.update(|s| s.compact());
         Ok(())

@@ -7,8 +7,10 @@
 //! whatever the old one's circuit said), and the retry settings from the next failure on. Waiting processes are ranked
 //! again under the new settings; a running one meets them at its next quantum boundary.
 //!
-//! Needs a restart, and is kept as it was until then: `cpus` (the slot table) and `state_dir`; in the
-//! daemon also the socket and the log level.
+//! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir` and the
+//! managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
+//! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
+//! count and the file's is not compared.
 
 use super::{Kernel, KernelError, backend_settings, interrupts::spool, make_policy};
 use crate::config::KernelConfig;
@@ -30,6 +32,13 @@ impl Kernel {
     ) -> Result<Reconfigured, KernelError> {
         let old = self.read(|s| s.config.clone());
         let mut needs_restart = Vec::new();
+        if old.managed_backend.is_some() && new.managed_backend.is_some() {
+            new.cpus = old.cpus;
+        }
+        if new.managed_backend != old.managed_backend {
+            needs_restart.push("backend.command");
+            new.managed_backend = old.managed_backend.clone();
+        }
         if new.cpus != old.cpus {
             needs_restart.push("cpus");
             new.cpus = old.cpus;

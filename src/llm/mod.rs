@@ -11,5 +11,6 @@ mod sse;
 pub use continuation::EchoFilter;
 pub use error::BackendError;
 pub use kind::BackendKind;
+pub(crate) use kind::{llamacpp_props, root_url};
 pub use openai::{Backend, BackendSettings, Generation, TokenStream};
 pub use sse::StreamEvent;

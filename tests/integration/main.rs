@@ -11,6 +11,7 @@ mod durability;
 mod hostile;
 mod interactive;
 mod jobs;
+mod managed;
 mod packaging;
 mod protocol;
 mod query;
