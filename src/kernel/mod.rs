@@ -104,10 +104,13 @@ impl Kernel {
     pub(crate) fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut KernelState) -> R) -> R {
         let mut state = self.lock();
         let result = f(&mut state);
-        for launch in state.dispatch() {
+        let launches = state.dispatch();
+        let started: Vec<_> = launches.iter().map(|l| l.pid).collect();
+        for launch in launches {
             self.tracker
                 .spawn(dispatcher::run_generation(Arc::clone(self), launch));
         }
+        state.record_started(&started);
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }

@@ -256,7 +256,7 @@ impl KernelState {
             slot,
             priority,
         };
-        self.record_state(pid);
+        // The start is made durable by `record_started`, once the run is on its way.
         self.circuit.dispatched(run_id);
         Some(Launch {
             pid,
@@ -418,6 +418,14 @@ impl KernelState {
         let waiting = self.waiting_candidates();
         self.config.policy = policy.name().to_string();
         self.scheduler.replace_policy(policy, &waiting);
+    }
+
+    /// Makes the starts of just-dispatched runs durable. Called after their tasks are spawned, so the
+    /// requests to the backend go out while the journal syncs, not after.
+    pub fn record_started(&mut self, pids: &[Pid]) {
+        for pid in pids {
+            self.record_state(*pid);
+        }
     }
 
     /// The waiting processes as the scheduler sees them, in run order (for re-ranking them all).
