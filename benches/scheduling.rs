@@ -9,14 +9,18 @@
 #[allow(dead_code)] // the test harness's fake server; the benchmark uses part of it
 #[path = "../tests/integration/support/fake_llm.rs"]
 mod fake_llm;
+#[allow(dead_code)] // each bench binary uses part of the support code
+#[path = "support/mod.rs"]
+mod support;
 
 use fake_llm::{FakeConfig, FakeLlm, ServerKind};
 use llmkernel::config::KernelConfig;
-use llmkernel::proto::{ProcessType, Request, Response, SchedRequest, SubmitRequest};
+use llmkernel::proto::{ProcessType, Request, Response, SubmitRequest};
 use llmkernel::shell::client::Client;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
+use support::kernel::BenchKernel;
+use support::summary::{self, Figure};
 
 const CPUS: u32 = 2;
 const QUANTUM_TOKENS: u32 = 16;
@@ -26,56 +30,6 @@ const BACKGROUND_TOKENS: usize = 300;
 const INTERACTIVE: usize = 40;
 const INTERACTIVE_TOKENS: usize = 12;
 const INTERACTIVE_GAP: Duration = Duration::from_millis(60);
-
-/// A kernel served in this process on a temporary socket.
-struct BenchKernel {
-    socket: PathBuf,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl BenchKernel {
-    async fn start(url: &str, policy: &str, quantum: u32, cpus: u32) -> BenchKernel {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("k.sock");
-        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
-        let config = KernelConfig {
-            backend_url: url.to_string(),
-            cpus,
-            quantum_tokens: quantum,
-            policy: policy.to_string(),
-            state_dir: dir.path().join("state"),
-            ..KernelConfig::default()
-        };
-        let shutdown = CancellationToken::new();
-        let started = llmkernel::kernel::start(config, listener, shutdown.clone())
-            .await
-            .expect("kernel starts");
-        let task = tokio::spawn(async move {
-            let _ = started.serve().await;
-        });
-        BenchKernel {
-            socket,
-            shutdown,
-            task,
-            _dir: dir,
-        }
-    }
-
-    async fn context_switches(&self) -> u64 {
-        let mut c = Client::connect(&self.socket).await.expect("connect");
-        match c.call(Request::Sched(SchedRequest { policy: None })).await {
-            Ok(Response::Sched(s)) => s.context_switches,
-            other => panic!("sched: {other:?}"),
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.task.await;
-    }
-}
 
 /// Runs one process to its end; returns (time to first token, time to the end).
 async fn run_query(
@@ -127,7 +81,7 @@ async fn mixed(policy: &str, quantum: u32) -> MixedResult {
         ..FakeConfig::default()
     })
     .await;
-    let k = BenchKernel::start(&fake.url, policy, quantum, CPUS).await;
+    let k = BenchKernel::for_backend(&fake.url, CPUS, quantum, policy);
     let mut background = Vec::new();
     for n in 0..BACKGROUND {
         let prompt = format!("[tokens={BACKGROUND_TOKENS}] background {n}");
@@ -154,7 +108,7 @@ async fn mixed(policy: &str, quantum: u32) -> MixedResult {
     }
     ttft.sort();
     let switches = k.context_switches().await;
-    k.stop().await;
+    k.stop();
     MixedResult {
         p50: percentile(&ttft, 0.5),
         p99: percentile(&ttft, 0.99),
@@ -183,7 +137,7 @@ async fn switch_cost(kind: ServerKind) -> SwitchCost {
             ..FakeConfig::default()
         })
         .await;
-        let k = BenchKernel::start(&fake.url, "rr", quantum, 1).await;
+        let k = BenchKernel::for_backend(&fake.url, 1, quantum, "rr");
         let start = Instant::now();
         let runs: Vec<_> = (0..2)
             .map(|n| {
@@ -205,7 +159,7 @@ async fn switch_cost(kind: ServerKind) -> SwitchCost {
         }
         wall.push(start.elapsed());
         results.push((k.context_switches().await, fake.prefilled()));
-        k.stop().await;
+        k.stop();
     }
     let (switches, prefilled) = results[1];
     let per = |x: f64| {
@@ -222,12 +176,31 @@ async fn switch_cost(kind: ServerKind) -> SwitchCost {
     }
 }
 
-/// Microseconds per operation with about `n` waiting: (a pick alone, a pick with the charge and
-/// re-enqueue of a quantum boundary).
+/// Microseconds per operation with `n` waiting, the median of a few repetitions: (a pick alone, a
+/// pick with the charge and re-enqueue of a quantum boundary). Picks are timed in batches of
+/// [`PICK_BATCH`], each batch's processes re-enqueued untimed, so the queue stays within a batch of `n`.
 fn pick_us(policy: &str, n: u64) -> (f64, f64) {
+    let mut picks = Vec::new();
+    let mut cycles = Vec::new();
+    for _ in 0..PICK_REPETITIONS {
+        let (pick, cycle) = pick_us_once(policy, n);
+        picks.push(pick);
+        cycles.push(cycle);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut picks), median(&mut cycles))
+}
+
+const PICK_BATCH: u64 = 100;
+const PICK_ROUNDS: u64 = 20_000;
+const PICK_REPETITIONS: usize = 5;
+
+fn pick_us_once(policy: &str, n: u64) -> (f64, f64) {
     use llmkernel::kernel::scheduler::{Candidate, Scheduler};
     use llmkernel::proto::Pid;
-    const ROUNDS: u64 = 20_000;
     let config = KernelConfig::default();
     let mut s = Scheduler::new(llmkernel::kernel::make_policy(policy, &config).expect("policy"));
     let candidate = |i: u64, at: u64| Candidate {
@@ -238,23 +211,74 @@ fn pick_us(policy: &str, n: u64) -> (f64, f64) {
         enqueued_ms: at,
         tokens_used: 0,
     };
-    for i in 0..n + ROUNDS {
+    for i in 0..n {
         s.enqueue(&candidate(i, i));
     }
-    let start = Instant::now();
-    for _ in 0..ROUNDS {
-        std::hint::black_box(s.pick());
-    }
-    let pick = start.elapsed().as_secs_f64() * 1e6 / ROUNDS as f64;
-    let start = Instant::now();
-    for r in 0..ROUNDS {
-        if let Some(pid) = s.pick() {
-            s.charge(&candidate(pid.0, 0), 4, n + r);
-            s.enqueue(&candidate(pid.0, n + r));
+    let mut now = n;
+    let mut picked = Vec::with_capacity(PICK_BATCH as usize);
+    let mut pick_time = std::time::Duration::ZERO;
+    for _ in 0..PICK_ROUNDS / PICK_BATCH {
+        let start = Instant::now();
+        for _ in 0..PICK_BATCH {
+            picked.extend(std::hint::black_box(s.pick()));
+        }
+        pick_time += start.elapsed();
+        for pid in picked.drain(..) {
+            now += 1;
+            s.enqueue(&candidate(pid.0, now));
         }
     }
-    let cycle = start.elapsed().as_secs_f64() * 1e6 / ROUNDS as f64;
+    let pick = pick_time.as_secs_f64() * 1e6 / PICK_ROUNDS as f64;
+    let start = Instant::now();
+    for _ in 0..PICK_ROUNDS {
+        if let Some(pid) = s.pick() {
+            now += 1;
+            s.charge(&candidate(pid.0, 0), 4, now);
+            s.enqueue(&candidate(pid.0, now));
+        }
+    }
+    let cycle = start.elapsed().as_secs_f64() * 1e6 / PICK_ROUNDS as f64;
     (pick, cycle)
+}
+
+/// One policy's costs in microseconds, (pick, quantum-boundary cycle), with 1k and 100k waiting.
+struct Decision {
+    policy: &'static str,
+    small: (f64, f64),
+    large: (f64, f64),
+}
+
+/// The summary's scheduler figures: the slowest policy's pick of the next process with 100,000
+/// waiting, and the largest growth of a pick from 1,000 to 100,000 waiting; the note adds the whole
+/// quantum-boundary cycle (pick, charge, re-enqueue).
+fn record_decisions(decisions: &[Decision]) {
+    let worst = |f: fn(&Decision) -> f64| decisions.iter().map(f).fold(0.0, f64::max);
+    let show = |f: fn(&Decision) -> (f64, f64)| {
+        let all: Vec<String> = decisions
+            .iter()
+            .map(|d| format!("{} {:.2}/{:.2}", d.policy, f(d).0, f(d).1))
+            .collect();
+        all.join(", ")
+    };
+    let how = format!(
+        "pick of the next process, slowest policy; us with 1k/100k waiting: {}; a whole quantum-boundary cycle (pick, charge, re-enqueue): {}",
+        show(|d| (d.small.0, d.large.0)),
+        show(|d| (d.small.1, d.large.1))
+    );
+    summary::record(&[
+        Figure::new(
+            "sched_pick_us_100k",
+            worst(|d| d.large.0),
+            "<= 10",
+            how.clone(),
+        ),
+        Figure::new(
+            "sched_pick_growth",
+            worst(|d| d.large.0 / d.small.0),
+            "<= 3",
+            how,
+        ),
+    ]);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -268,10 +292,16 @@ async fn main() {
         "{:<10} {:>9} {:>10} {:>7} {:>11} {:>12} {:>7}",
         "policy", "pick 1k", "pick 100k", "growth", "switch 1k", "switch 100k", "growth"
     );
+    let mut decisions = Vec::new();
     for policy in llmkernel::kernel::POLICIES {
         pick_us(policy, 1_000); // warm-up
         let small = pick_us(policy, 1_000);
         let large = pick_us(policy, 100_000);
+        decisions.push(Decision {
+            policy,
+            small,
+            large,
+        });
         println!(
             "{policy:<10} {:>9.3} {:>10.3} {:>7.2} {:>11.3} {:>12.3} {:>7.2}",
             small.0,
@@ -282,6 +312,7 @@ async fn main() {
             large.1 / small.1
         );
     }
+    record_decisions(&decisions);
     println!();
     println!(
         "mixed load: {CPUS} slots, quantum {QUANTUM_TOKENS}, {BACKGROUND} HOUSEKEEPING x {BACKGROUND_TOKENS} tokens, \
