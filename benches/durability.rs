@@ -5,8 +5,11 @@
 //! - Recovery: the time from `kernel::start` to ready with 10,000 processes in the state directory
 //!   (target: serving again within 1 s), against starting on an empty directory.
 //!
-//! No assertions: numbers to read. Writes `target/bench/durability.json`. Run with
-//! `cargo bench --bench durability`.
+//! No assertions: numbers to read, added to `target/bench/summary.json` like every bench's. Run with
+//! `cargo bench --bench durability` (or `scripts/bench durability`).
+
+#[allow(dead_code)] // the shared bench support; this binary uses part of it
+mod support;
 
 use llmkernel::config::KernelConfig;
 use llmkernel::kernel::journal::Journal;
@@ -15,15 +18,12 @@ use llmkernel::proto::{Pid, ProcessType, Request, Response, SchedRequest, Submit
 use llmkernel::shell::client::Client;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::stats::{percentile, us};
+use support::summary::{self, Figure};
 use tokio_util::sync::CancellationToken;
 
 const SUBMITS: usize = 2000;
 const RECOVERY_PROCESSES: u64 = 10_000;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    samples[((samples.len() - 1) as f64 * p).round() as usize]
-}
 
 /// A backend that accepts connections and never answers: the first process holds the one slot, the
 /// rest wait, so the benchmark measures the kernel and its disk, not generation.
@@ -153,50 +153,49 @@ async fn main() {
     let (bare50, bare99, sub50, sub99) = submit_latency(&url).await;
     let empty = time_to_ready(&url, 0).await;
     let full = time_to_ready(&url, RECOVERY_PROCESSES).await;
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!("durability ({SUBMITS} submits; recovery of {RECOVERY_PROCESSES} processes)");
-    println!("{:<38} {:>12} {:>12}", "", "p50", "p99");
-    println!(
-        "{:<38} {:>10.0}us {:>10.0}us",
-        "protocol round trip (Sched)",
+    let round_trips = format!(
+        "{SUBMITS} submits, each created, written and fdatasynced before the acknowledgement, against the same \
+         connection's Sched round trip: p50 {:.0} vs {:.0} us, p99 {:.0} vs {:.0} us",
+        us(sub50),
         us(bare50),
+        us(sub99),
         us(bare99)
     );
-    println!(
-        "{:<38} {:>10.0}us {:>10.0}us",
-        "submit, durable before the ack",
-        us(sub50),
-        us(sub99)
-    );
-    println!(
-        "{:<38} {:>10.0}us {:>10.0}us",
-        "durability cost (difference)",
-        us(sub50) - us(bare50),
-        us(sub99) - us(bare99)
-    );
-    println!(
-        "{:<38} {:>10.1}ms",
-        "start on an empty state dir",
+    let recovery = format!(
+        "kernel::start to ready with {RECOVERY_PROCESSES} processes in the journal (half with output): {:.1} ms; \
+         empty state directory: {:.1} ms",
+        full.as_secs_f64() * 1e3,
         empty.as_secs_f64() * 1e3
     );
-    println!(
-        "{:<38} {:>10.1}ms  (target < 1000 ms)",
-        "start with 10,000 processes",
-        full.as_secs_f64() * 1e3
-    );
-    let summary = serde_json::json!({
-        "submit_rtt_us_p50": us(bare50),
-        "submit_rtt_us_p99": us(bare99),
-        "submit_durable_us_p50": us(sub50),
-        "submit_durable_us_p99": us(sub99),
-        "submit_durability_added_us_p50": us(sub50) - us(bare50),
-        "recovery_ms_empty": empty.as_secs_f64() * 1e3,
-        "recovery_ms_10k": full.as_secs_f64() * 1e3,
-    });
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(
-        out.join("durability.json"),
-        serde_json::to_string_pretty(&summary).unwrap_or_default(),
-    );
+    let figures = [
+        Figure::new(
+            "submit_durable_added_us_p50",
+            us(sub50) - us(bare50),
+            "-",
+            round_trips.clone(),
+        ),
+        Figure::new(
+            "submit_durable_added_us_p99",
+            us(sub99) - us(bare99),
+            "-",
+            round_trips,
+        ),
+        Figure::new(
+            "recovery_ms_10k",
+            full.as_secs_f64() * 1e3,
+            "<= 1000",
+            recovery,
+        ),
+    ];
+    for f in &figures {
+        println!(
+            "{:<32} {:>10.1}  (target {})  {}",
+            f.key,
+            f.value.unwrap_or(f64::NAN),
+            f.target,
+            f.note
+        );
+    }
+    summary::record(&figures);
 }
