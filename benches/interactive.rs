@@ -5,7 +5,8 @@
 //! them first come, first served: a question waits for a background answer to end. Through the
 //! kernel: background runs as HOUSEKEEPING processes and questions as USER processes, on a kernel with
 //! as many slots as the server and a quantum of [`QUANTUM_TOKENS`]: a question waits for the next
-//! quantum boundary. Both sides use the same prompts, the same lengths and the same arrival times;
+//! quantum boundary. Both sides use the same prompts, the same lengths and the same arrival times,
+//! in alternating rounds (generation speed here moves with the machine's load);
 //! `interactive_ttft_p99_gain` is direct p99 over kernel p99. Skipped, with a note, when the cache is
 //! missing. Run with `scripts/bench` (or `cargo bench --bench interactive`).
 
@@ -30,7 +31,10 @@ const QUANTUM_TOKENS: u32 = 8;
 const BACKGROUND_TOKENS: u32 = 384;
 const BACKGROUND_PROMPT: &str =
     "Write a very long and detailed story about a dragon who learns to bake bread.";
-const QUESTIONS: usize = 24;
+/// Rounds each side runs, alternating, so that a change in the machine's load hits both.
+const ROUNDS: usize = 3;
+/// Questions per round.
+const QUESTIONS: usize = 12;
 const QUESTION_GAP: Duration = Duration::from_millis(1000);
 const QUESTION_TOKENS: u32 = 4;
 const QUESTION_PROMPT: &str = "Name a colour.";
@@ -212,6 +216,51 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// One round of the direct side: background and questions straight to the server.
+async fn direct_round(url: &str) -> Vec<Duration> {
+    let backend = direct_backend(url);
+    let background = Arc::clone(&backend);
+    under_load(
+        move || {
+            let b = Arc::clone(&background);
+            async move {
+                direct_answer(&b, BACKGROUND_PROMPT, BACKGROUND_TOKENS).await;
+            }
+        },
+        || {
+            let b = Arc::clone(&backend);
+            async move { direct_answer(&b, QUESTION_PROMPT, QUESTION_TOKENS).await }
+        },
+    )
+    .await
+}
+
+/// One round through a fresh kernel (stopping it ends its background processes too).
+async fn kernel_round(url: &str) -> Vec<Duration> {
+    let kernel = BenchKernel::for_backend(url, SLOTS, QUANTUM_TOKENS, "priority");
+    let socket = kernel.socket.clone();
+    let background = socket.clone();
+    let ttft =
+        under_load(
+            move || {
+                let s = background.clone();
+                async move {
+                    let t = ProcessType::Housekeeping;
+                    kernel_answer(&s, t, BACKGROUND_PROMPT, BACKGROUND_TOKENS).await;
+                }
+            },
+            || {
+                let s = socket.clone();
+                async move {
+                    kernel_answer(&s, ProcessType::User, QUESTION_PROMPT, QUESTION_TOKENS).await
+                }
+            },
+        )
+        .await;
+    kernel.stop();
+    ttft
+}
+
 #[tokio::main]
 async fn main() {
     let server = match llama_server().await {
@@ -226,47 +275,11 @@ async fn main() {
             return;
         }
     };
-    let backend = direct_backend(&server.url);
-    let background_backend = Arc::clone(&backend);
-    let mut direct = under_load(
-        move || {
-            let b = Arc::clone(&background_backend);
-            async move {
-                direct_answer(&b, BACKGROUND_PROMPT, BACKGROUND_TOKENS).await;
-            }
-        },
-        || {
-            let b = Arc::clone(&backend);
-            async move { direct_answer(&b, QUESTION_PROMPT, QUESTION_TOKENS).await }
-        },
-    )
-    .await;
-    let kernel = BenchKernel::for_backend(&server.url, SLOTS, QUANTUM_TOKENS, "priority");
-    let socket = kernel.socket.clone();
-    let background_socket = socket.clone();
-    let mut through =
-        under_load(
-            move || {
-                let s = background_socket.clone();
-                async move {
-                    kernel_answer(
-                        &s,
-                        ProcessType::Housekeeping,
-                        BACKGROUND_PROMPT,
-                        BACKGROUND_TOKENS,
-                    )
-                    .await;
-                }
-            },
-            || {
-                let s = socket.clone();
-                async move {
-                    kernel_answer(&s, ProcessType::User, QUESTION_PROMPT, QUESTION_TOKENS).await
-                }
-            },
-        )
-        .await;
-    kernel.stop();
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        direct.extend(direct_round(&server.url).await);
+        through.extend(kernel_round(&server.url).await);
+    }
     drop(server);
     let (d50, d99) = (percentile(&mut direct, 0.5), percentile(&mut direct, 0.99));
     let (k50, k99) = (
@@ -278,9 +291,9 @@ async fn main() {
         d99.as_secs_f64() / k99.as_secs_f64(),
         TARGET,
         format!(
-            "llama-server -np {SLOTS}, SmolLM2-135M; {SLOTS} background streams of {BACKGROUND_TOKENS} tokens, \
-             {QUESTIONS} questions one a second; TTFT p50/p99 direct (FIFO) {:.0}/{:.0} ms, through the kernel \
-             (quantum {QUANTUM_TOKENS}) {:.0}/{:.0} ms",
+            "llama-server -np {SLOTS}, SmolLM2-135M; {SLOTS} background streams of {BACKGROUND_TOKENS} tokens; \
+             {ROUNDS} rounds a side, alternating, of {QUESTIONS} questions one a second; TTFT p50/p99 direct \
+             (FIFO) {:.0}/{:.0} ms, through the kernel (quantum {QUANTUM_TOKENS}) {:.0}/{:.0} ms",
             ms(d50),
             ms(d99),
             ms(k50),

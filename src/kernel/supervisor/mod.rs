@@ -131,11 +131,17 @@ impl Supervisor {
     /// restarts); stops it when the returned handle is stopped.
     pub fn spawn(self, shutdown: CancellationToken) -> SupervisorHandle {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(self.supervise(shutdown, stop.clone()));
-        SupervisorHandle { stop, task }
+        // No restarts once the kernel shuts down, or once it stops the server outright.
+        let no_restarts = shutdown.child_token();
+        let task = tokio::spawn(self.supervise(no_restarts.clone(), stop.clone()));
+        SupervisorHandle {
+            stop,
+            no_restarts,
+            task,
+        }
     }
 
-    async fn supervise(mut self, shutdown: CancellationToken, stop: CancellationToken) {
+    async fn supervise(mut self, no_restarts: CancellationToken, stop: CancellationToken) {
         let mut backoff = FIRST_BACKOFF;
         let mut restarts = 0;
         loop {
@@ -159,11 +165,11 @@ impl Supervisor {
                     .send_replace(BackendStatus::Restarting { restarts });
                 tracing::warn!("restarting the backend server in {backoff:?}");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return self.stopped(),
+                    _ = no_restarts.cancelled() => return self.stopped(),
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                match launch(&self.config, &self.probe, &shutdown).await {
+                match launch(&self.config, &self.probe, &no_restarts).await {
                     Ok(server) => {
                         self.server = server;
                         break;
@@ -193,12 +199,14 @@ impl Supervisor {
 /// The supervision task of a running kernel.
 pub struct SupervisorHandle {
     stop: CancellationToken,
+    no_restarts: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl SupervisorHandle {
     /// Stops the server (SIGTERM, then SIGKILL after [`STOP_GRACE`]) and waits for it to exit.
     pub async fn stop(self) {
+        self.no_restarts.cancel();
         self.stop.cancel();
         let _ = self.task.await;
     }

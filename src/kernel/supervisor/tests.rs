@@ -131,3 +131,49 @@ async fn a_server_that_dies_is_restarted_and_stopped_at_the_end() {
     assert!(!alive(second), "stopping the kernel stops its server");
     assert_eq!(*status.borrow_and_update(), BackendStatus::Stopped);
 }
+
+#[tokio::test]
+async fn stopping_while_a_restart_waits_starts_no_new_server() {
+    let url = serve(Router::new().route("/health", get(|| async { "ok" }))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let starts = dir.path().join("starts");
+    let script = format!("echo $$ >> {}; exec sleep 600", starts.display());
+    let s = start(&managed(&["sh", "-c", &script], DEADLINE), &url)
+        .await
+        .unwrap();
+    let mut status = s.status();
+    let handle = s.spawn(CancellationToken::new());
+    // The stand-in is "ready" at once (the health endpoint is ours); wait for it to say its pid.
+    let deadline = Instant::now() + DEADLINE;
+    let first: i32 = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stand-in never wrote its pid"
+        );
+        let written = std::fs::read_to_string(&starts).unwrap_or_default();
+        if let Ok(pid) = written.trim().parse() {
+            break pid;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    tokio::time::timeout(
+        DEADLINE,
+        status.wait_for(|s| matches!(s, BackendStatus::Restarting { .. })),
+    )
+    .await
+    .expect("restarting in time")
+    .unwrap();
+    handle.stop().await;
+    assert_eq!(*status.borrow_and_update(), BackendStatus::Stopped);
+    let started = std::fs::read_to_string(&starts).unwrap();
+    assert_eq!(
+        started.lines().count(),
+        1,
+        "a server was started after the stop"
+    );
+}
