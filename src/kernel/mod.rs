@@ -2,8 +2,8 @@
 //! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]) while
 //! the backend circuit says it is answering ([`circuit`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
-//! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), and the process-level layer of the `llmkernel` binary
-//! (signals, `--daemon`, systemd: [`daemon`]).
+//! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), and the
+//! process-level layer of the `llmkernel` binary (signals, `--daemon`, systemd: [`daemon`]).
 //!
 //! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
 //! the `llmkernel` binary differ only in the listener and shutdown token they pass.

@@ -112,4 +112,23 @@ mod tests {
         assert_eq!(k.backend().url(), "http://127.0.0.1:9/v1");
         k.shutdown.cancel();
     }
+
+    #[tokio::test]
+    async fn a_new_backend_command_waits_for_a_restart() {
+        let (k, _tmp) = kernel(KernelConfig::default()).await;
+        let new = KernelConfig {
+            interrupts: k.read(|s| s.config.interrupts.clone()),
+            state_dir: k.read(|s| s.config.state_dir.clone()),
+            managed_backend: Some(crate::config::ManagedBackend {
+                command: vec!["llama-server".into()],
+                health_url: None,
+                startup_timeout: crate::config::DEFAULT_STARTUP_TIMEOUT,
+            }),
+            ..KernelConfig::default()
+        };
+        let done = k.reconfigure(new).unwrap();
+        assert_eq!(done.needs_restart, ["backend.command"]);
+        assert!(k.read(|s| s.config.managed_backend.is_none()));
+        k.shutdown.cancel();
+    }
 }
