@@ -3,21 +3,13 @@
 //! a planned SIGTERM restart.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, answer};
-use crate::support::{KERNEL, STEP, TestKernel, job_pid, ps_row};
+use crate::support::{KERNEL, STEP, TestKernel, config_file, job_pid, ps_row};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Iterations of the crash test in the normal suite; `LLMKERNEL_CRASH_ITERATIONS` runs a longer soak
 /// (scripts/soak-crash).
 const CRASH_ITERATIONS: usize = 100;
-
-fn config_dir(text: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("k.toml");
-    std::fs::write(&path, text).expect("config");
-    let path = path.to_string_lossy().into_owned();
-    (dir, path)
-}
 
 /// The pids `ps -a` lists, failing on a duplicate.
 fn listed(ps: &str) -> BTreeSet<u64> {
@@ -59,7 +51,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_process_and_no_output()
     })
     .await;
     // Compaction every few records, so some kills land in the middle of one.
-    let (mut dir, config) = config_dir("cpus = 2\nquantum = 4\njournal_compact_records = 7\n");
+    let (mut dir, config) = config_file("cpus = 2\nquantum = 4\njournal_compact_records = 7\n");
     let args = ["--config", config.as_str()];
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut acked = BTreeSet::new();
@@ -113,7 +105,7 @@ async fn a_planned_restart_loses_nothing_and_keeps_every_state() {
         ..Default::default()
     })
     .await;
-    let (dir, config) = config_dir("quantum = 8\n");
+    let (dir, config) = config_file("quantum = 8\n");
     let args = ["--config", config.as_str()];
     let k = TestKernel::start_in(dir, &fake.url, &args).await;
     let done = job_pid(&k.sh("query \"[tokens=3] quick\" &").await.stdout);

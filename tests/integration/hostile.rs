@@ -3,7 +3,7 @@
 //! kernel and its other clients carry on.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm};
-use crate::support::{SHELL, STEP, TestKernel, job_pid};
+use crate::support::{SHELL, STEP, TestKernel, config_file, job_pid};
 use llmkernel::proto::{
     Connection, FailureKind, Hello, PROTOCOL_VERSION, Reply, Request, Response,
 };
@@ -13,10 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 async fn start_with(fake: &FakeLlm, config: &str) -> TestKernel {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("k.toml");
-    std::fs::write(&path, config).expect("config");
-    let path = path.to_string_lossy().into_owned();
+    let (dir, path) = config_file(config);
     TestKernel::start_in(dir, &fake.url, &["--config", &path]).await
 }
 
