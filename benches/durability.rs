@@ -13,6 +13,7 @@ mod support;
 
 use llmkernel::config::KernelConfig;
 use llmkernel::kernel::journal::Journal;
+use llmkernel::kernel::journal::file::frame;
 use llmkernel::kernel::journal::record::{CreatedRecord, OutputRecord, Record};
 use llmkernel::proto::{Pid, ProcessType, Request, Response, SchedRequest, SubmitRequest};
 use llmkernel::shell::client::Client;
@@ -94,7 +95,9 @@ async fn submit_latency(url: &str) -> (Duration, Duration, Duration, Duration) {
 
 /// Writes a journal holding `n` processes (half with some output, a tenth finished).
 fn write_state(dir: &Path, n: u64) {
-    let (mut journal, _) = Journal::open(&dir.join("state"), u64::MAX).expect("journal");
+    let (mut journal, _) = Journal::open(&dir.join("state")).expect("journal");
+    let mut bytes = Vec::new();
+    let mut put = |record: &Record| bytes.extend(frame(record).expect("frame"));
     for i in 1..=n {
         let created = CreatedRecord {
             pid: Pid(i),
@@ -107,9 +110,7 @@ fn write_state(dir: &Path, n: u64) {
             created_unix_ms: 1,
             enqueued_unix_ms: i,
         };
-        journal
-            .append(&Record::Created(created), false)
-            .expect("append");
+        put(&Record::Created(created));
         if i % 2 == 0 {
             let text = "t0 t1 t2 t3 t4 t5 t6 t7 ".to_string();
             let output = OutputRecord {
@@ -119,12 +120,11 @@ fn write_state(dir: &Path, n: u64) {
                 tokens_used: 8,
                 prompt_tokens: 20,
             };
-            journal
-                .append(&Record::Output(output), false)
-                .expect("append");
+            put(&Record::Output(output));
         }
     }
-    journal.append(&Record::NextPid(n + 1), true).expect("sync");
+    put(&Record::NextPid(n + 1));
+    journal.write_synced(&bytes).expect("write");
 }
 
 async fn time_to_ready(url: &str, processes: u64) -> Duration {

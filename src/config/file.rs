@@ -83,6 +83,7 @@ pub struct BackendSection {
 pub struct LimitsSection {
     pub max_allowance_tokens: Option<u32>,
     pub max_prompt_bytes: Option<usize>,
+    pub max_output_bytes: Option<usize>,
     pub max_queue: Option<usize>,
     pub max_connections: Option<usize>,
     pub handshake_timeout_secs: Option<f64>,
@@ -203,6 +204,21 @@ impl ConfigFile {
             "retry_for_secs",
             "must be 0 or a positive number of seconds",
         )?;
+        check(
+            file.limits
+                .max_prompt_bytes
+                .is_none_or(|n| (1..=super::MAX_PROMPT_BYTES_LIMIT).contains(&n)),
+            "max_prompt_bytes",
+            &format!(
+                "must be between 1 and {} (a prompt must fit one journal record)",
+                super::MAX_PROMPT_BYTES_LIMIT
+            ),
+        )?;
+        check(
+            file.limits.max_output_bytes.is_none_or(|n| n > 0),
+            "max_output_bytes",
+            "must be a positive number of bytes",
+        )?;
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -254,6 +270,7 @@ impl ConfigFile {
             self.limits.max_allowance_tokens,
         );
         set(&mut c.max_prompt_bytes, self.limits.max_prompt_bytes);
+        set(&mut c.max_output_bytes, self.limits.max_output_bytes);
         set(&mut c.max_queue, self.limits.max_queue);
         set(&mut c.retention, secs(self.retention_secs));
         set(&mut c.journal_compact_records, self.journal_compact_records);

@@ -90,8 +90,12 @@ pub struct KernelConfig {
     pub types: [TypeSettings; 5],
     /// The largest token allowance a client may ask for.
     pub max_allowance_tokens: u32,
-    /// The largest prompt (system + user) a client may submit, in bytes.
+    /// The largest prompt (system + user) a client may submit, in bytes (and the largest interrupt
+    /// message); at most [`MAX_PROMPT_BYTES_LIMIT`].
     pub max_prompt_bytes: usize,
+    /// The most output one process may produce, in bytes: it ends there with a note, its output
+    /// kept, instead of growing without bound.
+    pub max_output_bytes: usize,
     /// Waiting processes past which new ones are refused ("run queue is full").
     pub max_queue: usize,
     /// Connections served at once; more are refused with an error.
@@ -110,6 +114,10 @@ pub struct KernelConfig {
     /// The interrupt lines' handlers, spool and interval timer.
     pub interrupts: InterruptsConfig,
 }
+
+/// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
+/// frame and one journal record, both limited to 4 MiB; a megabyte is left for everything else.
+pub const MAX_PROMPT_BYTES_LIMIT: usize = 3 * 1024 * 1024;
 
 impl Default for KernelConfig {
     fn default() -> Self {
@@ -133,6 +141,7 @@ impl Default for KernelConfig {
             }),
             max_allowance_tokens: 32_768,
             max_prompt_bytes: 1024 * 1024,
+            max_output_bytes: 16 * 1024 * 1024,
             max_queue: 100_000,
             max_connections: 512,
             handshake_timeout: Duration::from_secs(10),

@@ -111,6 +111,7 @@ impl Kernel {
                 .spawn(dispatcher::run_generation(Arc::clone(self), launch));
         }
         state.record_started(&started);
+        state.after_update();
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }
@@ -175,8 +176,7 @@ pub async fn start(
     }
     let policy = make_policy(&config.policy, &config)?;
     // The durable table first: a state directory that cannot be used stops us before a server starts.
-    let (journal, recovered) =
-        journal::Journal::open(&config.state_dir, config.journal_compact_records)?;
+    let (journal, recovered) = journal::Journal::open(&config.state_dir)?;
     let managed = match &config.managed_backend {
         Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
         None => None,
@@ -194,7 +194,7 @@ pub async fn start(
     let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let mut state = KernelState::new(config, Scheduler::new(policy));
-    let restored = state.restore(journal, recovered);
+    let restored = state.restore(journal, recovered)?;
     state.open_audit_log();
     if restored != state::Restored::default() {
         tracing::info!(?restored, "process table restored from the journal");
@@ -277,7 +277,14 @@ impl Started {
             supervisor.stop().await;
         }
         // Everything, output included, into one fresh journal: a planned restart loses nothing.
-        kernel.update(|s| s.compact());
+        // Closing the journal waits for the writer to finish it, and releases the state directory.
+        let journal = kernel.update(|s| {
+            s.compact();
+            s.take_journal()
+        });
+        if let Some(journal) = journal {
+            let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        }
         Ok(())
     }
 

@@ -184,29 +184,23 @@ impl Process {
         self.cpu_ms + current
     }
 
-    /// Ends the process with `status`: tells followers and waiters. Returns whether a waiter took the
-    /// status (the process is then collected). The caller releases the slot.
-    pub fn exit_with(&mut self, status: ExitStatus) -> bool {
+    /// Ends the process with `status`. Followers and waiters are handed over in the returned
+    /// [`ExitNotice`], to be told once the exit is durable. The caller releases the slot.
+    pub fn exit_with(&mut self, status: ExitStatus) -> ExitNotice {
         self.state = ProcessState::Zombie;
         self.exit = Some(status.clone());
         if let Some(run) = &mut self.run {
             run.cancel.cancel();
             run.ending = true;
         }
-        let exited = crate::proto::Exited {
-            pid: self.pid,
-            status: status.clone(),
-        };
-        self.broadcast(Ok(Response::Exited(exited)));
-        self.followers.clear();
-        // Every waiter gets the status (no short-circuit); any one taking it collects the process.
-        let delivered = self
-            .waiters
-            .drain(..)
-            .map(|w| w.send(status.clone()).is_ok())
-            .filter(|ok| *ok)
-            .count();
-        delivered > 0
+        ExitNotice {
+            exited: crate::proto::Exited {
+                pid: self.pid,
+                status,
+            },
+            followers: std::mem::take(&mut self.followers),
+            waiters: std::mem::take(&mut self.waiters),
+        }
     }
 
     /// The note `ps -l` shows at `now_ms`: why it ended or stopped early, or the backend failure
@@ -239,6 +233,31 @@ impl Process {
             exit: self.exit.clone(),
             note: self.note.clone(),
             eta_ms: None,
+        }
+    }
+}
+
+/// Who must hear of a process's exit, held until the exit is durable.
+pub struct ExitNotice {
+    exited: crate::proto::Exited,
+    followers: Vec<mpsc::Sender<Reply>>,
+    waiters: Vec<oneshot::Sender<ExitStatus>>,
+}
+
+impl ExitNotice {
+    /// Whether a waiter is still there to take the status (the process is then collected).
+    pub fn collects(&self) -> bool {
+        self.waiters.iter().any(|w| !w.is_closed())
+    }
+
+    /// Tells every follower and waiter.
+    pub fn deliver(self) {
+        for tx in self.followers {
+            let _ = tx.try_send(Ok(Response::Exited(self.exited.clone())));
+        }
+        // Every waiter gets the status (no short-circuit).
+        for waiter in self.waiters {
+            let _ = waiter.send(self.exited.status.clone());
         }
     }
 }

@@ -82,6 +82,8 @@ mod tests {
     async fn kernel(mut config: KernelConfig) -> (Arc<Kernel>, tempfile::TempDir) {
         let tmp = tempfile::tempdir().unwrap();
         config.interrupts.spool_dir = tmp.path().join("spool");
+        // Never the user's own state directory (and never one another test holds).
+        config.state_dir = tmp.path().join("state");
         let listener = tokio::net::UnixListener::bind(tmp.path().join("k.sock")).unwrap();
         let started = super::super::start(config, listener, CancellationToken::new())
             .await

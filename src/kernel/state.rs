@@ -12,6 +12,7 @@ mod preemption;
 mod retry_tests;
 mod run_end;
 
+pub use control::Collect;
 pub use durable::{Restored, unix_ms};
 
 use super::circuit::BackendCircuit;
@@ -19,8 +20,8 @@ use super::process::{Process, Run, Spec};
 use super::scheduler::eta::RateEstimate;
 use super::scheduler::{Candidate, Scheduler};
 use crate::config::KernelConfig;
-use crate::kernel::journal::Journal;
 use crate::kernel::journal::record::Record;
+use crate::kernel::journal::writer::{Ack, JournalHandle};
 use crate::llm::Generation;
 use crate::proto::{
     ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
@@ -67,8 +68,8 @@ pub struct KernelState {
     pub draining: bool,
     /// Whether the backend may be sent work now (see [`super::circuit`]).
     pub circuit: BackendCircuit,
-    /// The durable table; `None` only in simulations.
-    journal: Option<Journal>,
+    /// The durable table's writer; `None` only in simulations.
+    journal: Option<JournalHandle>,
     /// Who created, killed, stopped and reniced what (`audit.log` in the state directory).
     audit_log: Option<std::fs::File>,
     /// Wall-clock milliseconds at start: the kernel clock continues from it monotonically, so queue
@@ -172,11 +173,19 @@ impl KernelState {
         }
     }
 
-    /// Adds a process to the table and the run queue, once its creation is durable.
+    /// Adds a process to the table and the run queue (a process made inside the kernel, such as an
+    /// interrupt's handler, which nobody waits to see acknowledged).
     pub fn create(&mut self, spec: Spec, nice: i8) -> Result<Pid, Failure> {
+        Ok(self.create_acked(spec, nice).0)
+    }
+
+    /// Adds a process to the table and the run queue at once, so it may start on a slot while its
+    /// creation is being synced; the acknowledgement says when the creation is durable. If it fails,
+    /// the caller takes the process back with [`KernelState::abort_creation`].
+    pub fn create_acked(&mut self, spec: Spec, nice: i8) -> (Pid, Ack) {
         let pid = Pid(self.next_pid);
         let now = self.now_ms();
-        self.record_creation(pid, &spec, nice, now)?;
+        let ack = self.record_creation(pid, &spec, nice, now);
         self.next_pid += 1;
         let uid = spec.uid;
         let detail = format!("type={} nice={nice}", spec.process_type);
@@ -184,7 +193,28 @@ impl KernelState {
         self.table.insert(pid, process);
         self.enqueue(pid);
         self.audit(uid, "created", pid, &detail);
-        Ok(pid)
+        (pid, ack)
+    }
+
+    /// Takes back a process whose creation could not be made durable: it was never acknowledged, so
+    /// it leaves no trace (its run, if it started, is cancelled and its slot freed when it ends).
+    pub fn abort_creation(&mut self, pid: Pid) {
+        self.scheduler.retire(pid);
+        let Some(p) = self.table.get_mut(&pid) else {
+            return;
+        };
+        p.followers.clear();
+        p.state = ProcessState::Zombie;
+        p.collected = true;
+        match &mut p.run {
+            Some(run) => {
+                run.ending = true;
+                run.cancel.cancel();
+            }
+            None => {
+                self.table.remove(&pid);
+            }
+        }
     }
 
     /// Puts a process on the run queue, entering now.
@@ -304,8 +334,14 @@ impl KernelState {
         p.tokens_used += 1;
         p.output.push_str(&text);
         p.broadcast(Ok(Response::Output(OutputChunk { pid, text })));
+        let over_limit = p.output.len() >= self.config.max_output_bytes;
         let c = self.candidate_at(&self.table[&pid], now);
         self.scheduler.charge(&c, 1, now);
+        if over_limit {
+            let note = output_limit_note(self.config.max_output_bytes);
+            self.finish(pid, ExitStatus::Finished, Some(note));
+            return false;
+        }
         if !at_boundary {
             return true;
         }
@@ -326,10 +362,19 @@ impl KernelState {
 
     /// Ends a process. Waiters get the status and reap it; otherwise it stays a zombie.
     pub fn finish(&mut self, pid: Pid, status: ExitStatus, note: Option<String>) {
+        let _ = self.finish_acked(pid, status, note);
+    }
+
+    /// Ends a process; returns when its exit is durable. Waiters and followers are told the status
+    /// only then, so no client ever sees an exit a crash could undo.
+    pub fn finish_acked(&mut self, pid: Pid, status: ExitStatus, note: Option<String>) -> Ack {
         self.scheduler.retire(pid);
         let Some(p) = self.table.get_mut(&pid) else {
-            return;
+            return Ack::done();
         };
+        if p.exit.is_some() {
+            return Ack::done();
+        }
         if p.note.is_none() {
             p.note = note;
         }
@@ -342,13 +387,19 @@ impl KernelState {
             note: p.note.clone(),
             exited_unix_ms,
         };
-        p.collected = p.exit_with(status);
+        let notice = p.exit_with(status);
+        p.collected = notice.collects();
         let collected = p.collected;
         self.checkpoint(pid);
-        let _ = self.record(record, true);
+        let (ack, resolve) = Ack::pending();
+        self.record_then(record, move |result| {
+            notice.deliver();
+            resolve(result);
+        });
         if collected {
             self.reap(pid);
         }
+        ack
     }
 
     /// Ends a process killed by `signal`.
@@ -358,19 +409,24 @@ impl KernelState {
 
     /// Removes a zombie from the table.
     pub fn reap(&mut self, pid: Pid) -> Option<Process> {
+        self.reap_acked(pid).map(|(p, _)| p)
+    }
+
+    /// Removes a zombie from the table; the acknowledgement says when that is durable.
+    pub fn reap_acked(&mut self, pid: Pid) -> Option<(Process, Ack)> {
         let p = self.table.get(&pid)?;
         if p.state != ProcessState::Zombie || p.run.is_some() {
             return None;
         }
-        let _ = self.record(Record::Reaped { pid }, true);
-        self.table.remove(&pid)
+        let ack = self.record_acked(Record::Reaped { pid });
+        self.table.remove(&pid).map(|p| (p, ack))
     }
 
-    /// Makes the starts of just-dispatched runs durable. Called after their tasks are spawned, so the
-    /// requests to the backend go out while the journal syncs, not after.
+    /// Records the starts of just-dispatched runs. Called after their tasks are spawned, so the
+    /// requests to the backend go out at once; the writer syncs them meanwhile.
     pub fn record_started(&mut self, pids: &[Pid]) {
         for pid in pids {
-            self.record_state(*pid);
+            let _ = self.record_state(*pid);
         }
     }
 
@@ -400,6 +456,11 @@ impl KernelState {
     pub fn running(&self) -> usize {
         self.slots.iter().flatten().count()
     }
+}
+
+/// The note of a process that reached the output limit (`max_output_bytes`).
+pub(crate) fn output_limit_note(limit: usize) -> String {
+    format!("stopped at the output limit ({limit} bytes)")
 }
 
 /// The note of a process that reached its token allowance.

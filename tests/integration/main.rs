@@ -8,6 +8,7 @@ mod config;
 mod daemon;
 mod docs;
 mod durability;
+mod durable_core;
 mod hostile;
 mod interactive;
 mod jobs;

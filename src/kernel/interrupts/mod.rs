@@ -126,7 +126,18 @@ impl Kernel {
                 "a user-input interrupt is a query: use `query PROMPT`",
             )
         })?;
-        let config = self.read(|s| s.config.interrupts.clone());
+        let (config, max_bytes) =
+            self.read(|s| (s.config.interrupts.clone(), s.config.max_prompt_bytes));
+        // The message becomes the handler's prompt: the same limit as any prompt.
+        if let Some(message) = message.filter(|m| m.len() > max_bytes) {
+            return Err(Failure::new(
+                FailureKind::BadRequest,
+                format!(
+                    "the interrupt message is {} bytes, over the kernel's limit of {max_bytes}",
+                    message.len()
+                ),
+            ));
+        }
         let mut lines = self.interrupts.lock();
         let pid = self
             .has_room(&mut lines, line, &config)

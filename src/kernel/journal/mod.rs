@@ -1,6 +1,9 @@
 //! The journal: the durable process table. An append-only file of checksummed records (see
-//! [`file`]) under the state directory, replayed at start-up and compacted now and then into one
-//! image per process.
+//! [`file`]) under the state directory, replayed at start-up ([`replay`]) and compacted now and then
+//! into one image per process. One thread owns the file ([`writer`]): the state hands it records and
+//! goes on, the thread writes what has arrived and syncs once per batch (group commit), and whoever
+//! needs a record on disk before answering waits for its acknowledgement. One kernel holds a state
+//! directory at a time ([`lock`]).
 //!
 //! Why a journal and not an embedded database: the kernel's writes are tiny appends at well-defined
 //! moments (creation, state changes, output checkpoints at quantum boundaries), and what it needs
@@ -8,17 +11,23 @@
 //! crash is detected and dropped". An append with `fdatasync` and a CRC per record give both with no
 //! dependency beyond a checksum, and replaying 10,000 processes takes milliseconds. Compaction writes
 //! a new file and renames it over the old one, so a crash mid-compaction leaves either file whole.
+//! Damage in the middle of the file is not a torn tail: the damaged file is kept beside the state as
+//! evidence, and every record after the damage is still read.
 
 pub mod file;
+pub mod lock;
 pub mod record;
+mod replay;
+pub mod writer;
 
-use crate::proto::Pid;
-use record::{DurableState, FORMAT_VERSION, MAGIC, ProcessImage, Record};
+use record::{FORMAT_VERSION, MAGIC, ProcessImage, Record};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+pub use crate::proto::Pid;
 
 /// The journal file's name in the state directory.
 pub const JOURNAL_FILE: &str = "journal.log";
@@ -51,8 +60,18 @@ pub enum JournalError {
     },
     #[error("{path} is not an llmkernel journal")]
     NotAJournal { path: PathBuf },
+    #[error(
+        "state directory {dir} is in use by another llmkernel (pid {holder}); stop it, or give this one \
+         its own --state-dir"
+    )]
+    Locked { dir: PathBuf, holder: String },
     #[error("cannot encode a journal record: {0}")]
     Encode(String),
+    #[error(
+        "the journal in {dir} could not be written earlier and has not been rewritten since; \
+         nothing is recorded until a rewrite succeeds"
+    )]
+    Damaged { dir: PathBuf },
 }
 
 /// What replaying the journal found.
@@ -63,18 +82,22 @@ pub struct Recovered {
     pub next_pid: u64,
     /// Bytes of torn tail that were cut off.
     pub truncated_bytes: u64,
+    /// Where the damaged journal was copied, when damage was found in its middle.
+    pub damaged_copy: Option<PathBuf>,
 }
 
+/// The journal file, owned by the writer thread (or by a test).
 pub struct Journal {
     dir: PathBuf,
-    file: File,
+    /// `None` after a compaction could not reopen the new file: nothing is appended to the old,
+    /// replaced one; the next compaction opens the file again.
+    file: Option<File>,
     /// Length of the file up to the last whole record.
     len: u64,
-    appended: u64,
-    /// Records after which [`Journal::wants_compaction`] says yes.
-    compact_after: u64,
-    /// A write failed, so the file may lack a record: the next compaction rewrites it from memory.
+    /// A write failed, so the file may lack a record: appends are refused until a compaction
+    /// rewrites it from memory.
     damaged: bool,
+    _lock: lock::StateLock,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -85,13 +108,15 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `dir` and replays it. A torn tail is cut off, never fatal.
-    pub fn open(dir: &Path, compact_after: u64) -> Result<(Journal, Recovered), JournalError> {
+    /// Takes the state directory `dir` (creating it), and opens and replays its journal. A torn tail
+    /// is cut off; damage in the middle keeps a copy of the file and recovers every record it can.
+    pub fn open(dir: &Path) -> Result<(Journal, Recovered), JournalError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(io_error(dir))?;
+        let state_lock = lock::StateLock::take(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let _ = std::fs::remove_file(dir.join(format!("{JOURNAL_FILE}.new"))); // a compaction cut short
         let bytes = match std::fs::read(&path) {
@@ -99,9 +124,12 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_error(&path)(e)),
         };
-        let (records, intact) = file::read_frames(&bytes);
-        let mut recovered = replay(&path, &records)?;
-        recovered.truncated_bytes = (bytes.len() - intact) as u64;
+        let found = file::scan(&bytes);
+        let mut recovered = replay::replay(&path, &found.records)?;
+        recovered.truncated_bytes = (bytes.len() - found.intact) as u64;
+        if !found.damage.is_empty() {
+            recovered.damaged_copy = Some(keep_damaged_copy(dir, &bytes, &found.damage)?);
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -113,59 +141,66 @@ impl Journal {
                 bytes = recovered.truncated_bytes,
                 "cut a torn tail off the journal"
             );
-            file.set_len(intact as u64).map_err(io_error(&path))?;
+            file.set_len(found.intact as u64).map_err(io_error(&path))?;
             file.sync_all().map_err(io_error(&path))?;
         }
         let mut journal = Journal {
             dir: dir.to_path_buf(),
-            file,
-            len: intact as u64,
-            appended: 0,
-            compact_after: compact_after.max(1),
+            file: Some(file),
+            len: found.intact as u64,
             damaged: false,
+            _lock: state_lock,
         };
-        if records.is_empty() {
-            journal.append(&header(), true)?;
+        if found.records.is_empty() {
+            journal.append(&header())?;
         }
         Ok((journal, recovered))
     }
 
-    /// Appends a record; with `sync`, returns only once it is on disk. A failed write leaves the file
-    /// as it was (the partial frame is cut off) and marks the journal for rewriting.
-    pub fn append(&mut self, record: &Record, sync: bool) -> Result<(), JournalError> {
+    /// Appends one record and syncs it (tests and start-up; the kernel batches through
+    /// [`writer`]).
+    pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
         let bytes = file::frame(record).map_err(JournalError::Encode)?;
+        self.write_synced(&bytes)
+    }
+
+    /// Writes framed records and syncs them: once this returns `Ok`, they are on disk. A failed
+    /// write cuts the partial frame off and marks the journal damaged.
+    pub fn write_synced(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
         let path = self.dir.join(JOURNAL_FILE);
-        let written = self
-            .file
-            .write_all(&bytes)
-            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        if let Err(e) = written {
+        let file = match self.file.as_mut() {
+            Some(file) if !self.damaged => file,
+            _ => {
+                return Err(JournalError::Damaged {
+                    dir: self.dir.clone(),
+                });
+            }
+        };
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_data()) {
             self.damaged = true;
-            let _ = self.file.set_len(self.len);
+            let _ = file.set_len(self.len);
             return Err(io_error(&path)(e));
         }
         self.len += bytes.len() as u64;
-        self.appended += 1;
         Ok(())
-    }
-
-    /// Whether the journal should be rewritten: a write failed, or it has grown by more records than
-    /// both the configured threshold and twice the `live` processes a compaction would write. The
-    /// second bound keeps compaction amortized O(1) per record however large the table is.
-    pub fn wants_compaction(&self, live: usize) -> bool {
-        self.damaged || self.appended >= self.compact_after.max(2 * live as u64)
     }
 
     pub fn is_damaged(&self) -> bool {
         self.damaged
     }
 
-    /// Rewrites the journal as one image per process: a new file, synced, renamed over the old.
-    pub fn compact<'a>(
-        &mut self,
-        images: impl Iterator<Item = &'a ProcessImage>,
-        next_pid: u64,
-    ) -> Result<(), JournalError> {
+    /// Bytes of the journal known to be on disk.
+    pub fn synced_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Rewrites the journal as `records` (the images of every process, see
+    /// [`record::image_records`]) after a header and the next pid: a new file, synced, renamed over
+    /// the old. Success clears the damage of an earlier failed write.
+    pub fn compact(&mut self, records: &[Record], next_pid: u64) -> Result<(), JournalError> {
         let path = self.dir.join(JOURNAL_FILE);
         let new_path = self.dir.join(format!("{JOURNAL_FILE}.new"));
         let result = (|| {
@@ -178,15 +213,11 @@ impl Journal {
                     .open(&new_path)?,
             );
             let mut len = 0u64;
-            let mut put = |out: &mut std::io::BufWriter<File>, r: &Record| -> std::io::Result<()> {
-                let bytes = file::frame(r).map_err(std::io::Error::other)?;
+            let fixed = [header(), Record::NextPid(next_pid)];
+            for record in fixed.iter().chain(records) {
+                let bytes = file::frame(record).map_err(std::io::Error::other)?;
                 len += bytes.len() as u64;
-                out.write_all(&bytes)
-            };
-            put(&mut out, &header())?;
-            put(&mut out, &Record::NextPid(next_pid))?;
-            for image in images {
-                put(&mut out, &Record::Image(image.clone()))?;
+                out.write_all(&bytes)?;
             }
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
@@ -202,15 +233,42 @@ impl Journal {
                 return Err(io_error(&path)(e));
             }
         };
-        self.file = OpenOptions::new()
+        // The old file is gone: whatever happens next, nothing more is appended to it.
+        self.file = None;
+        self.damaged = true;
+        let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io_error(&path))?;
+        self.file = Some(file);
         self.len = len;
-        self.appended = 0;
         self.damaged = false;
         Ok(())
     }
+}
+
+/// Copies a journal with damage in its middle beside the state, so recovery destroys no evidence.
+fn keep_damaged_copy(
+    dir: &Path,
+    bytes: &[u8],
+    damage: &[file::Damage],
+) -> Result<PathBuf, JournalError> {
+    let copy = dir.join(format!(
+        "{JOURNAL_FILE}.damaged-{}",
+        crate::kernel::state::unix_ms()
+    ));
+    std::fs::write(&copy, bytes).map_err(io_error(&copy))?;
+    let skipped: usize = damage.iter().map(|d| d.len).sum();
+    tracing::error!(
+        copy = %copy.display(),
+        stretches = damage.len(),
+        skipped_bytes = skipped,
+        first_at = damage[0].at,
+        "the journal is damaged in the middle (not a torn tail): kept a copy, recovered every \
+         record before and after the damage; processes whose records were in the damaged stretch \
+         may have lost state"
+    );
+    Ok(copy)
 }
 
 fn header() -> Record {
@@ -218,100 +276,6 @@ fn header() -> Record {
         magic: MAGIC.to_string(),
         format_version: FORMAT_VERSION,
     }
-}
-
-/// Rebuilds the process table from records.
-fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError> {
-    let mut out = Recovered {
-        next_pid: 1,
-        ..Default::default()
-    };
-    let Some(first) = records.first() else {
-        return Ok(out);
-    };
-    match first {
-        Record::Header {
-            magic,
-            format_version,
-        } if magic == MAGIC => {
-            if *format_version > FORMAT_VERSION {
-                return Err(JournalError::TooNew {
-                    path: path.into(),
-                    found: *format_version,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            if *format_version < FORMAT_VERSION {
-                return Err(JournalError::Unreadable {
-                    path: path.into(),
-                    found: *format_version,
-                    supported: FORMAT_VERSION,
-                });
-            }
-        }
-        _ => return Err(JournalError::NotAJournal { path: path.into() }),
-    }
-    let procs = &mut out.processes;
-    for record in &records[1..] {
-        match record {
-            Record::Header { .. } => {}
-            Record::Created(c) => {
-                out.next_pid = out.next_pid.max(c.pid.0 + 1);
-                procs.insert(c.pid, ProcessImage::new(c.clone()));
-            }
-            Record::Image(image) => {
-                out.next_pid = out.next_pid.max(image.pid().0 + 1);
-                procs.insert(image.pid(), image.clone());
-            }
-            Record::NextPid(n) => out.next_pid = out.next_pid.max(*n),
-            Record::State {
-                pid,
-                state,
-                enqueued_unix_ms,
-                context_switches,
-                cpu_ms,
-            } => {
-                if let Some(p) = procs.get_mut(pid) {
-                    p.state = *state;
-                    p.created.enqueued_unix_ms = *enqueued_unix_ms;
-                    p.context_switches = *context_switches;
-                    p.cpu_ms = *cpu_ms;
-                }
-            }
-            Record::Output(o) => {
-                if let Some(p) = procs
-                    .get_mut(&o.pid)
-                    .filter(|p| p.output.len() as u64 == o.offset)
-                {
-                    p.output.push_str(&o.text);
-                    p.tokens_used = o.tokens_used;
-                    p.prompt_tokens = o.prompt_tokens;
-                }
-            }
-            Record::Finished {
-                pid,
-                status,
-                note,
-                exited_unix_ms,
-            } => {
-                if let Some(p) = procs.get_mut(pid) {
-                    p.state = DurableState::Zombie;
-                    p.exit = Some(status.clone());
-                    p.note = note.clone();
-                    p.exited_unix_ms = Some(*exited_unix_ms);
-                }
-            }
-            Record::Reaped { pid } => {
-                procs.remove(pid);
-            }
-            Record::Reniced { pid, nice } => {
-                if let Some(p) = procs.get_mut(pid) {
-                    p.created.nice = *nice;
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -120,3 +120,90 @@ pub enum Record {
     /// The next pid to hand out (compaction; keeps pids unique after reaped ones are dropped).
     NextPid(u64),
 }
+
+/// Most bytes of output in one record: far below the frame limit, so no record of a process, however
+/// much it wrote, can be too large to write or to read back.
+pub const OUTPUT_CHUNK_BYTES: usize = 256 * 1024;
+
+/// `text` in pieces of at most [`OUTPUT_CHUNK_BYTES`], cut at character boundaries.
+fn chunks(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = rest.len().min(OUTPUT_CHUNK_BYTES);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// Output records for `text` written at byte `offset` of a process's output, each at most
+/// [`OUTPUT_CHUNK_BYTES`]; all carry the counts as of the end.
+pub fn output_records(
+    pid: Pid,
+    offset: u64,
+    text: &str,
+    tokens_used: u32,
+    prompt_tokens: u32,
+) -> Vec<Record> {
+    let mut at = offset;
+    chunks(text)
+        .map(|piece| {
+            let record = Record::Output(OutputRecord {
+                pid,
+                offset: at,
+                text: piece.to_string(),
+                tokens_used,
+                prompt_tokens,
+            });
+            at += piece.len() as u64;
+            record
+        })
+        .collect()
+}
+
+/// The records compaction writes for one process: its image with the first chunk of its output, then
+/// the rest of the output in bounded chunks.
+pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
+    let output = std::mem::take(&mut image.output);
+    let mut pieces = chunks(&output);
+    image.output = pieces.next().unwrap_or_default().to_string();
+    let first = image.output.len() as u64;
+    let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
+    let mut records = vec![Record::Image(image)];
+    records.extend(output_records(
+        pid,
+        first,
+        &output[first as usize..],
+        tokens,
+        prompt_tokens,
+    ));
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_output_is_cut_into_bounded_records_at_character_boundaries() {
+        let text = "é".repeat(OUTPUT_CHUNK_BYTES); // two bytes a character
+        let records = output_records(Pid(1), 10, &text, 5, 1);
+        assert_eq!(records.len(), 2);
+        let mut offset = 10;
+        let mut joined = String::new();
+        for r in &records {
+            let Record::Output(o) = r else { panic!() };
+            assert!(o.text.len() <= OUTPUT_CHUNK_BYTES);
+            assert_eq!(o.offset, offset);
+            offset += o.text.len() as u64;
+            joined.push_str(&o.text);
+        }
+        assert_eq!(joined, text);
+    }
+}

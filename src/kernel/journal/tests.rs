@@ -32,35 +32,29 @@ fn output(pid: u64, offset: u64, text: &str, tokens: u32) -> Record {
 fn replay_rebuilds_every_process_and_the_next_pid() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut j, r) = Journal::open(dir.path(), 1000).unwrap();
+        let (mut j, r) = Journal::open(dir.path()).unwrap();
         assert!(r.processes.is_empty());
         for pid in 1..=3 {
-            j.append(&Record::Created(created(pid)), true).unwrap();
+            j.append(&Record::Created(created(pid))).unwrap();
         }
-        j.append(&output(1, 0, "t0 ", 1), false).unwrap();
-        j.append(&output(1, 3, "t1 ", 2), false).unwrap();
-        j.append(&output(1, 99, "lost ", 3), false).unwrap(); // offset mismatch: ignored
-        j.append(
-            &Record::Finished {
-                pid: Pid(2),
-                status: ExitStatus::Finished,
-                note: None,
-                exited_unix_ms: 5,
-            },
-            true,
-        )
+        j.append(&output(1, 0, "t0 ", 1)).unwrap();
+        j.append(&output(1, 3, "t1 ", 2)).unwrap();
+        j.append(&output(1, 99, "lost ", 3)).unwrap(); // offset mismatch: ignored
+        j.append(&Record::Finished {
+            pid: Pid(2),
+            status: ExitStatus::Finished,
+            note: None,
+            exited_unix_ms: 5,
+        })
         .unwrap();
-        j.append(&Record::Reaped { pid: Pid(3) }, true).unwrap();
-        j.append(
-            &Record::Reniced {
-                pid: Pid(1),
-                nice: 7,
-            },
-            true,
-        )
+        j.append(&Record::Reaped { pid: Pid(3) }).unwrap();
+        j.append(&Record::Reniced {
+            pid: Pid(1),
+            nice: 7,
+        })
         .unwrap();
     }
-    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
+    let (_, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(
         r.processes.keys().copied().collect::<Vec<_>>(),
         vec![Pid(1), Pid(2)]
@@ -78,8 +72,8 @@ fn replay_rebuilds_every_process_and_the_next_pid() {
 fn torn_tail_is_truncated_and_appending_continues() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut j, _) = Journal::open(dir.path(), 1000).unwrap();
-        j.append(&Record::Created(created(1)), true).unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        j.append(&Record::Created(created(1))).unwrap();
     }
     let path = dir.path().join(JOURNAL_FILE);
     let whole = std::fs::metadata(&path).unwrap().len();
@@ -91,32 +85,32 @@ fn torn_tail_is_truncated_and_appending_continues() {
         .unwrap()
         .write_all(&half)
         .unwrap();
-    let (mut j, r) = Journal::open(dir.path(), 1000).unwrap();
+    let (mut j, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(r.truncated_bytes, half.len() as u64);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
-    j.append(&Record::Created(created(2)), true).unwrap();
+    j.append(&Record::Created(created(2))).unwrap();
     drop(j);
-    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
+    let (_, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(r.processes.len(), 2);
 }
 
 #[test]
 fn compaction_keeps_the_state_and_shrinks_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut j, _) = Journal::open(dir.path(), 1000).unwrap();
+    let (mut j, _) = Journal::open(dir.path()).unwrap();
     for pid in 1..=50 {
-        j.append(&Record::Created(created(pid)), false).unwrap();
-        j.append(&Record::Reaped { pid: Pid(pid) }, false).unwrap();
+        j.append(&Record::Created(created(pid))).unwrap();
+        j.append(&Record::Reaped { pid: Pid(pid) }).unwrap();
     }
-    j.append(&Record::Created(created(51)), false).unwrap();
+    j.append(&Record::Created(created(51))).unwrap();
     let path = dir.path().join(JOURNAL_FILE);
     let before = std::fs::metadata(&path).unwrap().len();
     let image = ProcessImage::new(created(51));
-    j.compact([&image].into_iter(), 52).unwrap();
+    j.compact(&image_records(image), 52).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < before);
-    j.append(&output(51, 0, "t0 ", 1), true).unwrap();
+    j.append(&output(51, 0, "t0 ", 1)).unwrap();
     drop(j);
-    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
+    let (_, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(r.processes.len(), 1);
     assert_eq!(r.processes[&Pid(51)].output, "t0 ");
     assert_eq!(r.next_pid, 52);
@@ -126,15 +120,15 @@ fn compaction_keeps_the_state_and_shrinks_the_file() {
 fn leftover_of_an_interrupted_compaction_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut j, _) = Journal::open(dir.path(), 1000).unwrap();
-        j.append(&Record::Created(created(1)), true).unwrap();
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        j.append(&Record::Created(created(1))).unwrap();
     }
     std::fs::write(
         dir.path().join(format!("{JOURNAL_FILE}.new")),
         b"half a compaction",
     )
     .unwrap();
-    let (_, r) = Journal::open(dir.path(), 1000).unwrap();
+    let (_, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(r.processes.len(), 1);
     assert!(!dir.path().join(format!("{JOURNAL_FILE}.new")).exists());
 }
@@ -148,7 +142,7 @@ fn older_and_newer_formats_fail_with_a_clear_message() {
             format_version: version,
         };
         std::fs::write(dir.path().join(JOURNAL_FILE), file::frame(&header).unwrap()).unwrap();
-        let err = Journal::open(dir.path(), 1000)
+        let err = Journal::open(dir.path())
             .err()
             .expect("refused")
             .to_string();
@@ -164,7 +158,7 @@ fn older_and_newer_formats_fail_with_a_clear_message() {
     )
     .unwrap();
     assert!(matches!(
-        Journal::open(dir.path(), 1000),
+        Journal::open(dir.path()),
         Err(JournalError::NotAJournal { .. })
     ));
 }

@@ -1,16 +1,24 @@
-//! Durability: how the process table reaches the journal and comes back from it. Creation is
-//! written and synced before it is acknowledged; state changes (start, stop, switch, finish, reap,
-//! renice) are synced as they happen; output is checkpointed at quantum boundaries and whenever a
+//! Durability: how the process table reaches the journal and comes back from it. Every record goes
+//! to the journal's writer thread ([`JournalHandle`]) and the state goes on at once; the writer
+//! syncs once per batch. What must be on disk before it is acknowledged returns an [`Ack`]: a
+//! creation (the `Submit` reply waits for it, while the backend request already runs), an exit status
+//! (waiters and followers hear of it only once its record is durable), a kill, STOP, CONT or renice
+//! (the reply waits). Output is checkpointed in bounded records at quantum boundaries and whenever a
 //! process leaves its slot, so a crash loses at most the last quantum of a running process, which is
-//! then generated again as a continuation. A write that fails marks the journal damaged: new
-//! processes are refused until a compaction (tried before each creation) rewrites it whole, which is
-//! how the kernel recovers by itself once the disk has room again.
+//! then generated again as a continuation.
+//!
+//! Compaction is taken at the end of a state update ([`KernelState::after_update`]), from a table
+//! that holds the effect of every record queued before, so it can never drop one. A write that fails
+//! marks the journal damaged: records fail until a compaction rewrites it whole; one is tried before
+//! each creation and, backing off, by itself, which is how the kernel recovers once the disk has
+//! room again.
 
 use super::KernelState;
 use crate::kernel::journal::record::{
-    CreatedRecord, DurableState, OutputRecord, ProcessImage, Record,
+    CreatedRecord, DurableState, ProcessImage, Record, image_records, output_records,
 };
-use crate::kernel::journal::{Journal, Recovered};
+use crate::kernel::journal::writer::{Ack, Completion, JournalHandle, WriteError};
+use crate::kernel::journal::{Journal, JournalError, Recovered};
 use crate::kernel::process::{Process, Spec};
 use crate::proto::{Failure, FailureKind, Pid, ProcessState};
 use std::io::Write;
@@ -31,6 +39,8 @@ pub struct Restored {
     pub finished: usize,
     pub expired: usize,
     pub truncated_bytes: u64,
+    /// Where a journal damaged in its middle was kept.
+    pub damaged_copy: Option<std::path::PathBuf>,
 }
 
 fn durable_state(state: ProcessState, running: bool) -> DurableState {
@@ -47,12 +57,20 @@ impl KernelState {
     /// processes wait again in their old order (running ones continue their output later), stopped
     /// ones stay stopped, finished ones keep their output and status until collected or until the
     /// retention passes.
-    pub fn restore(&mut self, journal: Journal, recovered: Recovered) -> Restored {
+    pub fn restore(
+        &mut self,
+        journal: Journal,
+        recovered: Recovered,
+    ) -> Result<Restored, JournalError> {
         let mut restored = Restored {
             truncated_bytes: recovered.truncated_bytes,
+            damaged_copy: recovered.damaged_copy.clone(),
             ..Default::default()
         };
-        self.journal = Some(journal);
+        let dir = self.config.state_dir.clone();
+        let handle = JournalHandle::spawn(journal, self.config.journal_compact_records)
+            .map_err(|source| JournalError::Io { path: dir, source })?;
+        self.journal = Some(handle);
         self.next_pid = self.next_pid.max(recovered.next_pid);
         let now = unix_ms();
         let retention_ms = self.config.retention.as_millis() as u64;
@@ -85,29 +103,39 @@ impl KernelState {
             }
         }
         self.compact();
-        restored
+        Ok(restored)
     }
 
-    /// Appends a record. Failures are logged and mark the journal damaged (see the module docs).
-    pub(super) fn record(&mut self, record: Record, sync: bool) -> Result<(), Failure> {
-        let live = self.table.len();
-        let Some(journal) = self.journal.as_mut() else {
-            return Ok(());
-        };
-        if let Err(e) = journal.append(&record, sync) {
-            tracing::error!("cannot write the journal: {e}");
-            return Err(Failure::new(
-                FailureKind::Unavailable,
-                format!("cannot record it durably: {e}"),
-            ));
+    /// Queues a record for the journal, with nothing waiting for it.
+    pub(super) fn record(&mut self, record: Record) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.append(record, None);
         }
-        if journal.wants_compaction(live) {
-            self.compact();
-        }
-        Ok(())
     }
 
-    /// Writes the output `pid` produced since its last checkpoint, and syncs.
+    /// Queues a record; `then` runs once it is on disk or known not to be (at once without a journal).
+    pub(super) fn record_then(
+        &mut self,
+        record: Record,
+        then: impl FnOnce(Result<(), WriteError>) + Send + 'static,
+    ) {
+        match self.journal.as_mut() {
+            Some(journal) => journal.append(record, Some(Box::new(then) as Completion)),
+            None => then(Ok(())),
+        }
+    }
+
+    /// Queues a record and returns its acknowledgement.
+    pub(super) fn record_acked(&mut self, record: Record) -> Ack {
+        if self.journal.is_none() {
+            return Ack::done();
+        }
+        let (ack, resolve) = Ack::pending();
+        self.record_then(record, resolve);
+        ack
+    }
+
+    /// Queues the output `pid` produced since its last checkpoint, in bounded records.
     pub(super) fn checkpoint(&mut self, pid: Pid) {
         let Some(p) = self.table.get_mut(&pid) else {
             return;
@@ -115,26 +143,24 @@ impl KernelState {
         if p.checkpointed >= p.output.len() {
             return;
         }
-        let record = Record::Output(OutputRecord {
+        let records = output_records(
             pid,
-            offset: p.checkpointed as u64,
-            text: p.output[p.checkpointed..].to_string(),
-            tokens_used: p.tokens_used,
-            prompt_tokens: p.prompt_tokens,
-        });
-        let end = p.output.len();
-        if self.record(record, true).is_ok()
-            && let Some(p) = self.table.get_mut(&pid)
-        {
-            p.checkpointed = end;
+            p.checkpointed as u64,
+            &p.output[p.checkpointed..],
+            p.tokens_used,
+            p.prompt_tokens,
+        );
+        p.checkpointed = p.output.len();
+        for record in records {
+            self.record(record);
         }
     }
 
     /// Records where `pid` stands now (after a start, switch, stop or continue), with its output.
-    pub(super) fn record_state(&mut self, pid: Pid) {
+    pub(super) fn record_state(&mut self, pid: Pid) -> Ack {
         self.checkpoint(pid);
         let Some(p) = self.table.get(&pid) else {
-            return;
+            return Ack::done();
         };
         let record = Record::State {
             pid,
@@ -143,25 +169,19 @@ impl KernelState {
             context_switches: p.context_switches,
             cpu_ms: p.cpu_ms,
         };
-        let _ = self.record(record, true);
+        self.record_acked(record)
     }
 
-    /// Makes a new process durable before it exists in the table. Tries a compaction first when an
-    /// earlier write failed, so space returning on the disk is noticed by the next creation.
-    pub(super) fn record_creation(
-        &mut self,
-        pid: Pid,
-        spec: &Spec,
-        nice: i8,
-        now_ms: u64,
-    ) -> Result<(), Failure> {
-        if self.journal.as_ref().is_some_and(Journal::is_damaged) && !self.compact() {
-            let dir = self.config.state_dir.display().to_string();
-            let message = format!(
-                "cannot record new processes in {dir} (the disk is full or the directory is not writable); \
-                 refusing them until it can"
-            );
-            return Err(Failure::new(FailureKind::Unavailable, message));
+    /// Queues the creation of a new process. A damaged journal is rewritten first (from the table
+    /// as it is, without the new process), so space returning on the disk is noticed by the next
+    /// creation; if that fails too, so does the creation's acknowledgement.
+    pub(super) fn record_creation(&mut self, pid: Pid, spec: &Spec, nice: i8, now_ms: u64) -> Ack {
+        if self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.is_damaged() && !j.is_compacting())
+        {
+            self.compact();
         }
         let record = Record::Created(CreatedRecord {
             pid,
@@ -174,34 +194,57 @@ impl KernelState {
             created_unix_ms: unix_ms(),
             enqueued_unix_ms: now_ms,
         });
-        self.record(record, true).map_err(|f| {
-            let dir = self.config.state_dir.display();
-            Failure::new(
-                FailureKind::Unavailable,
-                format!("{} in {dir}; the process was not created", f.message),
-            )
-        })
+        self.record_acked(record)
     }
 
-    /// Rewrites the journal from the table. Returns whether it worked.
-    pub fn compact(&mut self) -> bool {
-        let images: Vec<ProcessImage> = self.table.values().map(|p| self.image(p)).collect();
-        let next_pid = self.next_pid;
-        let Some(journal) = self.journal.as_mut() else {
-            return true;
-        };
-        match journal.compact(images.iter(), next_pid) {
-            Ok(()) => {
-                for p in self.table.values_mut() {
-                    p.checkpointed = p.output.len();
-                }
-                true
-            }
-            Err(e) => {
-                tracing::error!("cannot compact the journal: {e}");
-                false
-            }
+    /// The failure a submitter sees when its process's creation could not be made durable.
+    pub fn creation_failure(&self, error: &str) -> Failure {
+        let dir = self.config.state_dir.display();
+        Failure::new(
+            FailureKind::Unavailable,
+            format!(
+                "cannot record new processes in {dir} ({error}); the disk may be full or the \
+                 directory not writable; the process was not created"
+            ),
+        )
+    }
+
+    /// Compacts when the journal asks for it. Runs at the end of every state update, so the snapshot
+    /// holds the effect of every record queued so far.
+    pub fn after_update(&mut self) {
+        let live = self.table.len();
+        if self
+            .journal
+            .as_mut()
+            .is_some_and(|j| j.wants_compaction(live))
+        {
+            self.compact();
         }
+    }
+
+    /// Queues a rewrite of the journal from the table (every process's image, its output in bounded
+    /// records).
+    pub fn compact(&mut self) {
+        if self.journal.is_none() {
+            return;
+        }
+        let mut records = Vec::with_capacity(self.table.len());
+        for p in self.table.values() {
+            records.extend(image_records(self.image(p)));
+        }
+        let next_pid = self.next_pid;
+        for p in self.table.values_mut() {
+            p.checkpointed = p.output.len();
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            journal.compact(records, next_pid);
+        }
+    }
+
+    /// Takes the journal out of the state (shutdown): the caller closes it, which writes what is
+    /// queued and releases the state directory.
+    pub fn take_journal(&mut self) -> Option<JournalHandle> {
+        self.journal.take()
     }
 
     fn image(&self, p: &Process) -> ProcessImage {

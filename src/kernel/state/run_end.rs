@@ -32,7 +32,7 @@ impl KernelState {
         };
         if p.state == ProcessState::Zombie && p.collected {
             self.table.remove(&pid);
-            let _ = self.record(Record::Reaped { pid }, true);
+            self.record(Record::Reaped { pid });
             return;
         }
         match p.state {
@@ -40,10 +40,14 @@ impl KernelState {
             // Continued while this run was still ending: it queues now that the slot is free.
             ProcessState::Waiting => {
                 self.enqueue(pid);
-                return self.record_state(pid);
+                let _ = self.record_state(pid);
+                return;
             }
             // Stopped, or ended by a signal: record what the run produced before it let go.
-            ProcessState::Stopped => return self.record_state(pid),
+            ProcessState::Stopped => {
+                let _ = self.record_state(pid);
+                return;
+            }
             _ => return,
         }
         if p.remaining_tokens() == 0 {

@@ -13,6 +13,7 @@ mod submit;
 mod wait;
 
 use super::Kernel;
+use super::journal::writer::Ack;
 use super::server::{Conn, Peer};
 use crate::proto::{CodecError, Failure, FailureKind, Reply, Request};
 use std::sync::Arc;
@@ -66,4 +67,14 @@ fn check_nice(kernel: &Kernel, peer: Peer, nice: i8) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// Waits until what a verb changed is durable; the failure says what could not be recorded.
+async fn durable(ack: Ack, what: &str) -> Result<(), Failure> {
+    ack.durable().await.map_err(|e| {
+        Failure::new(
+            FailureKind::Unavailable,
+            format!("{what} took effect, but could not be recorded durably: {e}"),
+        )
+    })
 }

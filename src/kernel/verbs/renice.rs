@@ -1,8 +1,9 @@
 //! `Renice`: change a process's niceness. A waiting process moves in the run queue at once; a running
-//! one is weighed with its new nice at its next quantum boundary.
+//! one is weighed with its new nice at its next quantum boundary. The reply waits until the change
+//! is durable.
 
-use super::{Conn, Kernel, Peer, check_nice, reply};
-use crate::proto::{CodecError, ReniceRequest, Reniced, Response};
+use super::{Conn, Kernel, Peer, check_nice, durable, reply};
+use crate::proto::{CodecError, ReniceRequest, Response};
 use std::sync::Arc;
 
 pub async fn handle(
@@ -11,22 +12,13 @@ pub async fn handle(
     req: ReniceRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let result = check_nice(kernel, peer, req.nice).and_then(|()| {
-        kernel.update(|s| {
-            s.owned_mut(req.pid, peer.uid)?;
-            let old_nice = s.renice(req.pid, req.nice).unwrap_or(req.nice);
-            s.audit(
-                peer.uid,
-                "reniced",
-                req.pid,
-                &format!("{old_nice}->{}", req.nice),
-            );
-            Ok(Reniced {
-                pid: req.pid,
-                old_nice,
-                new_nice: req.nice,
-            })
-        })
-    });
-    reply(conn, result.map(Response::Reniced)).await
+    let reniced = check_nice(kernel, peer, req.nice)
+        .and_then(|()| kernel.update(|s| s.renice_as(peer.uid, req.pid, req.nice)));
+    let result = match reniced {
+        Ok((reniced, ack)) => durable(ack, &format!("renice of {}", req.pid))
+            .await
+            .map(|()| Response::Reniced(reniced)),
+        Err(failure) => Err(failure),
+    };
+    reply(conn, result).await
 }

@@ -1,5 +1,7 @@
 //! `Submit`: create a process (`query`). Checks the request against the kernel's limits, adds the
-//! process to the table and run queue, acknowledges its pid, and with `attach` streams its output.
+//! process to the table and run queue, acknowledges its pid once its creation is durable, and with
+//! `attach` streams its output. The process may start on a slot while its creation is being synced:
+//! the backend request and the sync overlap, and no token reaches the client before the pid does.
 
 use super::{Conn, Kernel, Peer, bad_request, check_nice, output, reply};
 use crate::kernel::process::Spec;
@@ -12,13 +14,23 @@ pub async fn handle(
     req: SubmitRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let created = validate(kernel, peer, &req).and_then(|spec| {
+    let created = validate(kernel, peer, &req).map(|spec| {
         kernel.update(|s| {
-            let pid = s.create(spec, req.nice)?;
+            let (pid, ack) = s.create_acked(spec, req.nice);
             let follower = req.attach.then(|| output::subscribe(s, pid));
-            Ok((pid, follower))
+            (pid, ack, follower)
         })
     });
+    let created = match created {
+        Ok((pid, ack, follower)) => match ack.durable().await {
+            Ok(()) => Ok((pid, follower)),
+            Err(e) => Err(kernel.update(|s| {
+                s.abort_creation(pid);
+                s.creation_failure(&e)
+            })),
+        },
+        Err(failure) => Err(failure),
+    };
     match created {
         Err(failure) => reply(conn, Err(failure)).await,
         Ok((pid, follower)) => {

@@ -1,18 +1,11 @@
 //! `Wait`: block until a process ends, answer its exit status and reap it (`wait`). A process that has
-//! already ended (a zombie) is answered and reaped at once.
+//! already ended (a zombie) is answered and reaped at once. Either way the answer comes only once the
+//! exit (and the reaping) is durable.
 
-use super::{Conn, Kernel, Peer, reply};
-use crate::proto::{
-    CodecError, ExitStatus, Exited, Failure, FailureKind, ProcessState, Request, Response,
-    WaitRequest,
-};
+use super::{Conn, Kernel, Peer, durable, reply};
+use crate::kernel::state::Collect;
+use crate::proto::{CodecError, Exited, Failure, FailureKind, Request, Response, WaitRequest};
 use std::sync::Arc;
-use tokio::sync::oneshot;
-
-enum Outcome {
-    Now(ExitStatus),
-    Later(oneshot::Receiver<ExitStatus>),
-}
 
 pub async fn handle(
     kernel: &Arc<Kernel>,
@@ -20,22 +13,15 @@ pub async fn handle(
     req: WaitRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let outcome = kernel.update(|s| {
-        let p = s.owned_mut(req.pid, peer.uid)?;
-        if p.state == ProcessState::Zombie && !p.collected {
-            let status = p.exit.clone().unwrap_or(ExitStatus::Finished);
-            p.collected = true;
-            s.reap(req.pid);
-            return Ok(Outcome::Now(status));
-        }
-        let (tx, rx) = oneshot::channel();
-        p.waiters.push(tx);
-        Ok::<_, Failure>(Outcome::Later(rx))
-    });
-    let status = match outcome {
+    let status = match kernel.update(|s| s.collect(peer.uid, req.pid)) {
         Err(failure) => return reply(conn, Err(failure)).await,
-        Ok(Outcome::Now(status)) => status,
-        Ok(Outcome::Later(rx)) => tokio::select! {
+        Ok(Collect::Now(status, ack)) => {
+            if let Err(failure) = durable(ack, &format!("reaping {}", req.pid)).await {
+                return reply(conn, Err(failure)).await;
+            }
+            status
+        }
+        Ok(Collect::Later(rx)) => tokio::select! {
             status = rx => match status {
                 Ok(status) => status,
                 Err(_) => {

@@ -22,6 +22,8 @@ struct Answer {
     recorded: Recorded,
     /// The conversation's words (what a pinned slot's cache then holds).
     words: Vec<String>,
+    /// Bytes of padding in every token (`[pad=N]`), for answers of many megabytes.
+    pad: usize,
     prompt_tokens: usize,
     prefill: Duration,
     delay: Duration,
@@ -105,6 +107,7 @@ fn plan(inner: &Inner, body: Value) -> Answer {
     Answer {
         index,
         words,
+        pad: directive(&prompt, "pad").unwrap_or(0) as usize,
         prompt_tokens,
         prefill: config.prefill * prompt_tokens as u32,
         delay: directive(&prompt, "delay").map_or(config.delay, Duration::from_millis),
@@ -166,7 +169,7 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
         {
             return;
         }
-        let mut text = format!("t{i} ");
+        let mut text = format!("t{i}{} ", "x".repeat(answer.pad));
         if n == 0
             && let Some(echo) = &answer.echo
         {
