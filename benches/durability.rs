@@ -2,6 +2,9 @@
 //!
 //! - Submit latency: a `Submit` (created, written and synced before the acknowledgement) against the
 //!   bare protocol round trip (`Sched`, which touches no disk) on the same connection, same run.
+//! - Group commit: durable submits a second with 64 concurrent submitters, over the rate of a plain
+//!   loop of one append and one `fdatasync` on the same disk in the same run (target >= 10: the
+//!   journal writer syncs once for every record that arrived meanwhile).
 //! - Recovery: the time from `kernel::start` to ready with 10,000 processes in the state directory
 //!   (target: serving again within 1 s), against starting on an empty directory.
 //!
@@ -24,6 +27,11 @@ use support::summary::{self, Figure};
 use tokio_util::sync::CancellationToken;
 
 const SUBMITS: usize = 2000;
+/// Concurrent submitters for the group-commit figure, and how long they submit.
+const SUBMITTERS: usize = 64;
+const GROUP_COMMIT_RUN: Duration = Duration::from_secs(3);
+/// Appends in the plain append + `fdatasync` baseline loop.
+const PLAIN_SYNCS: usize = 500;
 const RECOVERY_PROCESSES: u64 = 10_000;
 
 /// A backend that accepts connections and never answers: the first process holds the one slot, the
@@ -53,7 +61,7 @@ fn config(url: &str, dir: &Path) -> KernelConfig {
 }
 
 async fn submit_latency(url: &str) -> (Duration, Duration, Duration, Duration) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir_in(bench_dir()).expect("tempdir");
     let socket = dir.path().join("k.sock");
     let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
     let shutdown = CancellationToken::new();
@@ -70,16 +78,8 @@ async fn submit_latency(url: &str) -> (Duration, Duration, Duration, Duration) {
             .await;
         bare.push(t.elapsed());
         assert!(matches!(reply, Ok(Response::Sched(_))));
-        let submit = SubmitRequest {
-            prompt: format!("benchmark prompt {i}"),
-            system: None,
-            process_type: ProcessType::User,
-            max_tokens: Some(100),
-            nice: 0,
-            attach: false,
-        };
         let t = Instant::now();
-        let reply = client.call(Request::Submit(submit)).await;
+        let reply = client.call(submit_request(i)).await;
         durable.push(t.elapsed());
         assert!(matches!(reply, Ok(Response::Submitted(_))), "{reply:?}");
     }
@@ -91,6 +91,75 @@ async fn submit_latency(url: &str) -> (Duration, Duration, Duration, Duration) {
         percentile(&mut durable, 0.5),
         percentile(&mut durable, 0.99),
     )
+}
+
+fn submit_request(i: usize) -> Request {
+    Request::Submit(SubmitRequest {
+        prompt: format!("benchmark prompt {i}"),
+        system: None,
+        process_type: ProcessType::User,
+        max_tokens: Some(100),
+        nice: 0,
+        attach: false,
+    })
+}
+
+/// Durable submits a second from [`SUBMITTERS`] clients at once, each submitting as fast as its
+/// acknowledgements come back.
+async fn concurrent_submit_rate(url: &str) -> f64 {
+    let dir = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let socket = dir.path().join("k.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+    let shutdown = CancellationToken::new();
+    let started = llmkernel::kernel::start(config(url, dir.path()), listener, shutdown.clone())
+        .await
+        .expect("kernel");
+    let task = tokio::spawn(started.serve());
+    let start = Instant::now();
+    let submitters: Vec<_> = (0..SUBMITTERS)
+        .map(|n| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let mut client = Client::connect(&socket).await.expect("connect");
+                let mut done = 0usize;
+                while start.elapsed() < GROUP_COMMIT_RUN {
+                    let reply = client.call(submit_request(n * 1_000_000 + done)).await;
+                    assert!(matches!(reply, Ok(Response::Submitted(_))), "{reply:?}");
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for s in submitters {
+        total += s.await.expect("submitter");
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    shutdown.cancel();
+    let _ = task.await;
+    rate
+}
+
+/// Appends a second, one `fdatasync` each, to a plain file on the same disk.
+fn plain_sync_rate() -> f64 {
+    use std::io::Write;
+    let dir = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let mut file = std::fs::File::create(dir.path().join("plain.log")).expect("file");
+    let record = [0x5au8; 96];
+    let start = Instant::now();
+    for _ in 0..PLAIN_SYNCS {
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+    }
+    PLAIN_SYNCS as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Where the state directories go: `target/bench`, on the disk the project is on (never a tmpfs).
+fn bench_dir() -> std::path::PathBuf {
+    let dir = summary::dir();
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    dir
 }
 
 /// Writes a journal holding `n` processes (half with some output, a tenth finished).
@@ -128,7 +197,7 @@ fn write_state(dir: &Path, n: u64) {
 }
 
 async fn time_to_ready(url: &str, processes: u64) -> Duration {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir_in(bench_dir()).expect("tempdir");
     write_state(dir.path(), processes);
     let listener = tokio::net::UnixListener::bind(dir.path().join("k.sock")).expect("bind");
     let shutdown = CancellationToken::new();
@@ -153,6 +222,10 @@ async fn main() {
     let (bare50, bare99, sub50, sub99) = submit_latency(&url).await;
     let empty = time_to_ready(&url, 0).await;
     let full = time_to_ready(&url, RECOVERY_PROCESSES).await;
+    let plain = plain_sync_rate();
+    let grouped = concurrent_submit_rate(&url).await;
+    let plain_after = plain_sync_rate();
+    let plain = (plain + plain_after) / 2.0;
     println!("durability ({SUBMITS} submits; recovery of {RECOVERY_PROCESSES} processes)");
     let round_trips = format!(
         "{SUBMITS} submits, each created, written and fdatasynced before the acknowledgement, against the same \
@@ -168,7 +241,18 @@ async fn main() {
         full.as_secs_f64() * 1e3,
         empty.as_secs_f64() * 1e3
     );
+    let group_commit = format!(
+        "{SUBMITTERS} concurrent submitters for {} s: {grouped:.0} durable submits/s through the kernel; a plain \
+         loop of one append and one fdatasync on the same disk: {plain:.0}/s (mean of a run before and after)",
+        GROUP_COMMIT_RUN.as_secs()
+    );
     let figures = [
+        Figure::new(
+            "durable_submit_gain",
+            grouped / plain,
+            ">= 10",
+            group_commit,
+        ),
         Figure::new(
             "submit_durable_added_us_p50",
             us(sub50) - us(bare50),

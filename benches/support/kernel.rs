@@ -27,7 +27,11 @@ impl BenchKernel {
 
     /// As [`BenchKernel::start`], with every thread of the kernel pinned to `cpu`.
     pub fn start_on(mut config: KernelConfig, cpu: Option<usize>) -> BenchKernel {
-        let dir = tempfile::tempdir().expect("tempdir");
+        // The state directory on the project's disk (target/bench), never a tmpfs: the journal's
+        // syncs are part of what is measured.
+        let bench_dir = super::summary::dir();
+        std::fs::create_dir_all(&bench_dir).expect("target/bench");
+        let dir = tempfile::tempdir_in(&bench_dir).expect("tempdir");
         let socket = dir.path().join("k.sock");
         config.state_dir = dir.path().join("state");
         config.interrupts.spool_dir = dir.path().join("spool");

@@ -2,8 +2,10 @@
 //! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]) while
 //! the backend circuit says it is answering ([`circuit`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
-//! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), and the
-//! process-level layer of the `llmkernel` binary (signals, `--daemon`, systemd: [`daemon`]).
+//! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), the durable
+//! process table ([`journal`]: one writer thread syncs records in batches, never the state's lock
+//! nor a runtime thread), and the process-level layer of the `llmkernel` binary (signals,
+//! `--daemon`, systemd: [`daemon`]).
 //!
 //! Start one with [`run`] (or [`start`] then [`Started::serve`], to learn when it is ready): tests and
 //! the `llmkernel` binary differ only in the listener and shutdown token they pass.
@@ -71,8 +73,10 @@ pub fn make_policy(name: &str, config: &KernelConfig) -> Result<Box<dyn Policy>,
 
 /// The running kernel, shared by connection handlers and run tasks.
 pub struct Kernel {
-    /// Guards the whole in-memory state. Held only for in-memory updates, never across an `.await`,
-    /// so a single lock is both simple and uncontended at the rates tokens arrive.
+    /// Guards the whole in-memory state. Held only for in-memory updates, never across an `.await`
+    /// and never for disk I/O (journal records are queued to the journal's writer thread, which
+    /// syncs them; see [`journal::writer`]), so a single lock is both simple and uncontended at the
+    /// rates tokens arrive.
     state: Mutex<KernelState>,
     /// The backend new runs use; a reload swaps it, runs in flight keep the one they started with.
     backend: RwLock<Arc<Backend>>,
@@ -176,7 +180,12 @@ pub async fn start(
     }
     let policy = make_policy(&config.policy, &config)?;
     // The durable table first: a state directory that cannot be used stops us before a server starts.
-    let (journal, recovered) = journal::Journal::open(&config.state_dir)?;
+    // Opening replays and may sync (a torn tail cut off): off the runtime's threads.
+    let state_dir = config.state_dir.clone();
+    let (journal, recovered) =
+        tokio::task::spawn_blocking(move || journal::Journal::open(&state_dir))
+            .await
+            .map_err(|e| KernelError::Journal(journal::JournalError::Encode(e.to_string())))??;
     let managed = match &config.managed_backend {
         Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
         None => None,

@@ -1,7 +1,9 @@
 //! Framing and encoding, the one place that touches bincode. A frame is a 4-byte big-endian length
 //! followed by that many bytes of bincode 2 (`config::standard()`, serde API) with a decode limit equal
 //! to the frame limit, so no length inside a frame can make the decoder allocate more than a frame.
-//! Swapping the encoder (wincode decodes the same bytes) means changing this file only.
+//! The journal's records are encoded by the same [`encode`] and [`decode`] (inside its own
+//! checksummed framing, see `kernel::journal::file`). Swapping the encoder (wincode decodes the same
+//! bytes) means changing this file only.
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -10,8 +12,10 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// The largest frame either side accepts, in bytes. Large enough for a long prompt or a whole
-/// answer, small enough that a hostile length prefix cannot make a peer allocate much.
+/// The largest frame either side accepts, in bytes (and the largest journal record). Large enough
+/// for the longest prompt a kernel accepts; small enough that a hostile length prefix cannot make a
+/// peer allocate much. What can grow past it (a process's output) travels and is journaled in
+/// bounded pieces.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// Bytes of the length prefix.

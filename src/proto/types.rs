@@ -1,6 +1,7 @@
-//! Value types shared by both ends of the wire: process ids, process types, signals, states and exit
-//! statuses. They carry the user contract's names (`USER`, `TERM`, `R`/`Q`/`T`/`S`/`Z`) and their parsing,
-//! so the shell and the kernel agree on spelling without a second table.
+//! Value types shared by both ends of the wire and by the journal: process ids, process types,
+//! signals, states, exit statuses, and the chat messages a process's conversation is made of. They
+//! carry the user contract's names (`USER`, `TERM`, `R`/`Q`/`T`/`S`/`Z`) and their parsing, so the
+//! shell and the kernel agree on spelling without a second table.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

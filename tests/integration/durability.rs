@@ -37,6 +37,29 @@ impl Rng {
     }
 }
 
+/// A second kernel on `k`'s state directory exits at once, naming `k`.
+pub async fn assert_second_kernel_is_refused(k: &TestKernel, backend: &str) {
+    let out = tokio::process::Command::new(crate::support::KERNEL)
+        .arg("--socket")
+        .arg(k.dir.path().join("second.sock"))
+        .arg("--state-dir")
+        .arg(k.dir.path().join("state"))
+        .arg("--backend")
+        .arg(backend)
+        .env("XDG_CONFIG_HOME", k.dir.path())
+        .output();
+    let out = tokio::time::timeout(crate::support::STEP, out)
+        .await
+        .expect("the second kernel exits at once")
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let holder = k.child.id().expect("pid").to_string();
+    assert!(
+        out.status.code() == Some(1) && stderr.contains("in use") && stderr.contains(&holder),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn sigkill_at_random_moments_loses_no_acknowledged_process_and_no_output() {
     const TOKENS: usize = 16;
@@ -50,18 +73,24 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_process_and_no_output()
         ..Default::default()
     })
     .await;
-    // Compaction every few records, so some kills land in the middle of one.
-    let (mut dir, config) = config_file("cpus = 2\nquantum = 4\njournal_compact_records = 7\n");
+    // Compaction every few records, so some kills land in the middle of one; every other start
+    // compacts at each record, so a creation is the record that triggers one.
+    let config_text = |every: u32| format!("cpus = 2\nquantum = 4\njournal_compact_records = {every}\n");
+    let (mut dir, config) = config_file(&config_text(7));
     let args = ["--config", config.as_str()];
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut acked = BTreeSet::new();
     for i in 0..iterations {
+        std::fs::write(&config, config_text([7, 1][i % 2])).expect("config");
         let k = TestKernel::start_in(dir, &fake.url, &args).await;
         let present = listed(&k.sh("ps -a").await.stdout);
         assert_eq!(
             present, acked,
             "iteration {i}: every acknowledged process, exactly once"
         );
+        if i % 10 == 0 {
+            assert_second_kernel_is_refused(&k, &fake.url).await;
+        }
         let run = k.sh(&format!("query \"crash test {i}\" &")).await;
         for line in run.stdout.lines() {
             acked.insert(job_pid(line));

@@ -4,7 +4,7 @@
 //! kills, STOPs and renices acknowledged only once durable.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm};
-use crate::support::{KERNEL, STEP, TestKernel, config_file, job_pid, ps_row};
+use crate::support::{TestKernel, config_file, job_pid, ps_row};
 use std::time::Duration;
 
 /// The pids `ps -a` lists.
@@ -45,26 +45,7 @@ async fn a_creation_that_triggers_compaction_survives_a_crash_and_keeps_its_pid(
 async fn a_second_kernel_on_the_same_state_directory_exits_at_once_naming_the_first() {
     let fake = FakeLlm::start(FakeConfig::default()).await;
     let k = TestKernel::start(&fake.url, &[]).await;
-    let out = tokio::process::Command::new(KERNEL)
-        .arg("--socket")
-        .arg(k.dir.path().join("second.sock"))
-        .arg("--state-dir")
-        .arg(k.dir.path().join("state"))
-        .arg("--backend")
-        .arg(&fake.url)
-        .env("XDG_CONFIG_HOME", k.dir.path())
-        .output();
-    let out = tokio::time::timeout(STEP, out)
-        .await
-        .expect("the second kernel exits at once")
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let first = k.child.id().expect("pid").to_string();
-    assert!(
-        stderr.contains("in use") && stderr.contains(&first),
-        "{stderr}"
-    );
+    crate::durability::assert_second_kernel_is_refused(&k, &fake.url).await;
     assert_eq!(k.sh("ps").await.status, 0, "the first one serves on");
 }
 

@@ -17,7 +17,7 @@
 pub mod file;
 pub mod lock;
 pub mod record;
-mod replay;
+pub mod replay;
 pub mod writer;
 
 use record::{FORMAT_VERSION, MAGIC, ProcessImage, Record};
