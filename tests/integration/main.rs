@@ -18,3 +18,4 @@ mod query;
 mod readme;
 mod scheduling;
 mod signals;
+mod terminal_safe;
