@@ -14,6 +14,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use llmkernel::config::PolicyKind;
 use llmkernel::llm::{Backend, BackendKind, BackendSettings, Generation, StreamEvent};
 use llmkernel::proto::{ChatMessage, ProcessType, Request, Response, Role, SubmitRequest};
 use llmkernel::shell::client::Client;
@@ -237,7 +238,7 @@ async fn direct_round(url: &str) -> Vec<Duration> {
 
 /// One round through a fresh kernel (stopping it ends its background processes too).
 async fn kernel_round(url: &str) -> Vec<Duration> {
-    let kernel = BenchKernel::for_backend(url, SLOTS, QUANTUM_TOKENS, "priority");
+    let kernel = BenchKernel::for_backend(url, SLOTS, QUANTUM_TOKENS, PolicyKind::Priority);
     let socket = kernel.socket.clone();
     let background = socket.clone();
     let ttft =
