@@ -42,6 +42,18 @@ async fn output_to_a_pipe_is_written_byte_for_byte() {
     let run = k.sh("query \"[escapes=1] [tokens=2] hi\"").await;
     assert_eq!(run.status, 0, "{run:?}");
     assert_eq!(run.stdout, format!("{ESCAPES}t0 {ESCAPES}t1 \n"));
+
+    let pid = job_pid(
+        &k.sh("query \"[escapes=1] [tokens=1] again\" &")
+            .await
+            .stdout,
+    );
+    k.eventually("ps", "the job to finish", |ps| {
+        ps_row(ps, pid).is_some_and(|r| r[5] == "Z")
+    })
+    .await;
+    let run = k.sh(&format!("cat {pid}")).await;
+    assert_eq!(run.stdout, format!("{ESCAPES}t0 \n"), "{run:?}");
 }
 
 #[tokio::test]
