@@ -172,13 +172,13 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
             return;
         }
         let mut text = format!("t{i} ");
-        if escapes {
-            text = format!("{ESCAPES}t{i} ");
-        }
         if n == 0
             && let Some(echo) = &answer.echo
         {
             text = format!("{echo}{text}");
+        }
+        if escapes {
+            text = format!("{ESCAPES}{text}");
         }
         let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
         if tx.send(Ok(sse(chunk))).await.is_err() {
