@@ -51,6 +51,7 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
         let (code, _, stderr) = check(path.to_str().expect("utf-8"));
         assert_eq!(code, 1, "{text}");
         assert!(stderr.contains(want), "{text}: {stderr}");
+        assert!(stderr.contains(&format!("{}:", path.display())), "{stderr}");
     }
     let (code, _, stderr) = check("/nonexistent/llmkernel.toml");
     assert_eq!(code, 1);
@@ -61,7 +62,7 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
 }
 
 #[test]
-fn a_bad_policy_flag_is_a_usage_error_naming_the_flag_and_the_choices() {
+fn a_bad_policy_flag_is_a_usage_error_and_one_in_the_file_names_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = std::process::Command::new(KERNEL)
         .args(["--policy", "nope", "--socket"])
@@ -79,6 +80,20 @@ fn a_bad_policy_flag_is_a_usage_error_naming_the_flag_and_the_choices() {
         "{stderr}"
     );
     assert!(!dir.path().join("never.sock").exists(), "nothing started");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "quantum = 8\npolicy = \"nope\"\n").expect("write");
+    let out = std::process::Command::new(KERNEL)
+        .arg("--config")
+        .arg(&bad)
+        .arg("--socket")
+        .arg(dir.path().join("never.sock"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!("{}:2: `policy`: unknown variant `nope`", bad.display());
+    assert!(stderr.contains(&want), "{stderr}");
 
     let file = dir.path().join("k.toml");
     std::fs::write(&file, "policy = \"fair\"\n").expect("write");
