@@ -132,28 +132,21 @@ pub fn table(summary: &Map<String, Value>) -> String {
         } else {
             value.to_string()
         };
-        let target = section("targets", key).and_then(|t| t.as_str().map(String::from));
         let met = match section("met", key) {
             Some(Value::Bool(true)) => "yes",
             Some(Value::Bool(false)) => "**no**",
             _ => "skipped",
         };
-        let note = section("notes", key).and_then(|t| t.as_str().map(String::from));
         let text = |name: &str| section(name, key).and_then(|t| t.as_str().map(String::from));
-        let commit: String = text("commits")
-            .unwrap_or_default()
-            .chars()
-            .take(12)
-            .collect();
-        let dirty = if text("commits").is_some_and(|c| c.ends_with("-dirty")) {
-            "-dirty"
-        } else {
-            ""
-        };
+        let commit = text("commits").unwrap_or_default();
+        let (hash, dirty) = commit
+            .strip_suffix("-dirty")
+            .map_or((commit.as_str(), ""), |hash| (hash, "-dirty"));
+        let short: String = hash.chars().take(12).collect();
         out.push_str(&format!(
-            "| `{key}` | {shown} | {} | {met} | {} | {commit}{dirty} {} |\n",
-            target.unwrap_or_default(),
-            note.unwrap_or_default(),
+            "| `{key}` | {shown} | {} | {met} | {} | {short}{dirty} {} |\n",
+            text("targets").unwrap_or_default(),
+            text("notes").unwrap_or_default(),
             text("measured_at").unwrap_or_default()
         ));
     }
