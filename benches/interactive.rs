@@ -7,15 +7,20 @@
 //! as many slots as the server and a quantum of [`QUANTUM_TOKENS`]: a question waits for the next
 //! quantum boundary. Both sides use the same prompts, the same lengths and the same arrival times,
 //! in alternating rounds (generation speed here moves with the machine's load);
-//! `interactive_ttft_p99_gain` is direct p99 over kernel p99. Skipped, with a note, when the cache is
-//! missing. Run with `scripts/bench` (or `cargo bench --bench interactive`).
+//! `interactive_ttft_p99_gain` is direct p99 over kernel p99. A question that fails or comes back
+//! empty is a failure, not a fast sample: it is left out of the times and counted, per side, in
+//! `interactive_failed_answers` (target 0) and in the gain's note. Skipped, with a note, when the
+//! cache is missing. Run with `scripts/bench` (or `cargo bench --bench interactive`).
 
 #[allow(dead_code)] // each bench binary uses part of the support code
 #[path = "support/mod.rs"]
 mod support;
 
+use llmkernel::config::PolicyKind;
 use llmkernel::llm::{Backend, BackendKind, BackendSettings, Generation, StreamEvent};
-use llmkernel::proto::{ChatMessage, ProcessType, Request, Response, Role, SubmitRequest};
+use llmkernel::proto::{
+    ChatMessage, ExitStatus, ProcessType, Request, Response, Role, SubmitRequest,
+};
 use llmkernel::shell::client::Client;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -42,6 +47,7 @@ const QUESTION_PROMPT: &str = "Name a colour.";
 const WARMUP: Duration = Duration::from_secs(2);
 const KEY: &str = "interactive_ttft_p99_gain";
 const TARGET: &str = ">= 10";
+const FAILED_KEY: &str = "interactive_failed_answers";
 
 /// A llama-server of our own on a free port; killed when dropped.
 struct LlamaServer {
@@ -131,23 +137,32 @@ fn generation(prompt: &str, max_tokens: u32) -> Generation {
     }
 }
 
-/// Time to the first token of one answer straight from the server (read to its end).
-async fn direct_answer(backend: &Backend, prompt: &str, max_tokens: u32) -> Duration {
+/// Time to the first token of one answer straight from the server (read to its end); `None` when
+/// the request or the stream failed, or no text came.
+async fn direct_answer(backend: &Backend, prompt: &str, max_tokens: u32) -> Option<Duration> {
     let start = Instant::now();
-    let Ok(mut stream) = backend.open(&generation(prompt, max_tokens)).await else {
-        return start.elapsed();
-    };
+    let mut stream = backend.open(&generation(prompt, max_tokens)).await.ok()?;
     let mut first = None;
-    while let Some(Ok(event)) = stream.next().await {
-        if let StreamEvent::Text(_) = event {
-            first.get_or_insert_with(|| start.elapsed());
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(StreamEvent::Text(text)) if !text.is_empty() => {
+                first.get_or_insert_with(|| start.elapsed());
+            }
+            Ok(_) => {}
+            Err(_) => return None,
         }
     }
-    first.unwrap_or_else(|| start.elapsed())
+    first
 }
 
-/// Time to the first token of one process through the kernel (followed to its end).
-async fn kernel_answer(socket: &Path, t: ProcessType, prompt: &str, max_tokens: u32) -> Duration {
+/// Time to the first token of one process through the kernel (followed to its end); `None` when it
+/// did not finish well or printed nothing.
+async fn kernel_answer(
+    socket: &Path,
+    t: ProcessType,
+    prompt: &str,
+    max_tokens: u32,
+) -> Option<Duration> {
     let mut client = Client::connect(socket).await.expect("connect");
     let start = Instant::now();
     let submit = SubmitRequest {
@@ -165,22 +180,23 @@ async fn kernel_answer(socket: &Path, t: ProcessType, prompt: &str, max_tokens: 
             Ok(Response::Output(chunk)) if !chunk.text.is_empty() => {
                 first.get_or_insert_with(|| start.elapsed());
             }
-            Ok(Response::Exited(_)) | Err(_) => break,
+            Ok(Response::Exited(exited)) if exited.status == ExitStatus::Finished => break,
+            Ok(Response::Exited(_)) | Err(_) => return None,
             Ok(_) => {}
         }
     }
-    first.unwrap_or_else(|| start.elapsed())
+    first
 }
 
 /// Runs `background` on every slot without pause, and after [`WARMUP`] asks [`QUESTIONS`] questions
 /// one every [`QUESTION_GAP`] (whether or not earlier ones have been answered); returns their times
-/// to first token.
-async fn under_load<B, BF, Q, QF>(background: B, question: Q) -> Vec<Duration>
+/// to first token, `None` for each that failed.
+async fn under_load<B, BF, Q, QF>(background: B, question: Q) -> Vec<Option<Duration>>
 where
     B: Fn() -> BF + Clone + Send + 'static,
     BF: Future<Output = ()> + Send,
     Q: Fn() -> QF,
-    QF: Future<Output = Duration> + Send + 'static,
+    QF: Future<Output = Option<Duration>> + Send + 'static,
 {
     let stop = Arc::new(AtomicBool::new(false));
     let loops: Vec<_> = (0..SLOTS)
@@ -203,7 +219,8 @@ where
     }
     let mut ttft = Vec::new();
     for q in asked {
-        ttft.push(q.await.expect("question"));
+        // A question task that panicked is a failed answer too.
+        ttft.push(q.await.ok().flatten());
     }
     stop.store(true, Ordering::Relaxed);
     for l in loops {
@@ -217,7 +234,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// One round of the direct side: background and questions straight to the server.
-async fn direct_round(url: &str) -> Vec<Duration> {
+async fn direct_round(url: &str) -> Vec<Option<Duration>> {
     let backend = direct_backend(url);
     let background = Arc::clone(&backend);
     under_load(
@@ -236,8 +253,8 @@ async fn direct_round(url: &str) -> Vec<Duration> {
 }
 
 /// One round through a fresh kernel (stopping it ends its background processes too).
-async fn kernel_round(url: &str) -> Vec<Duration> {
-    let kernel = BenchKernel::for_backend(url, SLOTS, QUANTUM_TOKENS, "priority");
+async fn kernel_round(url: &str) -> Vec<Option<Duration>> {
+    let kernel = BenchKernel::for_backend(url, SLOTS, QUANTUM_TOKENS, PolicyKind::Priority);
     let socket = kernel.socket.clone();
     let background = socket.clone();
     let ttft =
@@ -261,17 +278,33 @@ async fn kernel_round(url: &str) -> Vec<Duration> {
     ttft
 }
 
+/// The answered questions' times, and how many failed.
+fn answered(samples: Vec<Option<Duration>>) -> (Vec<Duration>, usize) {
+    let total = samples.len();
+    let times: Vec<Duration> = samples.into_iter().flatten().collect();
+    let failed = total - times.len();
+    (times, failed)
+}
+
 #[tokio::main]
 async fn main() {
     let server = match llama_server().await {
         Ok(s) => s,
         Err(why) => {
-            summary::record(&[Figure {
-                key: KEY,
-                value: None,
-                target: TARGET,
-                note: why,
-            }]);
+            summary::record(&[
+                Figure {
+                    key: KEY,
+                    value: None,
+                    target: TARGET,
+                    note: why.clone(),
+                },
+                Figure {
+                    key: FAILED_KEY,
+                    value: None,
+                    target: "<= 0",
+                    note: why,
+                },
+            ]);
             return;
         }
     };
@@ -281,23 +314,41 @@ async fn main() {
         through.extend(kernel_round(&server.url).await);
     }
     drop(server);
+    let asked = direct.len();
+    let ((mut direct, direct_failed), (mut through, kernel_failed)) =
+        (answered(direct), answered(through));
+    let failures = format!(
+        "failed or empty answers: {direct_failed} of {asked} direct, {kernel_failed} of {asked} \
+         through the kernel (left out of the times)"
+    );
     let (d50, d99) = (percentile(&mut direct, 0.5), percentile(&mut direct, 0.99));
     let (k50, k99) = (
         percentile(&mut through, 0.5),
         percentile(&mut through, 0.99),
     );
-    summary::record(&[Figure::new(
-        KEY,
-        d99.as_secs_f64() / k99.as_secs_f64(),
-        TARGET,
-        format!(
-            "llama-server -np {SLOTS}, SmolLM2-135M; {SLOTS} background streams of {BACKGROUND_TOKENS} tokens; \
-             {ROUNDS} rounds a side, alternating, of {QUESTIONS} questions one a second; TTFT p50/p99 direct \
-             (FIFO) {:.0}/{:.0} ms, through the kernel (quantum {QUANTUM_TOKENS}) {:.0}/{:.0} ms",
-            ms(d50),
-            ms(d99),
-            ms(k50),
-            ms(k99)
+    // With no answer on a side there is no time to compare.
+    let gain =
+        (!direct.is_empty() && !through.is_empty()).then(|| d99.as_secs_f64() / k99.as_secs_f64());
+    summary::record(&[
+        Figure {
+            key: KEY,
+            value: gain,
+            target: TARGET,
+            note: format!(
+                "llama-server -np {SLOTS}, SmolLM2-135M; {SLOTS} background streams of {BACKGROUND_TOKENS} tokens; \
+                 {ROUNDS} rounds a side, alternating, of {QUESTIONS} questions one a second; TTFT p50/p99 direct \
+                 (FIFO) {:.0}/{:.0} ms, through the kernel (quantum {QUANTUM_TOKENS}) {:.0}/{:.0} ms; {failures}",
+                ms(d50),
+                ms(d99),
+                ms(k50),
+                ms(k99)
+            ),
+        },
+        Figure::new(
+            FAILED_KEY,
+            (direct_failed + kernel_failed) as f64,
+            "<= 0",
+            failures,
         ),
-    )]);
+    ]);
 }

@@ -8,7 +8,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use llmkernel::config::KernelConfig;
+use llmkernel::config::{KernelConfig, PolicyKind};
 use llmkernel::kernel::process::Spec;
 use llmkernel::kernel::scheduler::Scheduler;
 use llmkernel::kernel::state::KernelState;
@@ -65,9 +65,9 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// Bytes the kernel state keeps per waiting process under `policy`, beyond the prompt.
-fn bytes_per_process(policy: &str) -> f64 {
+fn bytes_per_process(policy: PolicyKind) -> f64 {
     let config = KernelConfig::default();
-    let policy = llmkernel::kernel::make_policy(policy, &config).expect("policy");
+    let policy = llmkernel::kernel::make_policy(policy, &config);
     let mut state = KernelState::new(config, Scheduler::new(policy));
     let mut prompts: Vec<String> = (0..PROCESSES)
         .map(|i| format!("{i:0width$}", width = PROMPT_BYTES))
@@ -93,12 +93,12 @@ fn bytes_per_process(policy: &str) -> f64 {
 
 fn main() {
     let mut per_policy = Vec::new();
-    for policy in llmkernel::kernel::POLICIES {
+    for policy in PolicyKind::ALL {
         per_policy.push((policy, bytes_per_process(policy)));
     }
     let default = per_policy
         .iter()
-        .find(|(p, _)| **p == KernelConfig::default().policy)
+        .find(|(p, _)| *p == KernelConfig::default().policy)
         .map_or(0.0, |(_, b)| *b);
     let others: Vec<String> = per_policy
         .iter()

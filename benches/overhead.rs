@@ -17,7 +17,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use llmkernel::config::KernelConfig;
+use llmkernel::config::{KernelConfig, PolicyKind};
 use llmkernel::llm::{Backend, Generation, StreamEvent};
 use llmkernel::proto::{ChatMessage, ProcessType, Request, Response, Role, SubmitRequest};
 use llmkernel::shell::client::Client;
@@ -142,7 +142,7 @@ async fn kernel_answer(client: &mut Client, max_tokens: u32) -> (Duration, u32) 
 /// A long paced answer, direct and through the kernel.
 async fn stream_time(fake: &FakeOpenAi) -> Figure {
     fake.set_token_delay(STREAM_TOKEN_DELAY);
-    let kernel = BenchKernel::for_backend(&fake.url, 1, 32, "priority");
+    let kernel = BenchKernel::for_backend(&fake.url, 1, 32, PolicyKind::Priority);
     let backend = direct_backend(&fake.url);
     let mut client = kernel.connect().await;
     direct_answer(&backend, 8).await;
@@ -176,7 +176,7 @@ async fn stream_time(fake: &FakeOpenAi) -> Figure {
 /// Every slot busy: [`SLOTS`] concurrent streams, direct and through a kernel with as many slots.
 async fn throughput(fake: &FakeOpenAi) -> Figure {
     fake.set_token_delay(ANSWER_TOKEN_DELAY);
-    let kernel = BenchKernel::for_backend(&fake.url, SLOTS, 32, "priority");
+    let kernel = BenchKernel::for_backend(&fake.url, SLOTS, 32, PolicyKind::Priority);
     let backend = direct_backend(&fake.url);
     let mut clients = Vec::new();
     for _ in 0..SLOTS {

@@ -14,7 +14,7 @@ mod fake_llm;
 mod support;
 
 use fake_llm::{FakeConfig, FakeLlm, ServerKind};
-use llmkernel::config::KernelConfig;
+use llmkernel::config::{KernelConfig, PolicyKind};
 use llmkernel::proto::{ProcessType, Request, Response, SubmitRequest};
 use llmkernel::shell::client::Client;
 use std::path::Path;
@@ -75,7 +75,7 @@ struct MixedResult {
 }
 
 /// The mixed load under one policy.
-async fn mixed(policy: &str, quantum: u32) -> MixedResult {
+async fn mixed(policy: PolicyKind, quantum: u32) -> MixedResult {
     let fake = FakeLlm::start(FakeConfig {
         delay: TOKEN_DELAY,
         ..FakeConfig::default()
@@ -137,7 +137,7 @@ async fn switch_cost(kind: ServerKind) -> SwitchCost {
             ..FakeConfig::default()
         })
         .await;
-        let k = BenchKernel::for_backend(&fake.url, 1, quantum, "rr");
+        let k = BenchKernel::for_backend(&fake.url, 1, quantum, PolicyKind::RoundRobin);
         let start = Instant::now();
         let runs: Vec<_> = (0..2)
             .map(|n| {
@@ -179,7 +179,7 @@ async fn switch_cost(kind: ServerKind) -> SwitchCost {
 /// Microseconds per operation with `n` waiting, the median of a few repetitions: (a pick alone, a
 /// pick with the charge and re-enqueue of a quantum boundary). Picks are timed in batches of
 /// [`PICK_BATCH`], each batch's processes re-enqueued untimed, so the queue stays within a batch of `n`.
-fn pick_us(policy: &str, n: u64) -> (f64, f64) {
+fn pick_us(policy: PolicyKind, n: u64) -> (f64, f64) {
     let mut picks = Vec::new();
     let mut cycles = Vec::new();
     for _ in 0..PICK_REPETITIONS {
@@ -198,11 +198,11 @@ const PICK_BATCH: u64 = 100;
 const PICK_ROUNDS: u64 = 20_000;
 const PICK_REPETITIONS: usize = 5;
 
-fn pick_us_once(policy: &str, n: u64) -> (f64, f64) {
+fn pick_us_once(policy: PolicyKind, n: u64) -> (f64, f64) {
     use llmkernel::kernel::scheduler::{Candidate, Scheduler};
     use llmkernel::proto::Pid;
     let config = KernelConfig::default();
-    let mut s = Scheduler::new(llmkernel::kernel::make_policy(policy, &config).expect("policy"));
+    let mut s = Scheduler::new(llmkernel::kernel::make_policy(policy, &config));
     let candidate = |i: u64, at: u64| Candidate {
         pid: Pid(i),
         uid: (i % 7) as u32,
@@ -243,7 +243,7 @@ fn pick_us_once(policy: &str, n: u64) -> (f64, f64) {
 
 /// One policy's costs in microseconds, (pick, quantum-boundary cycle), with 1k and 100k waiting.
 struct Decision {
-    policy: &'static str,
+    policy: PolicyKind,
     small: (f64, f64),
     large: (f64, f64),
 }
@@ -293,7 +293,7 @@ async fn main() {
         "policy", "pick 1k", "pick 100k", "growth", "switch 1k", "switch 100k", "growth"
     );
     let mut decisions = Vec::new();
-    for policy in llmkernel::kernel::POLICIES {
+    for policy in PolicyKind::ALL {
         pick_us(policy, 1_000); // warm-up
         let small = pick_us(policy, 1_000);
         let large = pick_us(policy, 100_000);
@@ -320,7 +320,7 @@ async fn main() {
         INTERACTIVE_GAP.as_millis(),
         TOKEN_DELAY.as_millis()
     );
-    let fifo = mixed("rr", 1_000_000).await;
+    let fifo = mixed(PolicyKind::RoundRobin, 1_000_000).await;
     println!(
         "{:<10} {:>10} {:>10} {:>12} {:>9} {:>12}",
         "policy", "ttft p50", "ttft p99", "p50 vs fifo", "switches", "prompt toks"
@@ -337,9 +337,9 @@ async fn main() {
         );
     };
     row("fifo", &fifo);
-    for policy in llmkernel::kernel::POLICIES {
+    for policy in PolicyKind::ALL {
         let r = mixed(policy, QUANTUM_TOKENS).await;
-        row(policy, &r);
+        row(policy.name(), &r);
     }
     println!();
     println!(

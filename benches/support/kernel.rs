@@ -2,7 +2,7 @@
 //! its own with a two-worker runtime (as the daemon would have on this machine), so that the client's
 //! and the fake server's work do not run on the kernel's threads.
 
-use llmkernel::config::KernelConfig;
+use llmkernel::config::{KernelConfig, PolicyKind};
 use llmkernel::proto::{Request, Response, SchedRequest};
 use llmkernel::shell::client::Client;
 use std::path::PathBuf;
@@ -72,12 +72,12 @@ impl BenchKernel {
     }
 
     /// A kernel for `url` with `cpus` slots, `quantum` and `policy`.
-    pub fn for_backend(url: &str, cpus: u32, quantum: u32, policy: &str) -> BenchKernel {
+    pub fn for_backend(url: &str, cpus: u32, quantum: u32, policy: PolicyKind) -> BenchKernel {
         BenchKernel::start(KernelConfig {
             backend_url: url.to_string(),
             cpus,
             quantum_tokens: quantum,
-            policy: policy.to_string(),
+            policy,
             max_connections: 4096,
             ..KernelConfig::default()
         })

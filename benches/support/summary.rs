@@ -1,6 +1,8 @@
 //! The benchmark summary: every bench binary adds its figures to `target/bench/summary.json` (flat
 //! keys with numbers, plus each key's target, whether it is met, and a note) and rewrites the readable
 //! table beside it (`summary.md`), so that after `scripts/bench` both hold every figure of the run.
+//! Each figure also records the commit it was measured on (`git rev-parse HEAD`, with `-dirty` when
+//! tracked files differ from it) and when (UTC), so a figure kept from an earlier run says so.
 
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -59,6 +61,7 @@ pub fn record(figures: &[Figure]) {
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
     summary.insert("machine".into(), machine());
+    let (commit, measured_at) = (commit(), utc_now());
     for f in figures {
         summary.insert(
             f.key.into(),
@@ -68,6 +71,8 @@ pub fn record(figures: &[Figure]) {
             ("targets", json!(f.target)),
             ("met", f.met().map_or(Value::Null, Value::Bool)),
             ("notes", json!(f.note)),
+            ("commits", json!(commit)),
+            ("measured_at", json!(measured_at)),
         ] {
             let entry = summary
                 .entry(section)
@@ -111,7 +116,9 @@ const ORDER: &[&str] = &[
 /// The readable table of every figure in `summary`.
 pub fn table(summary: &Map<String, Value>) -> String {
     let section = |name: &str, key: &str| summary.get(name).and_then(|s| s.get(key)).cloned();
-    let mut out = String::from("| key | value | target | met | how |\n|---|---:|---|---|---|\n");
+    let mut out = String::from(
+        "| key | value | target | met | how | measured on |\n|---|---:|---|---|---|---|\n",
+    );
     let rank = |k: &str| ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
     let mut keys: Vec<&String> = summary
         .keys()
@@ -125,17 +132,22 @@ pub fn table(summary: &Map<String, Value>) -> String {
         } else {
             value.to_string()
         };
-        let target = section("targets", key).and_then(|t| t.as_str().map(String::from));
         let met = match section("met", key) {
             Some(Value::Bool(true)) => "yes",
             Some(Value::Bool(false)) => "**no**",
             _ => "skipped",
         };
-        let note = section("notes", key).and_then(|t| t.as_str().map(String::from));
+        let text = |name: &str| section(name, key).and_then(|t| t.as_str().map(String::from));
+        let commit = text("commits").unwrap_or_default();
+        let (hash, dirty) = commit
+            .strip_suffix("-dirty")
+            .map_or((commit.as_str(), ""), |hash| (hash, "-dirty"));
+        let short: String = hash.chars().take(12).collect();
         out.push_str(&format!(
-            "| `{key}` | {shown} | {} | {met} | {} |\n",
-            target.unwrap_or_default(),
-            note.unwrap_or_default()
+            "| `{key}` | {shown} | {} | {met} | {} | {short}{dirty} {} |\n",
+            text("targets").unwrap_or_default(),
+            text("notes").unwrap_or_default(),
+            text("measured_at").unwrap_or_default()
         ));
     }
     if let Some(m) = summary.get("machine") {
@@ -148,6 +160,56 @@ pub fn table(summary: &Map<String, Value>) -> String {
         ));
     }
     out
+}
+
+/// The commit this tree is at, `-dirty` when tracked files differ from it; `unknown` without git.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "HEAD"]) else {
+        return "unknown".into();
+    };
+    match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if changes.is_empty() => head,
+        // Changed files, or a status that cannot be read: the figure may not be the commit's.
+        _ => format!("{head}-dirty"),
+    }
+}
+
+/// Now, in UTC, as RFC 3339 (`2026-11-29T18:31:37Z`).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// Seconds since the Unix epoch as an RFC 3339 UTC time (days to a civil date as in Howard
+/// Hinnant's `civil_from_days`).
+fn rfc3339(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// What machine this ran on.

@@ -54,7 +54,7 @@ _llmkernel() {
                     return 0
                     ;;
                 --policy)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "priority rr fair mlfq" -- "${cur}"))
                     return 0
                     ;;
                 --state-dir)

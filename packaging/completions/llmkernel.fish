@@ -4,7 +4,10 @@ complete -c llmkernel -l backend -d 'OpenAI-compatible base URL [default: http:/
 complete -c llmkernel -l model -d 'Model name to request [default: the first the backend lists]' -r
 complete -c llmkernel -l cpus -d 'Generation slots to time-share (match the server\'s parallel slots) [default: 1]' -r
 complete -c llmkernel -l quantum -d 'Tokens per time slice [default: 32]' -r
-complete -c llmkernel -l policy -d 'Scheduling policy [default: priority]' -r
+complete -c llmkernel -l policy -d 'Scheduling policy [default: priority]' -r -f -a "priority\t'Type priorities, nice and aging (the default)'
+rr\t'Round robin by quantum'
+fair\t'A weighted fair share of tokens across users and processes'
+mlfq\t'A multi-level feedback queue: short work stays high, long work sinks, periodic boost'"
 complete -c llmkernel -l state-dir -d 'Directory for the durable process table [default: ~/.local/state/llmkernel]' -r -F
 complete -c llmkernel -l pidfile -d 'With --daemon: write (and lock) the daemon\'s pid here' -r -F
 complete -c llmkernel -l log-level -d 'Log filter (error, warn, info, debug, trace) [default: info, or RUST_LOG]' -r

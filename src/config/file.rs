@@ -1,8 +1,9 @@
 //! The TOML config file (`~/.config/llmkernel/config.toml`). Every key is optional and overlays the
 //! defaults; an unknown key or a bad value is an error naming the key and the line.
 
-use super::KernelConfig;
 use super::interrupts::InterruptsSection;
+use super::{KernelConfig, PolicyKind};
+use crate::llm::BackendKind;
 use crate::proto::ProcessType;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ pub struct ConfigFile {
     pub state_dir: Option<PathBuf>,
     pub cpus: Option<u32>,
     pub quantum: Option<u32>,
-    pub policy: Option<String>,
+    pub policy: Option<PolicyKind>,
     pub aging: Option<u32>,
     pub log_level: Option<String>,
     /// Seconds finished output is kept when nobody collects it.
@@ -59,7 +60,7 @@ pub struct BackendSection {
     /// Name of the environment variable holding the API key (the key itself stays out of the file).
     pub api_key_env: Option<String>,
     /// `auto` (learn it), `llamacpp`, `vllm` or `openai` (no extras).
-    pub kind: Option<String>,
+    pub kind: Option<BackendKind>,
     pub connect_timeout_secs: Option<f64>,
     pub first_token_timeout_secs: Option<f64>,
     pub token_timeout_secs: Option<f64>,
@@ -124,8 +125,10 @@ impl ConfigFile {
             line: offset.map_or(1, |o| text[..o.min(text.len())].matches('\n').count() + 1),
             message,
         };
-        let file: ConfigFile = toml::from_str(text)
-            .map_err(|e| invalid(e.span().map(|s| s.start), e.message().to_string()))?;
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| s.start);
+            invalid(at, naming_the_key(text, at, e.message()))
+        })?;
         let key_line = |key: &str| {
             text.lines()
                 .position(|l| l.trim_start().starts_with(key))
@@ -148,20 +151,6 @@ impl ConfigFile {
             "quantum",
             "must be at least 1 token",
         )?;
-        if let Some(p) = &file.policy {
-            check(
-                crate::kernel::POLICIES.contains(&p.as_str()),
-                "policy",
-                "is not a known policy",
-            )?;
-        }
-        if let Some(kind) = &file.backend.kind {
-            check(
-                kind.parse::<crate::llm::BackendKind>().is_ok(),
-                "kind",
-                "must be auto, llamacpp, vllm or openai",
-            )?;
-        }
         check(
             file.backend
                 .command
@@ -236,9 +225,7 @@ impl ConfigFile {
         if b.model.is_some() {
             c.model = b.model.clone();
         }
-        if let Some(kind) = b.kind.as_deref().and_then(|k| k.parse().ok()) {
-            c.backend_kind = kind;
-        }
+        set(&mut c.backend_kind, b.kind);
         if let Some(var) = &b.api_key_env {
             c.api_key = std::env::var(var).ok();
         }
@@ -262,7 +249,7 @@ impl ConfigFile {
         }
         set(&mut c.cpus, self.cpus);
         set(&mut c.quantum_tokens, self.quantum);
-        set(&mut c.policy, self.policy.clone());
+        set(&mut c.policy, self.policy);
         set(&mut c.aging_points_per_sec, self.aging);
         set(&mut c.state_dir, self.state_dir.clone());
         set(
@@ -311,6 +298,29 @@ fn section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// A TOML error's message, with the key it is about in front when the message does not name it
+/// already (`` `policy`: unknown variant `lottery`, expected one of `priority`, … ``): toml names the
+/// line, and a value's type error alone does not say which setting is wrong.
+fn naming_the_key(text: &str, at: Option<usize>, message: &str) -> String {
+    let line = at.and_then(|at| {
+        let start = text.get(..at)?.rfind('\n').map_or(0, |n| n + 1);
+        text.get(start..)?.lines().next()
+    });
+    let key = line
+        .and_then(|l| l.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    match key {
+        Some(key) if !message.contains(&format!("`{key}`")) => format!("`{key}`: {message}"),
+        _ => message.to_string(),
+    }
+}
+
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
@@ -349,16 +359,36 @@ mod tests {
     fn out_of_range_value_is_an_error_naming_key_and_line() {
         let err = parse("\n\ncpus = 0\n").unwrap_err().to_string();
         assert!(err.contains("c.toml:3") && err.contains("cpus"), "{err}");
-        let err = parse("policy = \"lottery\"\n").unwrap_err().to_string();
-        assert!(err.contains("policy"), "{err}");
+        let err = parse("cpus = 2\npolicy = \"lottery\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:2: `policy`: ") && err.contains("`lottery`"),
+            "{err}"
+        );
+        assert!(err.contains("`priority`, `rr`, `fair`, `mlfq`"), "{err}");
         let err = parse("[backend]\nkind = \"tgi\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("c.toml:2") && err.contains("kind"), "{err}");
+        assert!(err.starts_with("c.toml:2: `kind`: "), "{err}");
+        assert!(err.contains("`llamacpp`, `vllm`, `openai`"), "{err}");
         let f = parse("policy = \"mlfq\"\n[backend]\nkind = \"llamacpp\"\n").unwrap();
         let c = KernelConfig::from_file(&f);
         assert_eq!(c.backend_kind, crate::llm::BackendKind::LlamaCpp);
-        assert_eq!(c.policy, "mlfq");
+        assert_eq!(c.policy, PolicyKind::Mlfq);
+        let c = KernelConfig::from_file(&parse("policy = \"rr\"\n").unwrap());
+        assert_eq!(c.policy, PolicyKind::RoundRobin);
+    }
+
+    #[test]
+    fn every_backend_kind_is_read_by_its_name_in_the_file_and_on_a_command_line() {
+        use clap::ValueEnum;
+        for kind in crate::llm::BackendKind::ALL {
+            let f = parse(&format!("[backend]\nkind = \"{}\"\n", kind.name())).unwrap();
+            assert_eq!(KernelConfig::from_file(&f).backend_kind, kind);
+            let value = kind.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(value.as_deref(), Some(kind.name()));
+        }
     }
 
     #[test]

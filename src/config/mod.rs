@@ -6,6 +6,7 @@
 pub mod file;
 pub mod interrupts;
 pub mod paths;
+pub mod policy;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use file::{ConfigError, ConfigFile};
 pub use interrupts::{InterruptHandler, InterruptsConfig};
+pub use policy::PolicyKind;
 
 /// The prototype's default server (KoboldCpp's port).
 pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:5001/v1";
@@ -49,7 +51,7 @@ impl Default for RetrySettings {
         }
     }
 }
-/// How to run a backend server the kernel manages (see [`crate::kernel::supervisor`]).
+/// How to run a backend server the kernel manages (see `kernel::supervisor`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagedBackend {
     /// The program and its arguments, e.g. `llama-server -m model.gguf --port 5001 -np 4`.
@@ -74,7 +76,7 @@ pub struct KernelConfig {
     pub token_timeout: Duration,
     /// The kind of backend server, for its extras (slot pinning, priorities); `Auto` learns it.
     pub backend_kind: BackendKind,
-    /// How the kernel waits out a backend that fails (see [`crate::kernel::circuit`]).
+    /// How the kernel waits out a backend that fails (see `kernel::circuit`).
     pub retry: RetrySettings,
     /// A server the kernel starts and supervises itself (`[backend] command`); `None` for a server
     /// run elsewhere.
@@ -83,7 +85,7 @@ pub struct KernelConfig {
     pub cpus: u32,
     /// Tokens per time slice; the scheduler may switch processes at every multiple.
     pub quantum_tokens: u32,
-    pub policy: String,
+    pub policy: PolicyKind,
     /// Priority points a waiting process gains per second.
     pub aging_points_per_sec: u32,
     /// Indexed like [`ProcessType::ALL`].
@@ -133,7 +135,7 @@ impl Default for KernelConfig {
             managed_backend: None,
             cpus: 1,
             quantum_tokens: 32,
-            policy: "priority".to_string(),
+            policy: PolicyKind::Priority,
             aging_points_per_sec: 2,
             types: ProcessType::ALL.map(|t| TypeSettings {
                 base_priority: t.default_base_priority(),

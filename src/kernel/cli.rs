@@ -2,7 +2,7 @@
 //! same definition the binary parses. Each flag overrides its environment variable, which overrides
 //! the config file, which overrides the default.
 
-use crate::config::{ConfigError, ConfigFile, KernelConfig, paths};
+use crate::config::{ConfigError, ConfigFile, KernelConfig, PolicyKind, paths};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -37,8 +37,8 @@ pub struct KernelArgs {
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(1..))]
     pub quantum: Option<u32>,
     /// Scheduling policy [default: priority]
-    #[arg(long, value_name = "NAME")]
-    pub policy: Option<String>,
+    #[arg(long, value_name = "NAME", value_enum)]
+    pub policy: Option<PolicyKind>,
     /// Directory for the durable process table [default: ~/.local/state/llmkernel]
     #[arg(long, env = "LLMKERNEL_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -78,14 +78,8 @@ impl KernelArgs {
                 path.display()
             ));
         }
-        let parsed = ConfigFile::load(&path)?;
-        let mut config = KernelConfig::from_file(&parsed);
-        self.apply(&mut config);
-        crate::kernel::make_policy(&config.policy, &config).map_err(|e| ConfigError::Invalid {
-            path: path.clone(),
-            line: 1,
-            message: e.to_string(),
-        })?;
+        // Every value is checked as it is read, the policy and backend kind by their types.
+        ConfigFile::load(&path)?;
         Ok(format!("{}: ok", path.display()))
     }
 
@@ -135,8 +129,8 @@ impl KernelArgs {
         if let Some(v) = self.quantum {
             c.quantum_tokens = v;
         }
-        if let Some(v) = &self.policy {
-            c.policy = v.clone();
+        if let Some(v) = self.policy {
+            c.policy = v;
         }
         if let Some(v) = &self.state_dir {
             c.state_dir = v.clone();

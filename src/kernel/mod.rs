@@ -29,7 +29,8 @@ pub mod verbs;
 
 use crate::config::KernelConfig;
 use crate::llm::{Backend, BackendSettings};
-use scheduler::{Policy, Scheduler};
+use scheduler::Scheduler;
+pub use scheduler::make_policy;
 use state::KernelState;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::net::UnixListener;
@@ -37,38 +38,15 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Names of the scheduling policies, for `sched` and config validation.
-pub const POLICIES: &[&str] = &["priority", "rr", "fair", "mlfq"];
-
 /// Why the kernel could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    #[error("unknown scheduling policy `{0}` (known: {known})", known = POLICIES.join(", "))]
-    UnknownPolicy(String),
     #[error("cpus must be at least 1")]
     NoCpus,
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     Backend(#[from] supervisor::SupervisorError),
-}
-
-/// Builds a policy by name (one of [`POLICIES`]).
-pub fn make_policy(name: &str, config: &KernelConfig) -> Result<Box<dyn Policy>, KernelError> {
-    use scheduler::{fair, mlfq, priority, rr};
-    let quantum = config.quantum_tokens;
-    match name {
-        "priority" => Ok(Box::new(priority::PriorityPolicy::new(
-            config.aging_points_per_sec,
-        ))),
-        "rr" => Ok(Box::new(rr::RoundRobinPolicy)),
-        "fair" => Ok(Box::new(fair::FairPolicy::new(quantum))),
-        "mlfq" => Ok(Box::new(mlfq::MlfqPolicy::new(
-            quantum,
-            mlfq::BOOST_PERIOD_MS,
-        ))),
-        other => Err(KernelError::UnknownPolicy(other.to_string())),
-    }
 }
 
 /// The running kernel, shared by connection handlers and run tasks.
@@ -178,7 +156,7 @@ pub async fn start(
     if config.cpus == 0 {
         return Err(KernelError::NoCpus);
     }
-    let policy = make_policy(&config.policy, &config)?;
+    let policy = make_policy(config.policy, &config);
     // The durable table first: a state directory that cannot be used stops us before a server starts.
     // Opening replays and may sync (a torn tail cut off): off the runtime's threads.
     let state_dir = config.state_dir.clone();

@@ -49,8 +49,7 @@ impl Kernel {
         }
         let policy = (new.policy != old.policy
             || new.aging_points_per_sec != old.aging_points_per_sec)
-            .then(|| make_policy(&new.policy, &new))
-            .transpose()?;
+            .then(|| make_policy(new.policy, &new));
         if backend_changed(&old, &new) {
             let backend = Arc::new(Backend::new(backend_settings(&new)));
             *self.backend.write().unwrap_or_else(|p| p.into_inner()) = backend;

@@ -15,8 +15,20 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The kind of backend server, as configured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The kind of backend server, as configured (`backend.kind`: `auto`, `llamacpp`, `vllm`, `openai`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+#[value(rename_all = "lower")]
 pub enum BackendKind {
     /// Learn it from the server.
     #[default]

@@ -6,8 +6,8 @@ use super::client::{Client, ClientError};
 use super::jobs::JobState;
 use super::session::Shell;
 use super::signals::{KeyWatch, NoFlushGuard};
+use super::terminal_safe;
 use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest};
-use std::io::Write;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Status bash gives a job stopped by Ctrl-Z (128 + SIGTSTP).
@@ -58,7 +58,7 @@ pub async fn attach(
                         sh.jobs().remove(id);
                     }
                     if let crate::proto::ExitStatus::Failed { reason } = &exited.status {
-                        eprintln!("llmsh: {pid}: {reason}");
+                        eprintln!("llmsh: {pid}: {}", terminal_safe::escape(reason));
                     }
                     return exited.status.code();
                 }
@@ -162,10 +162,8 @@ pub async fn send_signal(sh: &Shell, pid: Pid, signal: Signal) {
     }
 }
 
-/// Writes to stdout at once; false when stdout is gone (a closed pipe).
+/// Writes a process's output to stdout at once, its control characters made visible on a terminal
+/// (raw bytes to a pipe or file; see [`terminal_safe`]); false when stdout is gone (a closed pipe).
 pub fn write_out(text: &str) -> bool {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
+    terminal_safe::write_output(text)
 }

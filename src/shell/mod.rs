@@ -1,6 +1,7 @@
 //! `llmsh`, the job-control shell: its parser, one file per builtin, the job table, the foreground
 //! attach loop, the renderers for tables, and for terminals the line editor with its prompt,
-//! completer, highlighter, job notices and key handling. [`run`] picks the mode: `-c`, a script,
+//! completer, highlighter, job notices and key handling; model and backend text is made safe for the
+//! terminal by [`terminal_safe`]. [`run`] picks the mode: `-c`, a script,
 //! piped stdin, or interactive.
 
 pub mod builtins;
@@ -17,6 +18,7 @@ pub mod prompt;
 pub mod render;
 pub mod session;
 pub mod signals;
+pub mod terminal_safe;
 pub mod tokens;
 
 use session::Shell;

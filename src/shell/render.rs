@@ -1,6 +1,8 @@
 //! How the shell prints the kernel's tables: `ps` rows (cut to the terminal's width) and the `sched`
-//! summary. Pure functions of the data, so tests pin the exact text.
+//! summary. Pure functions of the data, so tests pin the exact text. Prompts and notes are shown
+//! with their control characters made visible, never interpreted.
 
+use super::terminal_safe;
 use crate::proto::{ProcessInfo, ProcessList};
 use std::collections::HashMap;
 
@@ -82,11 +84,10 @@ pub fn stat(p: &ProcessInfo) -> String {
     s
 }
 
+/// `text` as one table cell of at most `width` characters: newlines and tabs become spaces, other
+/// control characters are made visible (a prompt or a backend's note may hold escapes).
 fn one_line(text: &str, width: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat = terminal_safe::one_line(text);
     if flat.chars().count() <= width {
         return flat;
     }
@@ -237,5 +238,24 @@ mod tests {
         let long = ps_table(&list, true, 200);
         let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(&row[9..15], ["2", "-", "2", "5s", "32.0", "hi"]);
+    }
+
+    #[test]
+    fn escapes_in_a_prompt_or_a_note_are_shown_not_interpreted() {
+        let mut row = waiting(Some(1), None);
+        row.prompt = Some("a\x1b[2Jb\u{9b}c\nd".into());
+        row.note = Some("backend: \x1b]52;c;eA==\x07".into());
+        let list = ProcessList {
+            processes: vec![row],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        for long in [false, true] {
+            let table = ps_table(&list, long, 300);
+            assert!(!table.contains(['\x1b', '\x07', '\u{9b}']), "{table:?}");
+            assert!(table.contains("a^[[2Jb<U+009B>c d"), "{table}");
+            assert_eq!(table.lines().count(), 2, "{table}");
+        }
+        assert!(ps_table(&list, true, 300).contains("[backend: ^[]52;c;eA==^G]"));
     }
 }

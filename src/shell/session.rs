@@ -144,8 +144,13 @@ impl Shell {
         1
     }
 
-    /// Prints `llmsh: CMD: MESSAGE` on stderr.
+    /// Prints `llmsh: CMD: MESSAGE` on stderr. The message may carry a backend's or a model's text
+    /// (a failure reason), so its control characters are made visible.
     pub fn complain(&self, command: &str, message: impl std::fmt::Display) {
-        eprintln!("llmsh: {command}: {message}");
+        let message = message.to_string();
+        eprintln!(
+            "llmsh: {command}: {}",
+            super::terminal_safe::escape(&message)
+        );
     }
 }

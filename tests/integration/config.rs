@@ -36,8 +36,12 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
             ":3: unknown field `colour`",
         ),
         (
-            "policy = \"lottery\"\n",
-            ":1: `policy` is not a known policy",
+            "cpus = 2\npolicy = \"lottery\"\n",
+            ":2: `policy`: unknown variant `lottery`, expected one of `priority`, `rr`, `fair`, `mlfq`",
+        ),
+        (
+            "[backend]\nkind = \"tgi\"\n",
+            ":2: `kind`: unknown variant `tgi`, expected one of `auto`, `llamacpp`, `vllm`, `openai`",
         ),
         ("[types.ROOT]\nallowance = 1\n", "[types.ROOT]"),
         ("[interrupts.timer]\nperiod_secs = -1\n", "period_secs"),
@@ -47,6 +51,7 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
         let (code, _, stderr) = check(path.to_str().expect("utf-8"));
         assert_eq!(code, 1, "{text}");
         assert!(stderr.contains(want), "{text}: {stderr}");
+        assert!(stderr.contains(&format!("{}:", path.display())), "{stderr}");
     }
     let (code, _, stderr) = check("/nonexistent/llmkernel.toml");
     assert_eq!(code, 1);
@@ -54,6 +59,66 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
         stderr.contains("cannot read config /nonexistent/llmkernel.toml"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_bad_policy_flag_is_a_usage_error_and_one_in_the_file_names_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(KERNEL)
+        .args(["--policy", "nope", "--socket"])
+        .arg(dir.path().join("never.sock"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'nope'") && stderr.contains("--policy"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[possible values: priority, rr, fair, mlfq]"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("never.sock").exists(), "nothing started");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "quantum = 8\npolicy = \"nope\"\n").expect("write");
+    let out = std::process::Command::new(KERNEL)
+        .arg("--config")
+        .arg(&bad)
+        .arg("--socket")
+        .arg(dir.path().join("never.sock"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!("{}:2: `policy`: unknown variant `nope`", bad.display());
+    assert!(stderr.contains(&want), "{stderr}");
+
+    let file = dir.path().join("k.toml");
+    std::fs::write(&file, "policy = \"fair\"\n").expect("write");
+    let out = std::process::Command::new(KERNEL)
+        .args(["--policy", "mlfq", "--check-config"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout.trim(), format!("{}: ok", file.display()));
+}
+
+#[tokio::test]
+async fn the_policy_comes_from_the_flag_over_the_file() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("k.toml");
+    std::fs::write(&file, "policy = \"fair\"\n").expect("write");
+    let file = file.to_string_lossy().into_owned();
+    let k = TestKernel::start(&fake.url, &["--config", &file]).await;
+    assert!(k.sh("sched").await.stdout.contains("policy: fair\n"));
+    drop(k);
+    let k = TestKernel::start(&fake.url, &["--config", &file, "--policy", "rr"]).await;
+    assert!(k.sh("sched").await.stdout.contains("policy: rr\n"));
 }
 
 #[tokio::test]

@@ -179,7 +179,9 @@ async fn cpus_bound_how_many_processes_generate_at_once() {
     let run = k.sh("query a & query b & query c & query d & wait").await;
     assert_eq!(run.status, 0, "{run:?}");
     assert_eq!(fake.completed(), 4);
-    assert_eq!(fake.max_active(), 2, "two slots, two streams at most");
+    // At most two: a busy machine may submit the later queries only after the first ones ended.
+    let most = fake.max_active();
+    assert!(most <= 2, "two slots, two streams at most, saw {most}");
 
     let fake1 = FakeLlm::start(FakeConfig {
         tokens: 20,

@@ -10,6 +10,7 @@
 //! the least virtual runtime, so the least keeps rising past any waiting process's.
 
 use super::{Candidate, Policy};
+use crate::config::PolicyKind;
 use crate::proto::Pid;
 use std::collections::{BTreeSet, HashMap};
 
@@ -79,8 +80,8 @@ impl FairPolicy {
 }
 
 impl Policy for FairPolicy {
-    fn name(&self) -> &'static str {
-        "fair"
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::Fair
     }
 
     /// The negated virtual runtime: the least runs first.

@@ -13,6 +13,7 @@
 //! levels, in order, to the top.
 
 use super::{Candidate, Policy};
+use crate::config::PolicyKind;
 use crate::proto::Pid;
 use std::collections::HashMap;
 
@@ -64,8 +65,8 @@ impl MlfqPolicy {
 }
 
 impl Policy for MlfqPolicy {
-    fn name(&self) -> &'static str {
-        "mlfq"
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::Mlfq
     }
 
     fn rank(&self, c: &Candidate) -> i64 {

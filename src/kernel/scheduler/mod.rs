@@ -16,6 +16,7 @@ pub mod rr;
 #[cfg(test)]
 mod simulation;
 
+use crate::config::{KernelConfig, PolicyKind};
 use crate::proto::Pid;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +36,12 @@ pub struct Candidate {
 
 /// A scheduling policy. Ranks are compared within one policy only; higher runs first.
 pub trait Policy: Send {
-    fn name(&self) -> &'static str;
+    /// Which policy this is.
+    fn kind(&self) -> PolicyKind;
+    /// Its name, as `sched` and `ps` show it.
+    fn name(&self) -> &'static str {
+        self.kind().name()
+    }
     /// The rank of a process entering the run queue at `c.enqueued_ms`. It may depend on the time of
     /// entry but not on the time of the pick, which is what keeps the pick O(log n).
     fn rank(&self, c: &Candidate) -> i64;
@@ -47,6 +53,19 @@ pub trait Policy: Send {
     fn charge(&mut self, _c: &Candidate, _tokens: u32, _now_ms: u64) {}
     /// The process is no longer runnable (stopped or ended): forget what the policy kept of it.
     fn retire(&mut self, _pid: Pid) {}
+}
+
+/// Builds the policy `kind`, with its settings from `config` (the quantum, aging).
+pub fn make_policy(kind: PolicyKind, config: &KernelConfig) -> Box<dyn Policy> {
+    let quantum = config.quantum_tokens;
+    match kind {
+        PolicyKind::Priority => {
+            Box::new(priority::PriorityPolicy::new(config.aging_points_per_sec))
+        }
+        PolicyKind::RoundRobin => Box::new(rr::RoundRobinPolicy),
+        PolicyKind::Fair => Box::new(fair::FairPolicy::new(quantum)),
+        PolicyKind::Mlfq => Box::new(mlfq::MlfqPolicy::new(quantum, mlfq::BOOST_PERIOD_MS)),
+    }
 }
 
 /// Ordered key: rank descending, then arrival order.

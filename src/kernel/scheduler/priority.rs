@@ -9,6 +9,7 @@
 //! system and user work first, background work when there is room, and everyone eventually.
 
 use super::{Candidate, Policy};
+use crate::config::PolicyKind;
 
 /// Priority points per level of base priority.
 pub const POINTS_PER_LEVEL: i64 = 20;
@@ -31,8 +32,8 @@ impl PriorityPolicy {
 }
 
 impl Policy for PriorityPolicy {
-    fn name(&self) -> &'static str {
-        "priority"
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::Priority
     }
 
     /// In milli-points: points × 1000 − aging × entry milliseconds (points/s × ms = milli-points).

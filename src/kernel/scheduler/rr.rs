@@ -7,12 +7,13 @@
 //! queue ahead of it, and every running process yields within one quantum.
 
 use super::{Candidate, Policy};
+use crate::config::PolicyKind;
 
 pub struct RoundRobinPolicy;
 
 impl Policy for RoundRobinPolicy {
-    fn name(&self) -> &'static str {
-        "rr"
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::RoundRobin
     }
 
     fn rank(&self, _c: &Candidate) -> i64 {

@@ -4,6 +4,7 @@
 //! many arrival sequences that every process finishes exactly once with its whole answer.
 
 use crate::config::KernelConfig;
+use crate::config::PolicyKind;
 use crate::kernel::make_policy;
 use crate::kernel::process::Spec;
 use crate::kernel::scheduler::Scheduler;
@@ -33,14 +34,14 @@ pub(super) struct Sim {
 }
 
 impl Sim {
-    pub fn new(policy: &str, cpus: u32, quantum: u32) -> Sim {
+    pub fn new(policy: PolicyKind, cpus: u32, quantum: u32) -> Sim {
         let config = KernelConfig {
             cpus,
             quantum_tokens: quantum,
-            policy: policy.into(),
+            policy,
             ..KernelConfig::default()
         };
-        let policy = make_policy(policy, &config).expect("known policy");
+        let policy = make_policy(policy, &config);
         Sim {
             state: KernelState::new(config, Scheduler::new(policy)),
             runs: BTreeMap::new(),

@@ -1,7 +1,7 @@
 //! The simulations' cases: defining properties of each policy, preemption, and starvation freedom.
 
 use super::{Rng, Sim};
-use crate::kernel::POLICIES;
+use crate::config::PolicyKind;
 use crate::proto::{Pid, ProcessState, ProcessType};
 
 const HK: ProcessType = ProcessType::Housekeeping;
@@ -20,7 +20,7 @@ fn run_until(sim: &mut Sim, limit: usize, done: impl Fn(&Sim) -> bool) -> usize 
 
 #[test]
 fn an_uncontended_process_keeps_its_slot_and_its_single_stream_under_every_policy() {
-    for policy in POLICIES {
+    for policy in PolicyKind::ALL {
         let mut sim = Sim::new(policy, 1, 4);
         let pid = sim.submit(HK, 0, 1, 200);
         run_until(&mut sim, 1000, |s| s.finished(pid));
@@ -36,7 +36,7 @@ fn an_uncontended_process_keeps_its_slot_and_its_single_stream_under_every_polic
 #[test]
 fn a_user_query_takes_a_slot_from_housekeeping_within_one_quantum() {
     let quantum = 8;
-    let mut sim = Sim::new("priority", 2, quantum);
+    let mut sim = Sim::new(PolicyKind::Priority, 2, quantum);
     let hk: Vec<Pid> = (0..2).map(|_| sim.submit(HK, 0, 1, 300)).collect();
     for _ in 0..13 {
         sim.tick();
@@ -62,7 +62,7 @@ fn a_user_query_takes_a_slot_from_housekeeping_within_one_quantum() {
 
 #[test]
 fn rr_alternates_by_quantum() {
-    let mut sim = Sim::new("rr", 1, 4);
+    let mut sim = Sim::new(PolicyKind::RoundRobin, 1, 4);
     let a = sim.submit(USER, 0, 1, 16);
     let b = sim.submit(HK, 19, 1, 16);
     run_until(&mut sim, 200, |s| s.finished(a) && s.finished(b));
@@ -74,7 +74,7 @@ fn rr_alternates_by_quantum() {
 
 #[test]
 fn fair_splits_tokens_by_nice_weight() {
-    let mut sim = Sim::new("fair", 1, 4);
+    let mut sim = Sim::new(PolicyKind::Fair, 1, 4);
     let heavy = sim.submit(HK, 0, 1, 100_000);
     let light = sim.submit(SYSTEM, 5, 1, 100_000);
     for _ in 0..4000 {
@@ -90,7 +90,7 @@ fn fair_splits_tokens_by_nice_weight() {
 
 #[test]
 fn fair_splits_tokens_evenly_across_users_whatever_their_process_count() {
-    let mut sim = Sim::new("fair", 2, 4);
+    let mut sim = Sim::new(PolicyKind::Fair, 2, 4);
     let crowd: Vec<Pid> = (0..3).map(|_| sim.submit(USER, 0, 1, 100_000)).collect();
     let alone = sim.submit(USER, 0, 2, 100_000);
     for _ in 0..3000 {
@@ -103,7 +103,7 @@ fn fair_splits_tokens_evenly_across_users_whatever_their_process_count() {
 
 #[test]
 fn mlfq_demotes_a_long_runner_below_a_newcomer() {
-    let mut sim = Sim::new("mlfq", 1, 4);
+    let mut sim = Sim::new(PolicyKind::Mlfq, 1, 4);
     let long = sim.submit(HK, 0, 1, 400);
     for _ in 0..100 {
         sim.tick();
@@ -123,7 +123,7 @@ fn mlfq_demotes_a_long_runner_below_a_newcomer() {
 
 #[test]
 fn priority_ages_a_starving_process_up_past_a_stream_of_system_work() {
-    let mut sim = Sim::new("priority", 1, 4);
+    let mut sim = Sim::new(PolicyKind::Priority, 1, 4);
     let victim = sim.submit(HK, 19, 1, 4);
     let mut tick = 0;
     while !sim.finished(victim) {
@@ -141,7 +141,7 @@ fn priority_ages_a_starving_process_up_past_a_stream_of_system_work() {
 
 #[test]
 fn no_policy_starves_a_process_behind_an_endless_overload() {
-    for policy in POLICIES {
+    for policy in PolicyKind::ALL {
         let mut sim = Sim::new(policy, 2, 4);
         // Two quanta: it must win its way back after being switched out, too.
         let victim = sim.submit(HK, 19, 1, 8);
@@ -159,7 +159,7 @@ fn no_policy_starves_a_process_behind_an_endless_overload() {
 
 #[test]
 fn stop_frees_the_slot_at_once_and_cont_takes_one_again() {
-    let mut sim = Sim::new("priority", 1, 8);
+    let mut sim = Sim::new(PolicyKind::Priority, 1, 8);
     let a = sim.submit(USER, 0, 1, 50);
     let b = sim.submit(HK, 0, 1, 50);
     for _ in 0..3 {
@@ -186,7 +186,7 @@ fn stop_frees_the_slot_at_once_and_cont_takes_one_again() {
 
 #[test]
 fn cont_before_the_stopped_run_lets_go_queues_once_the_slot_is_free() {
-    let mut sim = Sim::new("priority", 2, 4);
+    let mut sim = Sim::new(PolicyKind::Priority, 2, 4);
     let a = sim.submit(USER, 0, 1, 30);
     sim.tick();
     sim.state.stop(a);
@@ -205,7 +205,7 @@ fn cont_before_the_stopped_run_lets_go_queues_once_the_slot_is_free() {
 
 #[test]
 fn renice_reorders_the_queue_and_reaches_a_running_process_at_its_boundary() {
-    let mut sim = Sim::new("priority", 1, 4);
+    let mut sim = Sim::new(PolicyKind::Priority, 1, 4);
     let running = sim.submit(ProcessType::LlmInitiated, 0, 1, 100);
     let first = sim.submit(HK, 0, 1, 10);
     let second = sim.submit(HK, 5, 1, 10);
@@ -221,7 +221,7 @@ fn renice_reorders_the_queue_and_reaches_a_running_process_at_its_boundary() {
 
 #[test]
 fn switching_policy_keeps_every_process_and_applies_at_once() {
-    let mut sim = Sim::new("priority", 1, 4);
+    let mut sim = Sim::new(PolicyKind::Priority, 1, 4);
     let running = sim.submit(SYSTEM, 0, 1, 60);
     let waiting = sim.submit(HK, 0, 1, 10);
     for _ in 0..9 {
@@ -229,7 +229,7 @@ fn switching_policy_keeps_every_process_and_applies_at_once() {
     }
     assert!(!sim.running(waiting), "priority keeps SYSTEM on the slot");
     let config = sim.state.config.clone();
-    let rr = crate::kernel::make_policy("rr", &config).expect("rr");
+    let rr = crate::kernel::make_policy(PolicyKind::RoundRobin, &config);
     sim.state.set_policy(rr);
     assert_eq!(sim.state.scheduler().policy_name(), "rr");
     run_until(&mut sim, 10, |s| s.running(waiting));
@@ -240,7 +240,7 @@ fn switching_policy_keeps_every_process_and_applies_at_once() {
 }
 
 /// One random scenario: arrivals, STOP/CONT, renice and a policy switch, run to completion.
-fn random_scenario(seed: u64, policy: &str) {
+fn random_scenario(seed: u64, policy: PolicyKind) {
     let mut rng = Rng(seed);
     let cpus = 1 + rng.below(3) as u32;
     let quantum = 1 + rng.below(8) as u32;
@@ -307,7 +307,7 @@ fn random_scenario(seed: u64, policy: &str) {
 
 #[test]
 fn every_process_finishes_exactly_once_over_random_arrival_sequences() {
-    for policy in POLICIES {
+    for policy in PolicyKind::ALL {
         for seed in 0..60 {
             random_scenario(seed * 7919 + 1, policy);
         }

@@ -139,7 +139,7 @@ impl KernelState {
     /// by the new policy at their next quantum boundary.
     pub fn set_policy(&mut self, policy: Box<dyn Policy>) {
         let waiting = self.waiting_candidates();
-        self.config.policy = policy.name().to_string();
+        self.config.policy = policy.kind();
         self.scheduler.replace_policy(policy, &waiting);
     }
 

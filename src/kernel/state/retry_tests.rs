@@ -21,7 +21,7 @@ fn state(cpus: u32, retry: RetrySettings) -> KernelState {
         retry,
         ..KernelConfig::default()
     };
-    let policy = make_policy("rr", &config).expect("policy");
+    let policy = make_policy(crate::config::PolicyKind::RoundRobin, &config);
     KernelState::new(config, Scheduler::new(policy))
 }
 

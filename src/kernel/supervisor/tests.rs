@@ -52,24 +52,37 @@ async fn a_missing_program_is_an_error_naming_it() {
     );
 }
 
+/// Live processes whose command line or environment holds `marker` (a zombie has neither).
+fn processes_marked(marker: &str) -> Vec<String> {
+    let holds = |bytes: Vec<u8>| bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|entry| {
+            let read = |file| std::fs::read(entry.path().join(file)).unwrap_or_default();
+            holds(read("cmdline")) || holds(read("environ"))
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_server_that_never_gets_ready_times_out_and_is_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let script = format!("echo $$ > {}; exec sleep 60", pidfile.display());
+    // The stand-in carries a marker at every stage, in its command line (as `sh -c SCRIPT` and as
+    // `env`) and then in its environment (as `sleep`), so it is found whether or not a busy machine
+    // let it run its first command within the 400 ms.
+    let marker = format!("LLMKERNEL_NEVER_READY={}", std::process::id());
+    let script = format!("exec env {marker} sleep 60");
     let m = managed(&["sh", "-c", &script], Duration::from_millis(400));
     let err = start(&m, NOWHERE).await.err().unwrap().to_string();
     assert!(
         err.contains("was not ready at http://127.0.0.1:9/health within 400ms"),
         "{err}"
     );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        !alive(pid),
+    assert_eq!(
+        processes_marked(&marker),
+        Vec::<String>::new(),
         "the server that never got ready was left running"
     );
 }

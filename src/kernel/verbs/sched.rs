@@ -3,7 +3,8 @@
 //! root or the kernel's own user may switch (it changes everyone's service).
 
 use super::{Conn, Kernel, Peer, bad_request, privileged, reply};
-use crate::kernel::{POLICIES, make_policy};
+use crate::config::PolicyKind;
+use crate::kernel::make_policy;
 use crate::proto::{CodecError, Failure, FailureKind, Response, SchedRequest, SchedStatus};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ pub async fn handle(
     }
     let status = kernel.read(|s| SchedStatus {
         policy: s.scheduler().policy_name().to_string(),
-        available: POLICIES.iter().map(|p| p.to_string()).collect(),
+        available: PolicyKind::ALL.map(|p| p.name().to_string()).to_vec(),
         quantum_tokens: s.config.quantum_tokens,
         cpus: s.config.cpus,
         context_switches: s.context_switches,
@@ -30,19 +31,13 @@ pub async fn handle(
 }
 
 fn switch(kernel: &Arc<Kernel>, peer: Peer, name: &str) -> Result<(), Failure> {
-    if !POLICIES.contains(&name) {
-        let message = format!("unknown policy `{name}` (known: {})", POLICIES.join(", "));
-        return Err(bad_request(message));
-    }
+    let kind: PolicyKind = name.parse().map_err(bad_request)?;
     if !privileged(kernel, peer) {
         return Err(Failure::new(
             FailureKind::PermissionDenied,
             "only root or the kernel's user may switch the scheduling policy",
         ));
     }
-    kernel.update(|s| {
-        let policy = make_policy(name, &s.config).map_err(|e| bad_request(e.to_string()))?;
-        s.set_policy(policy);
-        Ok(())
-    })
+    kernel.update(|s| s.set_policy(make_policy(kind, &s.config)));
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //! answer. A request whose conversation ends with an assistant message continues after the tokens that
 //! message already holds (echoing it first when `echo_prefix` is set, as llama-server does). Behaviour
 //! is set per server ([`FakeConfig`]) or per prompt with directives like `[tokens=50]`, `[delay=20]`
-//! (milliseconds per token). It records every request, and every stream the client dropped early.
+//! (milliseconds per token), `[escapes=1]` (terminal escapes in every token and error text). It
+//! records every request, and every stream the client dropped early.
 //!
 //! It can pass for llama-server ([`ServerKind::LlamaCpp`]: `owned_by: llamacpp`, `GET /props`, a prompt
 //! cache per `id_slot` when `cache_prompt` is set) or vLLM ([`ServerKind::Vllm`]: `owned_by: vllm`,
@@ -25,6 +26,10 @@ use tokio_util::sync::CancellationToken;
 // An explicit path: the benches include this file by path too, where `mod` alone would look elsewhere.
 #[path = "fake_llm/completions.rs"]
 mod completions;
+
+/// What a prompt with the `[escapes=1]` directive gets in every token and in an injected error's
+/// text: a screen clear, an OSC 52 clipboard write ending in BEL, and a C1 CSI (U+009B).
+pub const ESCAPES: &str = "\x1b[2J\x1b]52;c;eA==\x07\u{9b}31m";
 
 /// A fault to inject (into every request, or the first [`FakeConfig::fault_limit`] of them).
 #[derive(Clone, Debug, PartialEq)]

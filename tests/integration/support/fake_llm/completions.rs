@@ -2,7 +2,7 @@
 //! is due, and otherwise streams the tokens `t{start}..t{end}` as server-sent events from a task of
 //! its own, so that a client hanging up is noticed (and counted) at once.
 
-use super::{Counters, Fault, Inner, Recorded, ServerKind, tokens_in};
+use super::{Counters, ESCAPES, Fault, Inner, Recorded, ServerKind, tokens_in};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -134,7 +134,11 @@ async fn refusal(inner: &Inner, answer: &Answer, crash: &CancellationToken) -> O
     match &answer.fault {
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Some((status, "injected failure").into_response())
+            let text = match directive(&answer.recorded.user_prompt(), "escapes") {
+                Some(_) => format!("injected failure {ESCAPES}"),
+                None => "injected failure".to_string(),
+            };
+            Some((status, text).into_response())
         }
         Some(Fault::RetryAfter { status, value }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
@@ -163,6 +167,7 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
         tokio::time::sleep(answer.prefill).await;
     }
     let mut held = answer.words.clone();
+    let escapes = directive(&answer.recorded.user_prompt(), "escapes").is_some();
     for (n, i) in (answer.start..answer.end).enumerate() {
         if !mid_stream_fault(answer.fault.as_ref(), n, &tx, &crash).await
             || !pause(answer.delay, &tx, &crash).await
@@ -174,6 +179,9 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
             && let Some(echo) = &answer.echo
         {
             text = format!("{echo}{text}");
+        }
+        if escapes {
+            text = format!("{ESCAPES}{text}");
         }
         let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
         if tx.send(Ok(sse(chunk))).await.is_err() {
