@@ -8,6 +8,7 @@ mod config;
 mod daemon;
 mod docs;
 mod durability;
+mod frames;
 mod hostile;
 mod interactive;
 mod jobs;

@@ -25,7 +25,7 @@ pub async fn handle(
             kernel.count_user_input();
             reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
             match follower {
-                Some(Ok(follower)) => output::follow(kernel, conn, follower).await,
+                Some(Ok(follower)) => output::follow(kernel, conn, pid, follower).await,
                 Some(Err(failure)) => reply(conn, Err(failure)).await,
                 None => Ok(()),
             }

@@ -28,6 +28,9 @@ pub async fn handle(
             s.reap(req.pid);
             return Ok(Outcome::Now(status));
         }
+        // Waiters whose clients have gone are forgotten first: a process that never ends (a stopped
+        // one) would otherwise keep one per `wait` ever sent to it.
+        p.forget_departed();
         let (tx, rx) = oneshot::channel();
         p.waiters.push(tx);
         Ok::<_, Failure>(Outcome::Later(rx))
@@ -35,8 +38,8 @@ pub async fn handle(
     let status = match outcome {
         Err(failure) => return reply(conn, Err(failure)).await,
         Ok(Outcome::Now(status)) => status,
-        Ok(Outcome::Later(rx)) => tokio::select! {
-            status = rx => match status {
+        Ok(Outcome::Later(mut rx)) => tokio::select! {
+            status = &mut rx => match status {
                 Ok(status) => status,
                 Err(_) => {
                     let failure = Failure::new(FailureKind::NoSuchProcess, format!("({}) - No such process", req.pid));
@@ -44,7 +47,11 @@ pub async fn handle(
                 }
             },
             // The waiter went away: its receiver drops, and the process stays a zombie for the next wait.
-            _ = conn.read::<Request>() => return Ok(()),
+            _ = conn.read::<Request>() => {
+                drop(rx);
+                kernel.update(|s| s.get_mut(req.pid).map(|p| p.forget_departed()));
+                return Ok(());
+            }
             _ = kernel.shutdown.cancelled() => {
                 return reply(conn, Err(Failure::new(FailureKind::ShuttingDown, "the kernel is shutting down"))).await;
             }

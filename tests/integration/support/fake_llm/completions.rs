@@ -32,6 +32,8 @@ struct Answer {
     /// The assistant prefix to send back first (llama-server's echo).
     echo: Option<String>,
     fault: Option<Fault>,
+    /// Bytes of `x` after each token's name (`[pad=N]`), for answers of megabytes in few tokens.
+    pad: usize,
 }
 
 pub(super) async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
@@ -113,6 +115,7 @@ fn plan(inner: &Inner, body: Value) -> Answer {
         total,
         echo: config.echo_prefix.then_some(prefix),
         fault,
+        pad: directive(&prompt, "pad").map_or(0, |n| n as usize),
         recorded,
     }
 }
@@ -166,7 +169,7 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
         {
             return;
         }
-        let mut text = format!("t{i} ");
+        let mut text = format!("t{i}{} ", "x".repeat(answer.pad));
         if n == 0
             && let Some(echo) = &answer.echo
         {
