@@ -7,11 +7,12 @@ use llmkernel::proto::{
     Connection, Hello, MAX_FRAME_BYTES, OutputRequest, PROTOCOL_VERSION, Pid, ProcessType, Reply,
     Request, Response, SubmitRequest,
 };
+use std::path::Path;
 use tokio::net::UnixStream;
 
-/// A raw protocol connection to `k`, past the hello.
-pub async fn raw(k: &TestKernel) -> Connection<UnixStream> {
-    let stream = UnixStream::connect(&k.socket).await.expect("connect");
+/// A raw protocol connection to the kernel at `socket`, past the hello.
+pub async fn raw(socket: &Path) -> Connection<UnixStream> {
+    let stream = UnixStream::connect(socket).await.expect("connect");
     let mut conn = Connection::new(stream);
     let hello = Request::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
@@ -35,7 +36,7 @@ pub async fn recv(conn: &mut Connection<UnixStream>) -> Reply {
 
 /// Submits a background process on its own connection; gives its pid or the kernel's failure.
 pub async fn submit(k: &TestKernel, prompt: &str, process_type: ProcessType) -> Reply {
-    let mut conn = raw(k).await;
+    let mut conn = raw(&k.socket).await;
     let req = SubmitRequest {
         prompt: prompt.into(),
         system: None,
@@ -108,7 +109,7 @@ async fn cat_and_fg_of_more_than_a_frame_of_output_get_all_of_it() {
     );
 
     // Following it (as `fg` does) gets the same text in frames under the limit, then the exit.
-    let mut conn = raw(&k).await;
+    let mut conn = raw(&k.socket).await;
     let follow = OutputRequest {
         pid: Pid(pid),
         follow: true,

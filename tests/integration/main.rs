@@ -12,6 +12,7 @@ mod frames;
 mod hostile;
 mod interactive;
 mod jobs;
+mod listeners;
 mod managed;
 mod packaging;
 mod protocol;
