@@ -15,6 +15,7 @@ mod jobs;
 mod listeners;
 mod managed;
 mod packaging;
+mod peer_rules;
 mod protocol;
 mod query;
 mod readme;
