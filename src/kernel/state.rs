@@ -8,6 +8,7 @@ mod control;
 mod durable;
 mod listing;
 mod preemption;
+mod retention;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;

@@ -19,5 +19,6 @@ mod peer_rules;
 mod protocol;
 mod query;
 mod readme;
+mod retention;
 mod scheduling;
 mod signals;
