@@ -125,3 +125,45 @@ async fn cat_and_fg_of_more_than_a_frame_of_output_get_all_of_it() {
     }
     assert!(followed == answer, "followed {} bytes", followed.len());
 }
+
+#[tokio::test]
+async fn ps_of_a_table_larger_than_a_frame_even_in_previews_comes_in_pages() {
+    let fake = FakeLlm::start(FakeConfig {
+        tokens: 100_000,
+        delay: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let (dir, path) = config_file("cpus = 1\n");
+    let k = TestKernel::start_in(dir, &fake.url, &["--config", &path]).await;
+    // A preview of 256 four-byte characters is about 1 KiB a row: 4,500 rows are over 4 MiB.
+    let prompt = "😀".repeat(300);
+    let count = 4_500;
+    let k = std::sync::Arc::new(k);
+    let mut tasks = tokio::task::JoinSet::new();
+    const CLIENTS: usize = 8;
+    for client in 0..CLIENTS {
+        let (k, prompt) = (std::sync::Arc::clone(&k), prompt.clone());
+        tasks.spawn(async move {
+            let mut conn = raw(&k.socket).await;
+            for _ in (client..count).step_by(CLIENTS) {
+                let req = SubmitRequest {
+                    prompt: prompt.clone(),
+                    system: None,
+                    process_type: ProcessType::User,
+                    max_tokens: None,
+                    nice: 0,
+                    attach: false,
+                };
+                conn.write(&Request::Submit(req)).await.expect("write");
+                pid_of(recv(&mut conn).await);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("submitting client");
+    }
+    let run = k.sh("ps").await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().skip(1).count(), count);
+}
