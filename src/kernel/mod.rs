@@ -21,6 +21,7 @@ pub mod listener;
 pub mod notify;
 pub mod process;
 pub mod reload;
+pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod state;
@@ -199,6 +200,9 @@ pub async fn start(
         backend_status,
     });
     kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
+    kernel
+        .tracker
+        .spawn(retention::reap_expired(Arc::clone(&kernel)));
     kernel
         .tracker
         .spawn(follow_backend_status(Arc::clone(&kernel)));

@@ -175,6 +175,13 @@ impl Process {
             .retain(|tx| tx.try_send(reply.clone()).is_ok());
     }
 
+    /// Forgets followers and waiters whose clients have gone, so a process that never produces
+    /// another frame (a stopped one) does not keep them all.
+    pub fn forget_departed(&mut self) {
+        self.followers.retain(|tx| !tx.is_closed());
+        self.waiters.retain(|w| !w.is_closed());
+    }
+
     /// Milliseconds on a slot, including the current run.
     pub fn cpu_ms_now(&self) -> u64 {
         let current = self
@@ -273,6 +280,27 @@ mod tests {
             .map(seconds)
             .collect();
         assert_eq!(shown, ["0.1s", "0.5s", "4s", "4.1s", "10s", "30s", "31s"]);
+    }
+
+    #[test]
+    fn departed_followers_and_waiters_are_forgotten_and_present_ones_kept() {
+        let spec = Spec {
+            uid: 1,
+            process_type: ProcessType::User,
+            system: None,
+            prompt: "p".into(),
+            allowance: 10,
+        };
+        let mut p = Process::new(Pid(1), spec, 0, 0);
+        let (gone_tx, gone_rx) = mpsc::channel(1);
+        let (kept_tx, _kept_rx) = mpsc::channel(1);
+        let (gone_waiter, gone_status) = oneshot::channel();
+        let (kept_waiter, _kept_status) = oneshot::channel();
+        p.followers.extend([gone_tx, kept_tx]);
+        p.waiters.extend([gone_waiter, kept_waiter]);
+        drop((gone_rx, gone_status));
+        p.forget_departed();
+        assert_eq!((p.followers.len(), p.waiters.len()), (1, 1));
     }
 
     #[test]

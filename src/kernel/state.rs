@@ -2,12 +2,15 @@
 //! transition of a process's life. All of it sits behind one mutex in [`super::Kernel`]; every method
 //! here is synchronous and short, so the lock is never held across an `.await`. The decisions taken at
 //! quantum boundaries live in [`preemption`], how a run's end moves its process on (and how a failing
-//! backend is waited out) in [`run_end`], the `ps` view in [`listing`].
+//! backend is waited out) in [`run_end`], the `ps` view in [`listing`], the audit log in [`audit`],
+//! and the reaping of zombies past their retention in [`retention`].
 
+mod audit;
 mod control;
 mod durable;
 mod listing;
 mod preemption;
+mod retention;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;
@@ -71,7 +74,7 @@ pub struct KernelState {
     /// The durable table's writer; `None` only in simulations.
     journal: Option<JournalHandle>,
     /// Who created, killed, stopped and reniced what (`audit.log` in the state directory).
-    audit_log: Option<std::fs::File>,
+    audit_log: Option<audit::AuditLog>,
     /// Wall-clock milliseconds at start: the kernel clock continues from it monotonically, so queue
     /// entry times mean the same after a restart.
     clock_base_ms: u64,
@@ -96,19 +99,6 @@ impl KernelState {
             journal: None,
             audit_log: None,
             clock_base_ms: unix_ms(),
-        }
-    }
-
-    /// Opens the audit log in the state directory (append-only, one line per action).
-    pub fn open_audit_log(&mut self) {
-        let path = self.config.state_dir.join("audit.log");
-        let opened = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path);
-        match opened {
-            Ok(file) => self.audit_log = Some(file),
-            Err(e) => tracing::warn!("cannot open the audit log {}: {e}", path.display()),
         }
     }
 

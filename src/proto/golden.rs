@@ -180,6 +180,21 @@ fn replies() -> Vec<(&'static str, Reply)> {
             Err(Failure::new(FailureKind::NoSuchProcess, "no")),
         ),
         (
+            "output-part",
+            Ok(Response::OutputPart(OutputChunk {
+                pid: Pid(7),
+                text: "t0 ".into(),
+            })),
+        ),
+        (
+            "processes-part",
+            Ok(Response::ProcessesPart(ProcessList {
+                processes: vec![info()],
+                cpus: 2,
+                policy: "p".into(),
+            })),
+        ),
+        (
             "failed",
             Ok(Response::Exited(Exited {
                 pid: Pid(1),
@@ -227,6 +242,11 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ),
     ("failure", "0101026e6f"),
     ("failed", "000501010172"),
+    ("output-part", "000c0703743020"),
+    (
+        "processes-part",
+        "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
+    ),
 ];
 
 #[test]

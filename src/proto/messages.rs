@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 /// older peer would misread; appending a variant a peer never receives does not need a bump.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Characters of a prompt that `List` and `Stat` rows carry: enough for any `ps` line, small
+/// enough that thousands of rows fit in a frame.
+pub const PROMPT_PREVIEW_CHARS: usize = 256;
+
 /// A client's request. `Hello` must stay variant 0 with the version as its first field, so that any
 /// two versions can still tell each other apart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,7 +51,9 @@ pub struct SubmitRequest {
     pub attach: bool,
 }
 
-/// List processes (`ps`).
+/// List processes (`ps`). Answered by `Processes`, or, for a table larger than a frame may be, by
+/// `ProcessesPart` frames and the last rows as `Processes`. Prompts are previews (their first
+/// [`PROMPT_PREVIEW_CHARS`] characters, then `…`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRequest {
     /// Include other users' processes.
@@ -74,8 +80,9 @@ pub struct WaitRequest {
     pub pid: Pid,
 }
 
-/// Read a process's output (`cat`, `fg`). Without `follow`: one `Output` frame with all of it so far.
-/// With `follow`: `Output` with all of it so far, then an `Output` per new piece, `Stopped` and
+/// Read a process's output (`cat`, `fg`). Without `follow`: all of it so far, as one `Output` frame,
+/// or, when that is larger than a frame may be, as `OutputPart` frames and the last piece as `Output`.
+/// With `follow`: `Output` frames with all of it so far, then an `Output` per new piece, `Stopped` and
 /// `Continued` when a signal changes that, and `Exited` last.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputRequest {
@@ -133,6 +140,11 @@ pub enum Response {
     Interrupted(Interrupted),
     Sched(SchedStatus),
     InterruptTable(InterruptTable),
+    /// A piece of an output too large for one frame, with more to come; the last piece is `Output`.
+    OutputPart(OutputChunk),
+    /// Some rows of a process table too large for one frame, with more to come; the last rows are
+    /// `Processes`.
+    ProcessesPart(ProcessList),
 }
 
 /// The kernel's hello.

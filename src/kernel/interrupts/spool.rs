@@ -3,9 +3,13 @@
 //! `$(date +%s%N)`), deleted once its handler process exists. Names starting with `.` are skipped, so
 //! a writer can write `.NAME` and rename it into place to publish it whole. Delivery is at least once:
 //! a crash between starting the handler and deleting the file delivers that message again.
+//!
+//! A message is opened without following a symbolic link and without blocking on a FIFO, and read
+//! only if the opened file is a regular one of at most [`MAX_MESSAGE_BYTES`]: whoever can write to the
+//! spool cannot make the kernel read another file, or hang it on a pipe nobody writes.
 
 use std::io::{self, Read};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The largest message delivered; a larger file is set aside (renamed `.rejected-NAME`) with a warning.
@@ -60,26 +64,49 @@ pub enum Taken {
 
 /// Reads one message.
 pub fn read(path: &Path) -> Taken {
-    let mut bytes = Vec::new();
-    let read = std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_MESSAGE_BYTES + 1).read_to_end(&mut bytes));
-    match read {
-        Ok(_) if bytes.len() as u64 > MAX_MESSAGE_BYTES => {
+    match read_regular(path) {
+        Ok(Some(bytes)) => Taken::Message(String::from_utf8_lossy(&bytes).trim().to_string()),
+        Ok(None) => {
             let aside = set_aside(path);
             tracing::warn!(
-                "spooled message {} is over {MAX_MESSAGE_BYTES} bytes; moved to {}",
+                "spooled message {} is not a regular file of at most {MAX_MESSAGE_BYTES} bytes; \
+                 moved to {}",
                 path.display(),
                 aside.display()
             );
             Taken::Rejected
         }
-        Ok(_) => Taken::Message(String::from_utf8_lossy(&bytes).trim().to_string()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Taken::Gone,
         Err(e) => {
             tracing::warn!("cannot read spooled message {}: {e}", path.display());
             Taken::Rejected
         }
     }
+}
+
+/// The bytes of `path` if it is a regular file of at most [`MAX_MESSAGE_BYTES`], `None` if it is not
+/// (a symbolic link, a FIFO, a device, a directory, a larger file). Opened with `O_NOFOLLOW` (a
+/// symbolic link fails with `ELOOP`) and `O_NONBLOCK` (a FIFO opens at once), then checked on the open
+/// file itself, so a swap after the directory listing changes nothing.
+fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    let file = match opened {
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(None),
+        opened => opened?,
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_MESSAGE_BYTES {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_MESSAGE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_MESSAGE_BYTES {
+        return Ok(None); // it grew while we read it
+    }
+    Ok(Some(bytes))
 }
 
 /// Deletes a delivered message.
@@ -147,6 +174,32 @@ mod tests {
         assert!(!path.exists());
         assert!(tmp.path().join(".rejected-big").exists());
         assert!(pending(tmp.path()).is_empty(), "set aside out of the queue");
+    }
+
+    #[test]
+    fn a_symbolic_link_is_set_aside_and_its_target_never_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let secret = tmp.path().join(".secret");
+        std::fs::write(&secret, "the target's contents").unwrap();
+        let link = tmp.path().join("m");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        assert_eq!(read(&link), Taken::Rejected);
+        assert!(std::fs::symlink_metadata(&link).is_err(), "set aside");
+        assert!(tmp.path().join(".rejected-m").symlink_metadata().is_ok());
+    }
+
+    #[test]
+    fn a_fifo_is_set_aside_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Read on a thread: a blocking open would never return, and the test must fail, not hang.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(read(&path)));
+        let taken = rx.recv_timeout(std::time::Duration::from_secs(20));
+        assert_eq!(taken, Ok(Taken::Rejected), "read blocked on a FIFO");
+        assert!(!fifo.exists());
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl FairPolicy {
         let w = weight(c.nice);
         if e.weight != w {
             let sum = self.user_weight.entry(e.uid).or_default();
-            *sum = sum.saturating_sub(e.weight) + w;
+            *sum = sum.saturating_sub(e.weight).saturating_add(w);
             e.weight = w;
         }
     }
@@ -102,7 +102,8 @@ impl Policy for FairPolicy {
         }
         let vruntime = self.advance_floor().saturating_add(self.start_debit);
         let w = weight(c.nice);
-        *self.user_weight.entry(c.uid).or_default() += w;
+        let sum = self.user_weight.entry(c.uid).or_default();
+        *sum = sum.saturating_add(w);
         self.entities.insert(
             c.pid,
             Entity {
@@ -206,5 +207,20 @@ mod tests {
         p.retire(old.pid);
         p.retire(new.pid);
         assert!(p.timeline.is_empty() && p.user_weight.is_empty());
+    }
+
+    #[test]
+    fn extreme_nice_values_and_charges_saturate_instead_of_overflowing() {
+        let mut p = FairPolicy::new(u32::MAX);
+        let heavy: Vec<_> = (1..5).map(|pid| candidate(pid, 1, i8::MIN)).collect();
+        heavy.iter().for_each(|c| p.admit(c));
+        let light = candidate(9, 1, i8::MAX);
+        p.admit(&light);
+        for _ in 0..3 {
+            p.charge(&light, u32::MAX, 0);
+        }
+        assert_eq!(p.vruntime(light.pid), u64::MAX);
+        assert!(p.display_priority(&light, 0) <= 0);
+        assert!(p.rank(&light) <= p.rank(&heavy[0]));
     }
 }

@@ -37,14 +37,26 @@ impl Policy for PriorityPolicy {
     }
 
     /// In milli-points: points × 1000 − aging × entry milliseconds (points/s × ms = milli-points).
+    /// Worked out in i128 (no product of an i64 and a u64 overflows it) and held to the i64 range:
+    /// only an absurd aging rate meets the bound, and then ranks tie instead of wrapping around.
     fn rank(&self, c: &Candidate) -> i64 {
-        Self::points(c) * 1000 - self.aging_points_per_sec * c.enqueued_ms as i64
+        let milli_points = i128::from(Self::points(c)) * 1000
+            - i128::from(self.aging_points_per_sec) * i128::from(c.enqueued_ms);
+        clamp_i64(milli_points)
     }
 
+    /// Held to the i32 range: a process that waited for days at a high aging rate shows the highest
+    /// priority there is, never a negative one.
     fn display_priority(&self, c: &Candidate, now_ms: u64) -> i32 {
-        let waited_ms = now_ms.saturating_sub(c.enqueued_ms) as i64;
-        (Self::points(c) + self.aging_points_per_sec * waited_ms / 1000) as i32
+        let waited_ms = i128::from(now_ms.saturating_sub(c.enqueued_ms));
+        let points =
+            i128::from(Self::points(c)) + i128::from(self.aging_points_per_sec) * waited_ms / 1000;
+        i32::try_from(points.clamp(i128::from(i32::MIN), i128::from(i32::MAX))).unwrap_or(i32::MAX)
     }
+}
+
+fn clamp_i64(n: i128) -> i64 {
+    i64::try_from(n.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -106,6 +118,29 @@ mod tests {
             }
         }
         panic!("housekeeping process starved");
+    }
+
+    #[test]
+    fn extreme_aging_clocks_and_nice_values_never_overflow() {
+        let p = PriorityPolicy::new(u32::MAX);
+        let mut c = candidate(1, ProcessType::System, i8::MIN, u64::MAX);
+        c.base_priority = u8::MAX;
+        assert_eq!(p.rank(&c), i64::MIN, "held at the bound, not wrapped");
+        assert_eq!(p.display_priority(&c, u64::MAX), 20 * 255 + 128);
+        c.enqueued_ms = 0;
+        assert_eq!(p.display_priority(&c, u64::MAX), i32::MAX);
+        let c = candidate(2, ProcessType::Housekeeping, i8::MAX, 0);
+        assert!(p.rank(&c) > p.rank(&candidate(3, ProcessType::Housekeeping, i8::MAX, 1)));
+    }
+
+    #[test]
+    fn a_process_waiting_for_days_shows_a_high_priority_not_a_wrapped_one() {
+        let p = PriorityPolicy::new(1000);
+        let c = candidate(1, ProcessType::Housekeeping, 19, 0);
+        let thirty_days_ms = 30 * 24 * 3600 * 1000;
+        assert_eq!(p.display_priority(&c, thirty_days_ms), i32::MAX);
+        let week_ms = 7 * 24 * 3600 * 1000;
+        assert_eq!(p.display_priority(&c, week_ms), 20 - 19 + 604_800_000);
     }
 
     #[test]

@@ -101,8 +101,9 @@ impl KernelState {
             let ack = self.reap_acked(pid).map_or_else(Ack::done, |(_, ack)| ack);
             return Ok(Collect::Now(status, ack));
         }
-        // Waiters whose clients left are dropped here, so repeated waits cannot pile them up.
-        p.waiters.retain(|w| !w.is_closed());
+        // Waiters whose clients left are forgotten first, so repeated waits on a process that never
+        // ends (a stopped one) cannot pile them up.
+        p.forget_departed();
         let (tx, rx) = oneshot::channel();
         p.waiters.push(tx);
         Ok(Collect::Later(rx))

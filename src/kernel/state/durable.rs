@@ -21,7 +21,6 @@ use crate::kernel::journal::writer::{Ack, Completion, JournalHandle, WriteError}
 use crate::kernel::journal::{Journal, JournalError, Recovered};
 use crate::kernel::process::{Process, Spec};
 use crate::proto::{Failure, FailureKind, Pid, ProcessState};
-use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
@@ -270,22 +269,6 @@ impl KernelState {
             exit: p.exit.clone(),
             note: p.note.clone(),
             exited_unix_ms: p.exited_unix_ms,
-        }
-    }
-
-    /// One line in the audit log: who did what to which process.
-    pub fn audit(&mut self, uid: u32, action: &str, pid: Pid, detail: &str) {
-        tracing::info!(uid, %pid, action, detail, "audit");
-        let Some(log) = self.audit_log.as_mut() else {
-            return;
-        };
-        let line = format!(
-            "{} uid={uid} {action} pid={pid}{}{detail}\n",
-            unix_ms(),
-            if detail.is_empty() { "" } else { " " }
-        );
-        if let Err(e) = log.write_all(line.as_bytes()) {
-            tracing::warn!("cannot write the audit log: {e}");
         }
     }
 }

@@ -1,12 +1,44 @@
 //! The `ps` view of the process table: each row with its effective priority, and for a waiting process
-//! its place in the run queue and an estimate of when it gets a slot.
+//! its place in the run queue and an estimate of when it gets a slot. Rows carry a preview of the
+//! prompt and bounded notes, so thousands of them fit in a frame however long the prompts are.
 
 use super::KernelState;
 use crate::kernel::process::Process;
-use crate::proto::{Pid, ProcessInfo, ProcessState};
+use crate::proto::{
+    ExitStatus, Failure, FailureKind, PROMPT_PREVIEW_CHARS, Pid, ProcessInfo, ProcessState,
+};
 use std::collections::HashMap;
 
+/// Characters of a note or failure reason a row carries: a whole backend error message, never a
+/// whole error page.
+pub const NOTE_PREVIEW_CHARS: usize = 4096;
+
+/// `text` cut to its first `max_chars` characters, with `…` when something was cut.
+pub fn preview(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 impl KernelState {
+    /// The process, if `uid` may read it (its owner, or root).
+    pub fn owned(&self, pid: Pid, uid: u32) -> Result<&Process, Failure> {
+        let p = self.table.get(&pid).ok_or_else(|| {
+            Failure::new(
+                FailureKind::NoSuchProcess,
+                format!("({pid}) - No such process"),
+            )
+        })?;
+        if uid != 0 && p.spec.uid != uid {
+            return Err(Failure::new(
+                FailureKind::PermissionDenied,
+                format!("({pid}) - Operation not permitted"),
+            ));
+        }
+        Ok(p)
+    }
+
     /// The `ps` row of `pid` as `uid` sees it. O(queue) for its queue position.
     pub fn stat(&self, pid: Pid, uid: u32) -> Option<ProcessInfo> {
         let p = self.table.get(&pid)?;
@@ -45,7 +77,24 @@ impl KernelState {
         let readable = uid == 0 || p.spec.uid == uid;
         let mut info = p.info(priority, position, readable);
         info.eta_ms = position.and_then(|q| self.rates.eta_ms(q, self.config.cpus));
-        info.note = p.note_at(now);
+        info.note = p.note_at(now).map(|n| preview(&n, NOTE_PREVIEW_CHARS));
+        info.prompt = info.prompt.map(|t| preview(&t, PROMPT_PREVIEW_CHARS));
+        if let Some(ExitStatus::Failed { reason }) = &mut info.exit {
+            *reason = preview(reason, NOTE_PREVIEW_CHARS);
+        }
         info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn a_preview_keeps_short_text_and_cuts_long_text_at_a_character() {
+        assert_eq!(preview("short", 10), "short");
+        assert_eq!(preview("exactly", 7), "exactly");
+        assert_eq!(preview("ééééé", 3), "ééé…");
+        assert_eq!(preview("", 0), "");
     }
 }

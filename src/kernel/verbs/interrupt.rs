@@ -1,9 +1,12 @@
 //! `Interrupt`: raise an interrupt by hand (`interrupt system MESSAGE`, `interrupt timer`), as a
 //! signal to the kernel would; answers with the handler process's pid, or none when the raise was
-//! coalesced into handlers already waiting at the line's limit.
+//! coalesced into handlers already waiting at the line's limit. A SYSTEM interrupt starts a SYSTEM
+//! process, so only root or the kernel's user may raise one.
 
-use super::{Conn, Kernel, Peer, reply};
-use crate::proto::{CodecError, InterruptRequest, Interrupted, Response};
+use super::{Conn, Kernel, Peer, check_type, reply};
+use crate::proto::{
+    CodecError, InterruptKind, InterruptRequest, Interrupted, ProcessType, Response,
+};
 use std::sync::Arc;
 
 pub async fn handle(
@@ -12,7 +15,18 @@ pub async fn handle(
     req: InterruptRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let raised = kernel.raise_interrupt(req.kind, req.message.as_deref(), peer.uid);
+    // The handler runs as the raiser: a SYSTEM interrupt, or a line whose handler is a SYSTEM
+    // process, is for those who may start SYSTEM processes.
+    let handler_type = kernel.read(|s| {
+        let config = &s.config.interrupts;
+        match req.kind {
+            InterruptKind::System => ProcessType::System,
+            InterruptKind::Timer => config.timer.process_type,
+            InterruptKind::UserInput => ProcessType::User,
+        }
+    });
+    let raised = check_type(kernel, peer, handler_type)
+        .and_then(|()| kernel.raise_interrupt(req.kind, req.message.as_deref(), peer.uid));
     reply(
         conn,
         raised.map(|handler| {

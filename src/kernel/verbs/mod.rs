@@ -15,7 +15,7 @@ mod wait;
 use super::Kernel;
 use super::journal::writer::Ack;
 use super::server::{Conn, Peer};
-use crate::proto::{CodecError, Failure, FailureKind, Reply, Request};
+use crate::proto::{CodecError, Failure, FailureKind, ProcessType, Reply, Request};
 use std::sync::Arc;
 
 /// Handles one request.
@@ -48,7 +48,8 @@ fn bad_request(message: impl Into<String>) -> Failure {
     Failure::new(FailureKind::BadRequest, message)
 }
 
-/// Whether `peer` may raise priority above the default (nice below 0): root or the kernel's own user.
+/// Whether `peer` may raise priority above the default (nice below 0, a SYSTEM process): root or the
+/// kernel's own user, never another member of a shared kernel's group.
 fn privileged(kernel: &Kernel, peer: Peer) -> bool {
     peer.uid == 0 || peer.uid == kernel.owner_uid
 }
@@ -77,4 +78,16 @@ async fn durable(ack: Ack, what: &str) -> Result<(), Failure> {
             format!("{what} took effect, but could not be recorded durably: {e}"),
         )
     })
+}
+
+/// Checks that `peer` may create a process of `process_type`: SYSTEM outranks every other type, so
+/// like nice below 0 it is for a privileged peer only.
+fn check_type(kernel: &Kernel, peer: Peer, process_type: ProcessType) -> Result<(), Failure> {
+    if process_type == ProcessType::System && !privileged(kernel, peer) {
+        return Err(Failure::new(
+            FailureKind::PermissionDenied,
+            "only root or the kernel's user may start SYSTEM processes",
+        ));
+    }
+    Ok(())
 }

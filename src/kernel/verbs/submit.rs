@@ -2,9 +2,12 @@
 //! process to the table and run queue, acknowledges its pid once its creation is durable, and with
 //! `attach` streams its output. The process may start on a slot while its creation is being synced:
 //! the backend request and the sync overlap, and no token reaches the client before the pid does.
+//! SYSTEM processes, like nice below 0, are for root and the kernel's user; stopped processes hold
+//! their place toward `max_queue`.
 
-use super::{Conn, Kernel, Peer, bad_request, check_nice, output, reply};
+use super::{Conn, Kernel, Peer, bad_request, check_nice, check_type, output, reply};
 use crate::kernel::process::Spec;
+use crate::kernel::state::KernelState;
 use crate::proto::{CodecError, Failure, FailureKind, Response, SubmitRequest, Submitted};
 use std::sync::Arc;
 
@@ -14,11 +17,13 @@ pub async fn handle(
     req: SubmitRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let created = validate(kernel, peer, &req).map(|spec| {
+    let created = validate(kernel, peer, &req).and_then(|spec| {
         kernel.update(|s| {
+            // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
+            check_room(s)?;
             let (pid, ack) = s.create_acked(spec, req.nice);
             let follower = req.attach.then(|| output::subscribe(s, pid));
-            (pid, ack, follower)
+            Ok((pid, ack, follower))
         })
     });
     let created = match created {
@@ -37,7 +42,7 @@ pub async fn handle(
             kernel.count_user_input();
             reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
             match follower {
-                Some(Ok(follower)) => output::follow(kernel, conn, follower).await,
+                Some(Ok(follower)) => output::follow(kernel, conn, pid, follower).await,
                 Some(Err(failure)) => reply(conn, Err(failure)).await,
                 None => Ok(()),
             }
@@ -46,21 +51,11 @@ pub async fn handle(
 }
 
 fn validate(kernel: &Kernel, peer: Peer, req: &SubmitRequest) -> Result<Spec, Failure> {
-    let (max_allowance, max_prompt, default_allowance, waiting, max_queue) = kernel.read(|s| {
+    let (max_allowance, max_prompt, default_allowance) = kernel.read(|s| {
         let c = &s.config;
         let allowance = c.type_settings(req.process_type).allowance_tokens;
-        (
-            c.max_allowance_tokens,
-            c.max_prompt_bytes,
-            allowance,
-            s.waiting(),
-            c.max_queue,
-        )
+        (c.max_allowance_tokens, c.max_prompt_bytes, allowance)
     });
-    if waiting >= max_queue {
-        let message = format!("run queue is full ({waiting} processes waiting); try again later");
-        return Err(Failure::new(FailureKind::QueueFull, message));
-    }
     if req.prompt.trim().is_empty() {
         return Err(bad_request("the prompt is empty"));
     }
@@ -71,6 +66,7 @@ fn validate(kernel: &Kernel, peer: Peer, req: &SubmitRequest) -> Result<Spec, Fa
         )));
     }
     check_nice(kernel, peer, req.nice)?;
+    check_type(kernel, peer, req.process_type)?;
     let allowance = req.max_tokens.unwrap_or(default_allowance);
     if allowance == 0 || allowance > max_allowance {
         return Err(bad_request(format!(
@@ -84,4 +80,20 @@ fn validate(kernel: &Kernel, peer: Peer, req: &SubmitRequest) -> Result<Spec, Fa
         prompt: req.prompt.clone(),
         allowance,
     })
+}
+
+/// Refuses a new process when `max_queue` processes already hold a place in the queue: those waiting
+/// for a slot and those stopped (a CONT puts them back in it).
+fn check_room(s: &KernelState) -> Result<(), Failure> {
+    let queued = s.live().saturating_sub(s.running());
+    if queued >= s.config.max_queue {
+        let waiting = s.waiting().min(queued);
+        let held = match queued - waiting {
+            0 => format!("{queued} processes waiting"),
+            stopped => format!("{waiting} processes waiting, {stopped} stopped"),
+        };
+        let message = format!("run queue is full ({held}); try again later");
+        return Err(Failure::new(FailureKind::QueueFull, message));
+    }
+    Ok(())
 }

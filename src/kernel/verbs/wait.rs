@@ -21,8 +21,8 @@ pub async fn handle(
             }
             status
         }
-        Ok(Collect::Later(rx)) => tokio::select! {
-            status = rx => match status {
+        Ok(Collect::Later(mut rx)) => tokio::select! {
+            status = &mut rx => match status {
                 Ok(status) => status,
                 Err(_) => {
                     let failure = Failure::new(FailureKind::NoSuchProcess, format!("({}) - No such process", req.pid));
@@ -30,7 +30,11 @@ pub async fn handle(
                 }
             },
             // The waiter went away: its receiver drops, and the process stays a zombie for the next wait.
-            _ = conn.read::<Request>() => return Ok(()),
+            _ = conn.read::<Request>() => {
+                drop(rx);
+                kernel.update(|s| s.get_mut(req.pid).map(|p| p.forget_departed()));
+                return Ok(());
+            }
             _ = kernel.shutdown.cancelled() => {
                 return reply(conn, Err(Failure::new(FailureKind::ShuttingDown, "the kernel is shutting down"))).await;
             }

@@ -4,6 +4,7 @@
 
 use super::{Help, resolve_target, usage_error};
 use crate::proto::{ExitStatus, OutputRequest, Pid, ProcessState, Request, Response, StatRequest};
+use crate::shell::client::ClientError;
 use crate::shell::foreground::write_out;
 use crate::shell::session::Shell;
 
@@ -27,22 +28,13 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
                 continue;
             }
         };
-        let reply = sh
-            .call(Request::Output(OutputRequest { pid, follow: false }))
-            .await;
-        match reply {
-            Ok(Response::Output(chunk)) => {
-                if !chunk.text.is_empty() && !write_out(&chunk.text) {
-                    return 0;
-                }
-                if !chunk.text.is_empty() && !chunk.text.ends_with('\n') {
-                    write_out("\n");
-                }
+        match print_output(sh, pid).await {
+            Ok(Printed::All) => {
                 if let Some(reason) = why_incomplete(sh, pid).await {
                     sh.complain("cat", format!("{pid}: {reason}"));
                 }
             }
-            Ok(other) => status = sh.unexpected("cat", &other),
+            Ok(Printed::ReaderGone) => return 0,
             Err(e) => {
                 sh.complain("cat", e);
                 status = 1;
@@ -50,6 +42,43 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         }
     }
     status
+}
+
+/// How printing an output ended.
+enum Printed {
+    All,
+    /// Whoever reads our stdout is gone (a closed pipe): stop quietly, like `cat`.
+    ReaderGone,
+}
+
+/// Prints `pid`'s output so far: one `Output` frame, or `OutputPart` frames and the last piece as
+/// `Output` when it is larger than a frame; ends it with a newline if it lacks one.
+async fn print_output(sh: &Shell, pid: Pid) -> Result<Printed, ClientError> {
+    let mut client = sh.client().await?;
+    client
+        .send(Request::Output(OutputRequest { pid, follow: false }))
+        .await?;
+    let mut ends_line = true;
+    loop {
+        let (text, last) = match client.recv().await? {
+            Response::OutputPart(chunk) => (chunk.text, false),
+            Response::Output(chunk) => (chunk.text, true),
+            other => return Err(ClientError::unexpected(&other)),
+        };
+        if !text.is_empty() {
+            if !write_out(&text) {
+                return Ok(Printed::ReaderGone);
+            }
+            ends_line = text.ends_with('\n');
+        }
+        if last {
+            break;
+        }
+    }
+    if !ends_line {
+        write_out("\n");
+    }
+    Ok(Printed::All)
 }
 
 /// Why `pid`'s output is not a whole answer, if it failed or waits out a failing backend. `None` as

@@ -1,10 +1,12 @@
 //! `ps [-a] [-l]`: the process table. A waiting process shows its place in the run queue (QPOS, 1 runs
 //! next) and an estimate of when it gets a slot (ETA, from recent token rates; `?` before any run has
 //! been timed). `-a` includes other users' processes (their prompts hidden), `-l` adds prompt tokens,
-//! context switches, the slot, tokens per second and notes.
+//! context switches, the slot, tokens per second and notes. Prompts are previews (the kernel sends
+//! their first 256 characters); `cat` shows a process's output whole.
 
 use super::{Help, usage_error};
-use crate::proto::{ListRequest, Request, Response};
+use crate::proto::{ListRequest, ProcessList, Request, Response};
+use crate::shell::client::ClientError;
 use crate::shell::render;
 use crate::shell::session::Shell;
 
@@ -28,19 +30,38 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             }
         }
     }
-    let reply = sh.call(Request::List(ListRequest { all_users: all })).await;
-    match reply {
-        Ok(Response::Processes(list)) => {
+    match fetch(sh, all).await {
+        Ok(list) => {
             print!(
                 "{}",
                 render::ps_table(&list, long, render::terminal_width())
             );
             0
         }
-        Ok(other) => sh.unexpected("ps", &other),
         Err(e) => {
             sh.complain("ps", e);
             1
+        }
+    }
+}
+
+/// The process table: one `Processes` frame, or `ProcessesPart` pages and the last as `Processes`
+/// when it is larger than a frame.
+async fn fetch(sh: &Shell, all_users: bool) -> Result<ProcessList, ClientError> {
+    let mut client = sh.client().await?;
+    client
+        .send(Request::List(ListRequest { all_users }))
+        .await?;
+    let mut rows = Vec::new();
+    loop {
+        match client.recv().await? {
+            Response::ProcessesPart(page) => rows.extend(page.processes),
+            Response::Processes(mut list) => {
+                rows.append(&mut list.processes);
+                list.processes = rows;
+                return Ok(list);
+            }
+            other => return Err(ClientError::unexpected(&other)),
         }
     }
 }

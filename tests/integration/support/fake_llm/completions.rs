@@ -22,8 +22,6 @@ struct Answer {
     recorded: Recorded,
     /// The conversation's words (what a pinned slot's cache then holds).
     words: Vec<String>,
-    /// Bytes of padding in every token (`[pad=N]`), for answers of many megabytes.
-    pad: usize,
     prompt_tokens: usize,
     prefill: Duration,
     delay: Duration,
@@ -34,6 +32,8 @@ struct Answer {
     /// The assistant prefix to send back first (llama-server's echo).
     echo: Option<String>,
     fault: Option<Fault>,
+    /// Bytes of `x` after each token's name (`[pad=N]`), for answers of megabytes in few tokens.
+    pad: usize,
 }
 
 pub(super) async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
@@ -107,7 +107,6 @@ fn plan(inner: &Inner, body: Value) -> Answer {
     Answer {
         index,
         words,
-        pad: directive(&prompt, "pad").unwrap_or(0) as usize,
         prompt_tokens,
         prefill: config.prefill * prompt_tokens as u32,
         delay: directive(&prompt, "delay").map_or(config.delay, Duration::from_millis),
@@ -116,6 +115,7 @@ fn plan(inner: &Inner, body: Value) -> Answer {
         total,
         echo: config.echo_prefix.then_some(prefix),
         fault,
+        pad: directive(&prompt, "pad").map_or(0, |n| n as usize),
         recorded,
     }
 }
