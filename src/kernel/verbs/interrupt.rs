@@ -3,18 +3,11 @@
 //! coalesced into handlers already waiting at the line's limit. A SYSTEM interrupt starts a SYSTEM
 //! process, so only root or the kernel's user may raise one.
 
-use super::{Conn, Kernel, Peer, check_type, reply};
-use crate::proto::{
-    CodecError, InterruptKind, InterruptRequest, Interrupted, ProcessType, Response,
-};
+use super::{Kernel, Peer, check_type};
+use crate::proto::{InterruptKind, InterruptRequest, Interrupted, ProcessType, Reply, Response};
 use std::sync::Arc;
 
-pub async fn handle(
-    kernel: &Arc<Kernel>,
-    peer: Peer,
-    req: InterruptRequest,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
+pub fn handle(kernel: &Arc<Kernel>, peer: Peer, req: InterruptRequest) -> Reply {
     // The handler runs as the raiser: a SYSTEM interrupt, or a line whose handler is a SYSTEM
     // process, is for those who may start SYSTEM processes.
     let handler_type = kernel.read(|s| {
@@ -27,14 +20,10 @@ pub async fn handle(
     });
     let raised = check_type(kernel, peer, handler_type)
         .and_then(|()| kernel.raise_interrupt(req.kind, req.message.as_deref(), peer.uid));
-    reply(
-        conn,
-        raised.map(|handler| {
-            Response::Interrupted(Interrupted {
-                kind: req.kind,
-                handler,
-            })
-        }),
-    )
-    .await
+    raised.map(|handler| {
+        Response::Interrupted(Interrupted {
+            kind: req.kind,
+            handler,
+        })
+    })
 }

@@ -1,5 +1,8 @@
 //! One handler per verb of the protocol, each in the file named after it: a handler validates the
-//! request, applies it to the kernel state, and writes the reply (or a stream of replies).
+//! request and asks the kernel state for the transition (every transition lives in
+//! [`KernelState`](super::state::KernelState)). A unary verb returns its one reply, written here in
+//! one place; a verb that streams (`Submit` with its output, `List` in pages, `Output`, `Wait`
+//! watching for its client to leave) writes its own frames.
 
 mod interrupt;
 mod interrupts;
@@ -25,19 +28,20 @@ pub async fn handle(
     request: Request,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    match request {
-        Request::Hello(_) => reply(conn, Err(bad_request("hello was already exchanged"))).await,
-        Request::Submit(r) => submit::handle(kernel, peer, r, conn).await,
-        Request::List(r) => list::handle(kernel, peer, r, conn).await,
-        Request::Signal(r) => signal::handle(kernel, peer, r, conn).await,
-        Request::Renice(r) => renice::handle(kernel, peer, r, conn).await,
-        Request::Wait(r) => wait::handle(kernel, peer, r, conn).await,
-        Request::Output(r) => output::handle(kernel, peer, r, conn).await,
-        Request::Interrupt(r) => interrupt::handle(kernel, peer, r, conn).await,
-        Request::Sched(r) => sched::handle(kernel, peer, r, conn).await,
-        Request::Interrupts(r) => interrupts::handle(kernel, peer, r, conn).await,
-        Request::Stat(r) => stat::handle(kernel, peer, r, conn).await,
-    }
+    let unary = match request {
+        Request::Submit(r) => return submit::handle(kernel, peer, r, conn).await,
+        Request::List(r) => return list::handle(kernel, peer, r, conn).await,
+        Request::Wait(r) => return wait::handle(kernel, peer, r, conn).await,
+        Request::Output(r) => return output::handle(kernel, peer, r, conn).await,
+        Request::Hello(_) => Err(bad_request("hello was already exchanged")),
+        Request::Signal(r) => signal::handle(kernel, peer, r).await,
+        Request::Renice(r) => renice::handle(kernel, peer, r).await,
+        Request::Interrupt(r) => interrupt::handle(kernel, peer, r),
+        Request::Sched(r) => sched::handle(kernel, peer, r),
+        Request::Interrupts(r) => interrupts::handle(kernel, peer, r),
+        Request::Stat(r) => stat::handle(kernel, peer, r),
+    };
+    reply(conn, unary).await
 }
 
 async fn reply(conn: &mut Conn, reply: Reply) -> Result<(), CodecError> {

@@ -2,22 +2,15 @@
 //! processes at once; running ones are weighed by the new policy at their next quantum boundary. Only
 //! root or the kernel's own user may switch (it changes everyone's service).
 
-use super::{Conn, Kernel, Peer, bad_request, privileged, reply};
+use super::{Kernel, Peer, bad_request, privileged};
 use crate::config::PolicyKind;
 use crate::kernel::make_policy;
-use crate::proto::{CodecError, Failure, FailureKind, Response, SchedRequest, SchedStatus};
+use crate::proto::{Failure, FailureKind, Reply, Response, SchedRequest, SchedStatus};
 use std::sync::Arc;
 
-pub async fn handle(
-    kernel: &Arc<Kernel>,
-    peer: Peer,
-    req: SchedRequest,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
+pub fn handle(kernel: &Arc<Kernel>, peer: Peer, req: SchedRequest) -> Reply {
     if let Some(name) = &req.policy {
-        if let Err(failure) = switch(kernel, peer, name) {
-            return reply(conn, Err(failure)).await;
-        }
+        switch(kernel, peer, name)?;
         tracing::info!(uid = peer.uid, policy = %name, "scheduling policy switched");
     }
     let status = kernel.read(|s| SchedStatus {
@@ -27,7 +20,7 @@ pub async fn handle(
         cpus: s.config.cpus,
         context_switches: s.context_switches,
     });
-    reply(conn, Ok(Response::Sched(status))).await
+    Ok(Response::Sched(status))
 }
 
 fn switch(kernel: &Arc<Kernel>, peer: Peer, name: &str) -> Result<(), Failure> {

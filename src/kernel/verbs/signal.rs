@@ -2,18 +2,13 @@
 //! ([`KernelState::signal`](crate::kernel::state::KernelState::signal)); the reply waits until that is
 //! durable, or says it could not be recorded.
 
-use super::{Conn, Kernel, Peer, durable, reply};
-use crate::proto::{CodecError, Response, SignalRequest, Signalled};
+use super::{Kernel, Peer, durable};
+use crate::proto::{Reply, Response, SignalRequest, Signalled};
 use std::sync::Arc;
 
-pub async fn handle(
-    kernel: &Arc<Kernel>,
-    peer: Peer,
-    req: SignalRequest,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
+pub async fn handle(kernel: &Arc<Kernel>, peer: Peer, req: SignalRequest) -> Reply {
     let delivered = kernel.update(|s| s.signal(peer.uid, req.pid, req.signal));
-    let result = match delivered {
+    match delivered {
         Ok((state, ack)) => durable(ack, &format!("SIG{} to {}", req.signal, req.pid))
             .await
             .map(|()| {
@@ -23,6 +18,5 @@ pub async fn handle(
                 })
             }),
         Err(failure) => Err(failure),
-    };
-    reply(conn, result).await
+    }
 }

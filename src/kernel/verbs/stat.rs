@@ -1,16 +1,11 @@
 //! `Stat`: one process's `ps` row, with the note that says why it ended or what it waits out (`cat`
 //! prints it). Like `List`, any user may ask; another user's prompt is hidden.
 
-use super::{Conn, Kernel, Peer, reply};
-use crate::proto::{CodecError, Failure, FailureKind, ProcessList, Response, StatRequest};
+use super::{Kernel, Peer};
+use crate::proto::{Failure, FailureKind, ProcessList, Reply, Response, StatRequest};
 use std::sync::Arc;
 
-pub async fn handle(
-    kernel: &Arc<Kernel>,
-    peer: Peer,
-    req: StatRequest,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
+pub fn handle(kernel: &Arc<Kernel>, peer: Peer, req: StatRequest) -> Reply {
     let row = kernel.read(|s| {
         let info = s.stat(req.pid, peer.uid).ok_or_else(|| {
             Failure::new(
@@ -24,5 +19,5 @@ pub async fn handle(
             policy: s.scheduler().policy_name().to_string(),
         })
     });
-    reply(conn, row.map(Response::Processes)).await
+    row.map(Response::Processes)
 }
