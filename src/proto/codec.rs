@@ -416,4 +416,138 @@ mod tests {
             }
         }
     }
+
+    fn framed(msg: &Request) -> Vec<u8> {
+        let payload = encode(msg).unwrap();
+        let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+
+    fn big_submit(prompt_bytes: usize) -> Request {
+        Request::Submit(crate::proto::SubmitRequest {
+            prompt: "p".repeat(prompt_bytes),
+            system: None,
+            process_type: crate::proto::ProcessType::User,
+            max_tokens: None,
+            nice: 0,
+            attach: false,
+        })
+    }
+
+    fn limits(budget: &FrameBudget) -> ReadLimits {
+        ReadLimits {
+            budget: budget.clone(),
+            stall: Duration::from_secs(3600),
+        }
+    }
+
+    #[tokio::test]
+    async fn large_frames_share_one_budget_and_give_it_back_once_read() {
+        use futures::FutureExt;
+        let budget = FrameBudget::new(30_000);
+        let big = framed(&big_submit(20_000));
+        let (mut peer_a, a) = tokio::io::duplex(64 * 1024);
+        let (mut peer_b, b) = tokio::io::duplex(64 * 1024);
+        let mut conn_a = Connection::with_limits(a, limits(&budget));
+        let mut conn_b = Connection::with_limits(b, limits(&budget));
+        peer_a.write_all(&big[..12_000]).await.unwrap();
+        peer_b.write_all(&big).await.unwrap();
+        // A has announced its frame and sent half: it holds its length of the budget.
+        assert!(conn_a.read::<Request>().now_or_never().is_none());
+        assert_eq!(budget.available(), 30_000 - (big.len() - 4));
+        // B's whole frame is in its socket, but it must wait for A's share.
+        assert!(conn_b.read::<Request>().now_or_never().is_none());
+        assert!(
+            conn_b.buffer.len() <= READ_CHUNK_BYTES,
+            "B buffered no more than a chunk"
+        );
+        peer_a.write_all(&big[12_000..]).await.unwrap();
+        assert_eq!(
+            conn_a.read::<Request>().await.unwrap(),
+            Some(big_submit(20_000))
+        );
+        assert_eq!(budget.available(), 30_000, "A's share came back");
+        assert_eq!(
+            conn_b.read::<Request>().await.unwrap(),
+            Some(big_submit(20_000))
+        );
+        assert_eq!(budget.available(), 30_000);
+        assert!(
+            conn_a.buffer.capacity() <= 2 * INLINE_FRAME_BYTES,
+            "no idle big buffer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_mid_frame_is_cut_off_and_its_budget_freed() {
+        let budget = FrameBudget::new(MAX_FRAME_BYTES);
+        let stall = Duration::from_millis(200);
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::with_limits(
+            ours,
+            ReadLimits {
+                budget: budget.clone(),
+                stall,
+            },
+        );
+        peer.write_all(&framed(&hello())).await.unwrap();
+        assert_eq!(conn.read::<Request>().await.unwrap(), Some(hello()));
+        let big = framed(&big_submit(1_000_000));
+        peer.write_all(&big[..50_000]).await.unwrap();
+        let err = conn.read::<Request>().await.unwrap_err();
+        assert!(
+            matches!(err, CodecError::Stalled { after } if after == stall),
+            "{err}"
+        );
+        drop(conn);
+        assert_eq!(budget.available(), MAX_FRAME_BYTES);
+    }
+
+    #[tokio::test]
+    async fn idle_time_between_frames_is_not_a_stall() {
+        let budget = FrameBudget::new(MAX_FRAME_BYTES);
+        let (mut peer, ours) = tokio::io::duplex(1024);
+        let stall = Duration::from_millis(200);
+        let mut conn = Connection::with_limits(ours, ReadLimits { budget, stall });
+        let later = async {
+            tokio::time::sleep(stall * 3).await;
+            peer.write_all(&framed(&hello())).await.unwrap();
+            peer
+        };
+        let (read, _peer) = tokio::join!(conn.read::<Request>(), later);
+        assert_eq!(read.unwrap(), Some(hello()));
+    }
+
+    #[tokio::test]
+    async fn a_reply_the_peer_does_not_take_fails_after_the_stall_limit() {
+        let budget = FrameBudget::new(MAX_FRAME_BYTES);
+        let (_peer, ours) = tokio::io::duplex(1024);
+        let stall = Duration::from_millis(200);
+        let mut conn = Connection::with_limits(ours, ReadLimits { budget, stall });
+        let err = conn.write(&big_submit(100_000)).await.unwrap_err();
+        assert!(
+            matches!(err, CodecError::WriteStalled { after } if after == stall),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_cancelled_mid_frame_resumes_where_it_stopped() {
+        use futures::FutureExt;
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(ours);
+        let bytes = framed(&big_submit(30_000));
+        for piece in bytes.chunks(7_000) {
+            peer.write_all(piece).await.unwrap();
+            if let Some(done) = conn.read::<Request>().now_or_never() {
+                assert_eq!(done.unwrap(), Some(big_submit(30_000)));
+                return;
+            }
+        }
+        assert_eq!(
+            conn.read::<Request>().await.unwrap(),
+            Some(big_submit(30_000))
+        );
+    }
 }
