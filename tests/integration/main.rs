@@ -13,6 +13,7 @@ mod interactive;
 mod jobs;
 mod managed;
 mod packaging;
+mod peers;
 mod protocol;
 mod query;
 mod readme;
