@@ -3,6 +3,7 @@
 //! kernel run by another user, and group membership through supplementary groups.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm};
+use crate::support::systemd::ObservedKernel;
 use crate::support::{KERNEL, SHELL, STEP, ShellRun, TestKernel, config_file, run_shell_env};
 use llmkernel::proto::{
     Connection, FailureKind, Hello, ListRequest, MAX_FRAME_BYTES, PROTOCOL_VERSION, Reply, Request,
@@ -287,5 +288,35 @@ async fn a_supplementary_group_of_the_client_admits_it_to_a_shared_kernel() {
             .contains("permission denied: uid 65534 may not use this kernel"),
         "{}",
         run.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_reload_applies_connection_limits_and_the_group_and_says_so() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let config = "[limits]\nmax_connections_per_uid = 4\n";
+    let mut k = ObservedKernel::start(&fake.url, config, &[], &[]).await;
+    let (_held, reply) = connect_and_hello(&k.kernel.socket).await;
+    assert!(matches!(reply, Ok(Response::Hello(_))), "{reply:?}");
+    let new = "[limits]\nmax_connections_per_uid = 1\nallowed_group = \"users\"\n";
+    std::fs::write(&k.config, new).expect("rewrite config");
+    k.kernel.signal(nix::sys::signal::Signal::SIGHUP);
+    k.notify.next_with_line("RELOADING=1").await;
+    k.notify.next_with_line("READY=1").await;
+    let log = k.log();
+    assert!(
+        log.contains("reload: max_connections_per_uid 4 -> 1: applied to new connections"),
+        "{log}"
+    );
+    assert!(
+        log.contains("reload: allowed_group (none) -> users: applied"),
+        "{log}"
+    );
+    let (_over, reply) = connect_and_hello(&k.kernel.socket).await;
+    let failure = reply.expect_err("the lowered cap applies at once");
+    assert!(
+        failure.message.contains("max_connections_per_uid"),
+        "{}",
+        failure.message
     );
 }
