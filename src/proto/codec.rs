@@ -218,15 +218,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let budget = &limits.budget;
                 // A frame larger than the whole budget (a tiny test budget) takes all of it.
                 let need = len.min(budget.total) as u32;
-                let acquire = Arc::clone(&budget.bytes).acquire_many_owned(need);
-                let permit = match self.deadline {
-                    Some(deadline) => tokio::time::timeout_at(deadline, acquire)
-                        .await
-                        .map_err(|_| self.stalled())?,
-                    None => acquire.await,
-                };
+                let stall = limits.stall;
+                // Waiting here is the kernel's doing, not the peer's: the frame's clock starts
+                // again once it may be read. Waiters are served in turn (the semaphore is fair),
+                // so peers holding the budget and stalling cannot starve others.
+                let permit = Arc::clone(&budget.bytes).acquire_many_owned(need).await;
                 // The semaphore is never closed.
                 self.permit = permit.ok();
+                self.deadline = Some(Instant::now() + stall);
             }
             self.buffer
                 .reserve_exact(end.saturating_sub(self.buffer.len()));
@@ -549,5 +548,32 @@ mod tests {
             conn.read::<Request>().await.unwrap(),
             Some(big_submit(30_000))
         );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_budget_is_not_the_peers_stall() {
+        use futures::FutureExt;
+        let budget = FrameBudget::new(30_000);
+        let big = framed(&big_submit(20_000));
+        let (mut peer_a, a) = tokio::io::duplex(64 * 1024);
+        let (mut peer_b, b) = tokio::io::duplex(64 * 1024);
+        let mut conn_a = Connection::with_limits(a, limits(&budget));
+        let stall = Duration::from_millis(100);
+        let limits_b = ReadLimits {
+            budget: budget.clone(),
+            stall,
+        };
+        let mut conn_b = Connection::with_limits(b, limits_b);
+        peer_a.write_all(&big[..12_000]).await.unwrap();
+        assert!(conn_a.read::<Request>().now_or_never().is_none());
+        peer_b.write_all(&big).await.unwrap();
+        let a_later = async {
+            tokio::time::sleep(stall * 3).await;
+            peer_a.write_all(&big[12_000..]).await.unwrap();
+            conn_a.read::<Request>().await
+        };
+        let (b_read, a_read) = tokio::join!(conn_b.read::<Request>(), a_later);
+        assert_eq!(a_read.unwrap(), Some(big_submit(20_000)));
+        assert_eq!(b_read.unwrap(), Some(big_submit(20_000)));
     }
 }
