@@ -1,6 +1,8 @@
 //! Local peers that would lock others out, and who may trust whom on the socket: clients that stop
-//! reading, one user's many connections, a client stalled mid-frame, a file at the socket path, a
-//! kernel run by another user, and group membership through supplementary groups.
+//! reading, one user's many connections, a client stalled mid-frame, a reload of the connection
+//! limits and the group, a file at the socket path, a socket directory in /tmp made by someone else,
+//! a kernel run by another user, and group membership through supplementary groups. Tests that run
+//! a process as another uid need root and say so when skipped.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm};
 use crate::support::systemd::ObservedKernel;
@@ -318,5 +320,65 @@ async fn a_reload_applies_connection_limits_and_the_group_and_says_so() {
         failure.message.contains("max_connections_per_uid"),
         "{}",
         failure.message
+    );
+}
+
+/// Removes a directory when dropped (one made outside the test's temporary directory).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_default_socket_directory_made_by_someone_else_is_refused() {
+    if !is_root() {
+        return;
+    }
+    // Without $XDG_RUNTIME_DIR, nobody's kernel uses /tmp/llmkernel-65534, which anyone could have
+    // made first: here root plays the one who did, and leaves it open to all.
+    let shared = std::path::PathBuf::from(format!("/tmp/llmkernel-{NOBODY}"));
+    if shared.exists() {
+        eprintln!("skipped: {} exists already", shared.display());
+        return;
+    }
+    std::fs::create_dir(&shared).expect("mkdir");
+    let _cleanup = RemoveDir(shared.clone());
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let home = tempfile::tempdir().expect("tempdir");
+    let owner = Some(nix::unistd::Uid::from_raw(NOBODY));
+    nix::unistd::chown(home.path(), owner, None).expect("chown");
+    let out = tokio::process::Command::new(KERNEL)
+        .arg("--state-dir")
+        .arg(home.path().join("state"))
+        .arg("--backend")
+        .arg("http://127.0.0.1:9/v1")
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("LLMKERNEL_SOCKET")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(STEP, out)
+        .await
+        .expect("the kernel gave up in time")
+        .expect("run llmkernel");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "refusing the socket directory {}: it belongs to another user (owner uid 0, mode 0777)",
+            shared.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !shared.join("llmkernel.sock").exists(),
+        "no socket in the foreign directory"
     );
 }
