@@ -8,6 +8,7 @@
 //! complete within a stall limit of its first byte, and a reply the peer does not take within the
 //! same limit fails the write. A peer can thus neither pin memory nor a connection task for long.
 
+use bytes::{Buf, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -121,7 +122,8 @@ pub struct ReadLimits {
 pub struct Connection<S> {
     stream: S,
     /// Bytes read but not yet decoded: the frame under way, and what one read brought after it.
-    buffer: Vec<u8>,
+    /// (`BytesMut`: dropping a decoded frame from the front is O(1).)
+    buffer: BytesMut,
     limits: Option<ReadLimits>,
     /// Writes that take longer than this (a peer that does not read) fail.
     write_timeout: Option<Duration>,
@@ -136,7 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S) -> Connection<S> {
         Connection {
             stream,
-            buffer: Vec::new(),
+            buffer: BytesMut::new(),
             limits: None,
             write_timeout: None,
             permit: None,
@@ -227,19 +229,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.permit = permit.ok();
                 self.deadline = Some(Instant::now() + stall);
             }
-            self.buffer
-                .reserve_exact(end.saturating_sub(self.buffer.len()));
+            self.buffer.reserve(end.saturating_sub(self.buffer.len()));
         }
         Ok(end.saturating_sub(self.buffer.len()).max(1))
     }
 
     /// Drops the frame ending at `end` from the buffer and gives its budget back.
     fn finish_frame(&mut self, end: usize) {
-        self.buffer.drain(..end);
+        self.buffer.advance(end);
         self.permit = None;
         self.deadline = None;
         if self.buffer.capacity() > 2 * INLINE_FRAME_BYTES {
-            self.buffer.shrink_to(INLINE_FRAME_BYTES);
+            self.buffer = BytesMut::from(&self.buffer[..]);
         }
         self.start_deadline();
     }
