@@ -19,3 +19,4 @@ mod query;
 mod readme;
 mod scheduling;
 mod signals;
+mod trust;
