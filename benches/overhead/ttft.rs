@@ -28,6 +28,7 @@ async fn samples(cpu: Option<usize>) -> (Vec<Duration>, Vec<Duration>) {
         backend_url: fake.url.clone(),
         cpus: 256,
         max_connections: 4096,
+        max_connections_per_uid: 4096,
         ..KernelConfig::default()
     };
     let kernel = BenchKernel::start_on(config, cpu);

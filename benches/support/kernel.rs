@@ -75,6 +75,7 @@ impl BenchKernel {
             quantum_tokens: quantum,
             policy: policy.to_string(),
             max_connections: 4096,
+            max_connections_per_uid: 4096,
             ..KernelConfig::default()
         })
     }
