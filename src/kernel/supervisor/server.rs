@@ -25,8 +25,10 @@ pub(super) const SERVICE_MANAGER_VARS: [&str; 6] = [
 
 /// Lines of the server's output kept for error messages.
 const TAIL_LINES: usize = 12;
-/// How long an exited server's remaining output may take to arrive.
-const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
+/// How long an exited server's remaining output may take to be read. Output already in the pipes
+/// is read at once (the pipes close with the server); only a server that left a process holding
+/// them makes this wait whole, so it can be generous enough for a loaded machine.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Longest output line kept (llama-server prints whole prompts at some log levels).
 const TAIL_LINE_CHARS: usize = 300;
 
