@@ -5,8 +5,9 @@
 //!
 //! The kernel reads its peers with [`ReadLimits`]: a frame over [`INLINE_FRAME_BYTES`] is buffered
 //! only once its length is taken from a [`FrameBudget`] shared by all connections, a frame must be
-//! complete within a stall limit of its first byte, and a reply the peer does not take within the
-//! same limit fails the write. A peer can thus neither pin memory nor a connection task for long.
+//! complete within a stall limit of its first byte (or of the budget being granted, for the wait is
+//! not the peer's), and a reply the peer does not take within the same limit fails the write. A peer
+//! can thus neither pin memory nor a connection task for long.
 
 use bytes::{Buf, BytesMut};
 use serde::Serialize;
