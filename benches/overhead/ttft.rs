@@ -33,6 +33,7 @@ async fn samples(cpu: Option<usize>, first_token: Duration) -> (Vec<Duration>, V
         backend_url: fake.url.clone(),
         cpus: 256,
         max_connections: 4096,
+        max_connections_per_uid: 4096,
         ..KernelConfig::default()
     };
     let kernel = BenchKernel::start_on(config, cpu);

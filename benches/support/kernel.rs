@@ -79,6 +79,7 @@ impl BenchKernel {
             quantum_tokens: quantum,
             policy,
             max_connections: 4096,
+            max_connections_per_uid: 4096,
             ..KernelConfig::default()
         })
     }

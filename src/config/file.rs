@@ -87,6 +87,10 @@ pub struct LimitsSection {
     pub max_output_bytes: Option<usize>,
     pub max_queue: Option<usize>,
     pub max_connections: Option<usize>,
+    /// Connections one uid may hold at once.
+    pub max_connections_per_uid: Option<usize>,
+    /// Seconds a peer may stall inside a frame, sending a request or taking a reply.
+    pub stall_timeout_secs: Option<f64>,
     pub handshake_timeout_secs: Option<f64>,
     pub idle_timeout_secs: Option<f64>,
     /// Members of this group may use the kernel too (a shared kernel).
@@ -152,6 +156,11 @@ impl ConfigFile {
             "must be at least 1 token",
         )?;
         check(
+            file.limits.max_connections_per_uid.is_none_or(|n| n >= 1),
+            "max_connections_per_uid",
+            "must be at least 1",
+        )?;
+        check(
             file.backend
                 .command
                 .as_ref()
@@ -178,6 +187,7 @@ impl ConfigFile {
             ("startup_timeout_secs", file.backend.startup_timeout_secs),
             ("handshake_timeout_secs", file.limits.handshake_timeout_secs),
             ("idle_timeout_secs", file.limits.idle_timeout_secs),
+            ("stall_timeout_secs", file.limits.stall_timeout_secs),
             ("retention_secs", file.retention_secs),
         ] {
             check(
@@ -262,6 +272,11 @@ impl ConfigFile {
         set(&mut c.retention, secs(self.retention_secs));
         set(&mut c.journal_compact_records, self.journal_compact_records);
         set(&mut c.max_connections, self.limits.max_connections);
+        set(
+            &mut c.max_connections_per_uid,
+            self.limits.max_connections_per_uid,
+        );
+        set(&mut c.stall_timeout, secs(self.limits.stall_timeout_secs));
         set(
             &mut c.handshake_timeout,
             secs(self.limits.handshake_timeout_secs),

@@ -102,9 +102,14 @@ pub struct KernelConfig {
     pub max_queue: usize,
     /// Connections served at once; more are refused with an error.
     pub max_connections: usize,
+    /// Connections one uid may hold at once, so one user's stuck clients cannot take every slot.
+    pub max_connections_per_uid: usize,
+    /// How long a peer may stall in the middle of a request frame it is sending. Its connection is
+    /// then closed.
+    pub stall_timeout: Duration,
     /// How long a new connection may take to say hello.
     pub handshake_timeout: Duration,
-    /// How long a connection may sit idle (or in the middle of a frame) before it is closed.
+    /// How long a connection may sit idle, or leave a reply untaken, before it is closed.
     pub idle_timeout: Duration,
     /// A group whose members may use the kernel besides its own user and root (a shared kernel).
     pub allowed_group: Option<String>,
@@ -146,6 +151,8 @@ impl Default for KernelConfig {
             max_output_bytes: 16 * 1024 * 1024,
             max_queue: 100_000,
             max_connections: 512,
+            max_connections_per_uid: 64,
+            stall_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             allowed_group: None,

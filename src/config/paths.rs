@@ -18,8 +18,14 @@ fn uid() -> u32 {
 pub fn default_socket() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("llmkernel.sock"),
-        None => PathBuf::from(format!("/tmp/llmkernel-{}", uid())).join("llmkernel.sock"),
+        None => tmp_socket_dir().join("llmkernel.sock"),
     }
+}
+
+/// `/tmp/llmkernel-$UID`, the socket's directory without `$XDG_RUNTIME_DIR`. Anyone may create it
+/// first in the shared /tmp, so whoever uses it must check that it is private (the listener does).
+pub fn tmp_socket_dir() -> PathBuf {
+    PathBuf::from(format!("/tmp/llmkernel-{}", uid()))
 }
 
 /// `$XDG_CONFIG_HOME/llmkernel/config.toml`, else `~/.config/llmkernel/config.toml`.

@@ -65,8 +65,10 @@ pub struct Kernel {
     /// The uid the kernel runs as: it may lower nice below 0, like root.
     pub(crate) owner_uid: u32,
     pub(crate) admission: admission::Admission,
-    /// Permits for open connections (`max_connections`).
-    pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    /// Open connections, capped in all and per uid (`max_connections`, `max_connections_per_uid`).
+    pub(crate) connections: admission::ConnectionSlots,
+    /// Memory for large frames being read, shared by all connections (see [`server`]).
+    pub(crate) frame_budget: crate::proto::FrameBudget,
     /// The interrupt lines: doorbells, counters, waiting handlers.
     pub interrupts: interrupts::Interrupts,
     /// Woken after every state update, for tasks that follow the table (interrupt backlog, STATUS=).
@@ -180,7 +182,6 @@ pub async fn start(
     interrupts::spool::prepare(&config.interrupts.spool_dir);
     let owner_uid = nix::unistd::getuid().as_raw();
     let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
-    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let mut state = KernelState::new(config, Scheduler::new(policy));
     let restored = state.restore(journal, recovered)?;
     state.open_audit_log();
@@ -194,7 +195,8 @@ pub async fn start(
         shutdown,
         owner_uid,
         admission,
-        connections,
+        connections: admission::ConnectionSlots::default(),
+        frame_budget: crate::proto::FrameBudget::new(server::FRAME_BUDGET_BYTES),
         interrupts: interrupts::Interrupts::default(),
         changed: Notify::new(),
         backend_status,

@@ -7,6 +7,10 @@
 //! whatever the old one's circuit said), and the retry settings from the next failure on. Waiting processes are ranked
 //! again under the new settings; a running one meets them at its next quantum boundary.
 //!
+//! Also at once, for the next connection (open ones are kept): `max_connections`,
+//! `max_connections_per_uid` and `allowed_group`; each change is reported in
+//! [`Reconfigured::applied`] (the daemon logs it), so a reload says whether it took.
+//!
 //! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir` and the
 //! managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
 //! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
@@ -17,11 +21,14 @@ use crate::config::KernelConfig;
 use crate::llm::Backend;
 use std::sync::Arc;
 
-/// What a reconfiguration left for a restart.
+/// What a reconfiguration did beyond the quiet changes, and what it left for a restart.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconfigured {
     /// Settings that changed in the file but keep their old value until a restart.
     pub needs_restart: Vec<&'static str>,
+    /// Changes to who may connect, and how often, each said in words (they apply at once, to the
+    /// next connection; connections already open are kept).
+    pub applied: Vec<String>,
 }
 
 impl Kernel {
@@ -57,8 +64,47 @@ impl Kernel {
         if new.interrupts.spool_dir != old.interrupts.spool_dir {
             spool::prepare(&new.interrupts.spool_dir);
         }
+        let applied = self.readmit(&old, &new);
         self.update(|s| s.reconfigure(new, policy));
-        Ok(Reconfigured { needs_restart })
+        Ok(Reconfigured {
+            needs_restart,
+            applied,
+        })
+    }
+
+    /// Applies changes to the connection limits and the allowed group, and says what changed.
+    fn readmit(&self, old: &KernelConfig, new: &KernelConfig) -> Vec<String> {
+        let mut applied = Vec::new();
+        let open = self.connections.open();
+        for (key, was, now) in [
+            ("max_connections", old.max_connections, new.max_connections),
+            (
+                "max_connections_per_uid",
+                old.max_connections_per_uid,
+                new.max_connections_per_uid,
+            ),
+        ] {
+            if was != now {
+                applied.push(format!(
+                    "{key} {was} -> {now}: applied to new connections ({open} open now are kept)"
+                ));
+            }
+        }
+        if old.allowed_group != new.allowed_group {
+            let found = self.admission.set_group(new.allowed_group.as_deref());
+            let describe = |g: &Option<String>| g.clone().unwrap_or_else(|| "(none)".into());
+            let note = if found {
+                "applied to new connections (open ones are kept)"
+            } else {
+                "applied, but no such group exists: it admits nobody"
+            };
+            applied.push(format!(
+                "allowed_group {} -> {}: {note}",
+                describe(&old.allowed_group),
+                describe(&new.allowed_group)
+            ));
+        }
+        applied
     }
 }
 
@@ -129,7 +175,35 @@ mod tests {
         };
         let done = k.reconfigure(new).unwrap();
         assert_eq!(done.needs_restart, ["backend.command"]);
+        assert!(done.applied.is_empty(), "{:?}", done.applied);
         assert!(k.read(|s| s.config.managed_backend.is_none()));
+        k.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn connection_limits_and_the_allowed_group_apply_and_say_so() {
+        let (k, _tmp) = kernel(KernelConfig::default()).await;
+        let new = KernelConfig {
+            interrupts: k.read(|s| s.config.interrupts.clone()),
+            state_dir: k.read(|s| s.config.state_dir.clone()),
+            max_connections: 3,
+            max_connections_per_uid: 1,
+            allowed_group: Some("no-such-group-here".into()),
+            ..KernelConfig::default()
+        };
+        let done = k.reconfigure(new).unwrap();
+        assert!(done.needs_restart.is_empty());
+        assert_eq!(
+            done.applied,
+            [
+                "max_connections 512 -> 3: applied to new connections (0 open now are kept)",
+                "max_connections_per_uid 64 -> 1: applied to new connections (0 open now are kept)",
+                "allowed_group (none) -> no-such-group-here: applied, but no such group exists: it \
+                 admits nobody",
+            ]
+        );
+        let limits = k.read(|s| (s.config.max_connections, s.config.max_connections_per_uid));
+        assert_eq!(limits, (3, 1));
         k.shutdown.cancel();
     }
 }

@@ -1,12 +1,19 @@
 //! The socket server: accepts connections, checks who is calling (SO_PEERCRED) before reading a byte,
-//! exchanges hellos, and hands each request to its verb's handler. A bad frame gets an error reply
-//! where possible and closes that connection only; the kernel and every other client carry on.
+//! then takes a connection slot (capped in all and per uid, see [`super::admission`]), exchanges
+//! hellos, and hands each request to its verb's handler. A bad frame gets an error reply where
+//! possible and closes that connection only; the kernel and every other client carry on.
+//!
+//! No peer can hold the kernel's resources for long: every frame it sends must be complete within
+//! `stall_timeout` of its first byte, every reply must be taken within `idle_timeout` (as long as a
+//! connection may sit idle), and large frames are buffered only within a kernel-wide byte budget
+//! ([`FRAME_BUDGET_BYTES`]).
 
 use super::Kernel;
+use super::admission::Caller;
 use super::verbs;
 use crate::proto::{
-    CodecError, Connection, Failure, FailureKind, HelloReply, PROTOCOL_VERSION, Reply, Request,
-    Response,
+    CodecError, Connection, Failure, FailureKind, HelloReply, PROTOCOL_VERSION, ReadLimits, Reply,
+    Request, Response,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +30,13 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
-/// Accepts connections until shutdown.
+/// Memory all connections together may hold in half-read large frames: eight frames at the limit.
+/// A peer waiting for budget is not read from, so its frame stays in its own socket buffer; the
+/// stall limit bounds how long any frame holds its share.
+pub const FRAME_BUDGET_BYTES: usize = 8 * crate::proto::MAX_FRAME_BYTES;
+
+/// Accepts connections until shutdown. Each connection's task checks the caller's credentials
+/// first, and only then takes a connection slot.
 pub async fn serve(kernel: &Arc<Kernel>, listener: UnixListener) {
     loop {
         let accepted = tokio::select! {
@@ -32,18 +45,11 @@ pub async fn serve(kernel: &Arc<Kernel>, listener: UnixListener) {
         };
         match accepted {
             Ok((stream, _)) => {
-                // The cap bounds memory and descriptors; a connection over it gets an error, not silence.
-                let permit = Arc::clone(&kernel.connections).try_acquire_owned().ok();
                 let kernel = Arc::clone(kernel);
-                kernel.tracker.clone().spawn(async move {
-                    match permit {
-                        Some(_permit) => connection(kernel, stream).await,
-                        None => {
-                            let message = "too many connections to the kernel; try again";
-                            refuse(stream, FailureKind::Unavailable, message).await
-                        }
-                    }
-                });
+                kernel
+                    .tracker
+                    .clone()
+                    .spawn(async move { connection(kernel, stream).await });
             }
             Err(e) => {
                 // Out of file descriptors and the like: say so, and give the system a moment rather
@@ -83,27 +89,64 @@ async fn refuse(stream: UnixStream, kind: FailureKind, message: &str) {
 
 async fn connection(kernel: Arc<Kernel>, stream: UnixStream) {
     let Ok(cred) = stream.peer_cred() else { return };
-    if !kernel.admission.admits(cred.uid(), cred.gid()) {
+    let caller = Caller {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+    };
+    if !kernel.admission.admits(caller) {
         tracing::warn!(
-            uid = cred.uid(),
+            uid = caller.uid,
             "refused a connection from a user who may not use this kernel"
         );
         let message = format!(
             "permission denied: uid {} may not use this kernel",
-            cred.uid()
+            caller.uid
         );
         return refuse(stream, FailureKind::PermissionDenied, &message).await;
     }
-    let peer = Peer {
-        uid: cred.uid(),
-        pid: cred.pid(),
+    // The slot is taken only now, so callers who may not connect cannot use up the slots.
+    let (max_total, max_per_uid, stall, idle) = kernel.read(|s| {
+        let c = &s.config;
+        (
+            c.max_connections,
+            c.max_connections_per_uid,
+            c.stall_timeout,
+            c.idle_timeout,
+        )
+    });
+    let _slot = match kernel.connections.take(caller.uid, max_total, max_per_uid) {
+        Ok(slot) => slot,
+        Err(no_slot) => {
+            tracing::debug!(uid = caller.uid, "refused a connection: {no_slot}");
+            return refuse(stream, FailureKind::Unavailable, &no_slot.to_string()).await;
+        }
     };
-    let mut conn = Connection::new(stream);
-    if let Err(e) = session(&kernel, peer, &mut conn).await {
-        tracing::debug!(uid = peer.uid, "connection ended: {e}");
-        let _ = conn
-            .write::<Reply>(&Err(Failure::new(FailureKind::BadFrame, e.to_string())))
-            .await;
+    let peer = Peer {
+        uid: caller.uid,
+        pid: caller.pid,
+    };
+    let limits = ReadLimits {
+        budget: kernel.frame_budget.clone(),
+        stall,
+    };
+    let mut conn = Connection::with_limits(stream, limits);
+    // A reply may wait for its reader as long as a connection may sit idle: a person paging through
+    // `llmsh … | less` is a slow reader, not an attack, and the per-uid cap already keeps stuck
+    // readers from locking others out.
+    conn.set_write_timeout(Some(idle));
+    match session(&kernel, peer, &mut conn).await {
+        Ok(()) => {}
+        // A peer that does not read gets nothing more; one that broke the connection neither.
+        Err(e @ (CodecError::WriteStalled { .. } | CodecError::Io(_))) => {
+            tracing::debug!(uid = peer.uid, "connection dropped: {e}");
+        }
+        Err(e) => {
+            tracing::debug!(uid = peer.uid, "connection ended: {e}");
+            let _ = conn
+                .write::<Reply>(&Err(Failure::new(FailureKind::BadFrame, e.to_string())))
+                .await;
+        }
     }
 }
 

@@ -8,6 +8,9 @@ mod types;
 #[cfg(test)]
 mod golden;
 
-pub use codec::{CodecError, Connection, LENGTH_PREFIX_BYTES, MAX_FRAME_BYTES, decode, encode};
+pub use codec::{
+    CodecError, Connection, FrameBudget, INLINE_FRAME_BYTES, LENGTH_PREFIX_BYTES, MAX_FRAME_BYTES,
+    ReadLimits, decode, encode,
+};
 pub use messages::*;
 pub use types::*;

@@ -1,7 +1,8 @@
 //! The kernel as a service: `--daemon` readiness and pidfile, the systemd notify protocol (READY,
-//! STATUS, WATCHDOG), socket activation from LISTEN_FDS, and the shipped unit files.
+//! STATUS, WATCHDOG, EXTEND_TIMEOUT_USEC), socket activation from LISTEN_FDS, what a managed server
+//! inherits, and the shipped unit files.
 
-use crate::support::fake_llm::{FakeConfig, FakeLlm, answer};
+use crate::support::fake_llm::{FakeConfig, FakeLlm, ServerKind, answer};
 use crate::support::systemd::ObservedKernel;
 use crate::support::{KERNEL, STEP, TestKernel, run_shell};
 use std::path::{Path, PathBuf};
@@ -251,4 +252,75 @@ async fn systemd_units_pass_systemd_analyze_verify() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.trim().is_empty(), "warnings: {stderr}");
+}
+
+#[tokio::test]
+async fn a_pidfile_that_is_a_symbolic_link_is_refused_and_its_target_untouched() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious");
+    std::fs::write(&target, "keep\n").unwrap();
+    let pidfile = dir.path().join("k.pid");
+    std::os::unix::fs::symlink(&target, &pidfile).unwrap();
+    let out = run_daemon(dir.path(), &fake.url, &dir.path().join("k.sock"), &pidfile).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("k.pid: it is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+}
+
+#[tokio::test]
+async fn a_managed_server_gets_start_time_from_systemd_and_none_of_its_variables() {
+    let fake = FakeLlm::start(FakeConfig {
+        kind: ServerKind::LlamaCpp { slots: 1 },
+        ..FakeConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("server.env");
+    let script = format!(
+        "env > {0}.tmp && mv {0}.tmp {0}; exec sleep 600",
+        env_file.display()
+    );
+    let config = format!(
+        "[backend]\nurl = \"{}\"\ncommand = [\"sh\", \"-c\", {script:?}]\n",
+        fake.url
+    );
+    // Socket-activation variables meant for another process (LISTEN_PID is not the kernel's), which
+    // the kernel therefore leaves in its environment.
+    let systemd_env = [
+        ("LISTEN_FDS", "1"),
+        ("LISTEN_PID", "1"),
+        ("LISTEN_FDNAMES", "llmkernel.socket"),
+    ];
+    let k = ObservedKernel::start(&fake.url, &config, &[], &systemd_env).await;
+    let extend = k
+        .notify
+        .messages
+        .iter()
+        .position(|m| m.starts_with("EXTEND_TIMEOUT_USEC="));
+    let ready = k
+        .notify
+        .messages
+        .iter()
+        .position(|m| m.starts_with("READY=1"));
+    assert!(
+        extend.is_some() && extend < ready,
+        "more start time asked while the server loads: {:?}",
+        k.notify.messages
+    );
+    until("the server to write its environment", || env_file.exists()).await;
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("PATH="), "{env}");
+    for var in [
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+    ] {
+        assert!(
+            !env.lines().any(|l| l.starts_with(&format!("{var}="))),
+            "the server inherited {var}:\n{env}"
+        );
+    }
 }

@@ -356,7 +356,9 @@ async fn kernel_with_a_stuck_client()
         ..Default::default()
     })
     .await;
-    let k = ObservedKernel::start(&fake.url, "", &[], &[]).await;
+    // A stall limit far away, so the stuck client is still there when the kernel shuts down.
+    let config = "[limits]\nstall_timeout_secs = 3600\n";
+    let k = ObservedKernel::start(&fake.url, config, &[], &[]).await;
     let run = k.kernel.sh("query --max-tokens 30000 flood &").await;
     let pid = crate::support::job_pid(&run.stdout);
     let conn = stuck_follower(&k, Pid(pid)).await;

@@ -1,7 +1,8 @@
 //! `--daemon`: fork into the background (the daemonize crate: fork, setsid, fork again, work from
 //! `/`) before any runtime or thread exists, and tell the waiting parent how it went over a pipe, so
 //! the parent exits 0 only once the daemon accepts connections, or 1 with the daemon's own error.
-//! The pidfile is locked for the daemon's life and removed when it exits.
+//! The pidfile is created by the daemon itself with `O_NOFOLLOW` (never written through a symbolic
+//! link), locked for the daemon's life and removed when it exits.
 
 use super::DaemonError;
 use daemonize::{Daemonize, Outcome};
@@ -26,13 +27,10 @@ pub fn daemonize(pidfile: Option<&Path>) -> Result<Forked, DaemonError> {
     }
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| DaemonError::io("create the readiness pipe", e.into()))?;
-    let mut daemon = Daemonize::new()
+    let daemon = Daemonize::new()
         .working_directory("/")
         .umask(0o077)
         .stderr(stderr_target());
-    if let Some(path) = pidfile {
-        daemon = daemon.pid_file(path);
-    }
     match daemon.execute() {
         Outcome::Parent(Ok(_)) => {
             drop(write);
@@ -41,10 +39,14 @@ pub fn daemonize(pidfile: Option<&Path>) -> Result<Forked, DaemonError> {
         Outcome::Parent(Err(e)) => Err(DaemonError::Daemonize(e.to_string())),
         Outcome::Child(Ok(_)) => {
             drop(read);
-            let guard = pidfile.map(|p| PidfileGuard {
-                path: p.to_path_buf(),
-            });
-            Ok(Forked::Child(Readiness::new(write), guard))
+            let readiness = Readiness::new(write);
+            match pidfile.map(PidfileGuard::create).transpose() {
+                Ok(guard) => Ok(Forked::Child(readiness, guard)),
+                Err(e) => {
+                    readiness.failed(&e.to_string());
+                    Err(e)
+                }
+            }
         }
         Outcome::Child(Err(e)) => {
             let error = DaemonError::Daemonize(e.to_string());
@@ -54,8 +56,12 @@ pub fn daemonize(pidfile: Option<&Path>) -> Result<Forked, DaemonError> {
     }
 }
 
-/// A pidfile held by a running daemon is an error worth naming before forking.
+/// A pidfile held by a running daemon is an error worth naming before forking, and so is a symbolic
+/// link (which the daemon will refuse to follow).
 fn check_unlocked(path: &Path) -> Result<(), DaemonError> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(symlinked_pidfile(path));
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return Ok(()); // absent (or unreadable: daemonize reports that)
     };
@@ -140,9 +146,50 @@ impl Readiness {
     }
 }
 
-/// Removes the pidfile when the daemon exits, if it still names this process.
+fn symlinked_pidfile(path: &Path) -> DaemonError {
+    DaemonError::Daemon(format!(
+        "refusing the pidfile {}: it is a symbolic link (a pidfile is written as whoever runs the \
+         daemon, so it must not lead elsewhere)",
+        path.display()
+    ))
+}
+
+/// The daemon's pidfile: created without following a symbolic link (`O_NOFOLLOW`), locked for the
+/// daemon's life, and removed when it exits if it still names this process.
 pub struct PidfileGuard {
     path: PathBuf,
+    /// Held until the guard drops: another `llmkernel --daemon` sees the pidfile locked.
+    _lock: Flock<std::fs::File>,
+}
+
+impl PidfileGuard {
+    /// Creates (or takes over an unlocked) pidfile at `path` and writes this process's pid to it.
+    pub fn create(path: &Path) -> Result<PidfileGuard, DaemonError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |what: &str, e: std::io::Error| {
+            DaemonError::Daemon(format!("cannot {what} the pidfile {}: {e}", path.display()))
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(nix::libc::ELOOP) => symlinked_pidfile(path),
+                _ => io("create", e),
+            })?;
+        let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, errno)| io("lock", errno.into()))?;
+        lock.set_len(0).map_err(|e| io("truncate", e))?;
+        lock.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .map_err(|e| io("write", e))?;
+        Ok(PidfileGuard {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
 }
 
 impl Drop for PidfileGuard {
@@ -196,5 +243,35 @@ mod tests {
         assert!(err.contains("already running as pid 4242"), "{err}");
         drop(held);
         assert!(check_unlocked(&path).is_ok());
+    }
+
+    #[test]
+    fn a_pidfile_is_never_written_through_a_symbolic_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("precious");
+        std::fs::write(&target, "keep\n").unwrap();
+        let link = tmp.path().join("k.pid");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = check_unlocked(&link).unwrap_err().to_string();
+        assert!(err.contains("k.pid: it is a symbolic link"), "{err}");
+        let err = PidfileGuard::create(&link).err().unwrap().to_string();
+        assert!(err.contains("k.pid: it is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+    }
+
+    #[test]
+    fn a_pidfile_names_the_daemon_and_goes_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("k.pid");
+        std::fs::write(&path, "999999999 and more stale text\n").unwrap();
+        let guard = PidfileGuard::create(&path).unwrap();
+        let pid = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(pid, format!("{}\n", std::process::id()));
+        assert!(
+            check_unlocked(&path).is_err(),
+            "locked while the daemon runs"
+        );
+        drop(guard);
+        assert!(!path.exists());
     }
 }

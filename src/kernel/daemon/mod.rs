@@ -241,13 +241,16 @@ impl Reloader {
             }
         };
         let period = config.interrupts.timer_period;
-        let mut needs_restart = match kernel.reconfigure(config) {
-            Ok(done) => done.needs_restart,
+        let (mut needs_restart, applied) = match kernel.reconfigure(config) {
+            Ok(done) => (done.needs_restart, done.applied),
             Err(e) => {
                 tracing::error!("config reload failed, keeping the running config: {e}");
                 return;
             }
         };
+        for change in applied {
+            tracing::info!("reload: {change}");
+        }
         if period != self.timer_period.replace(period) {
             arm_timer(period);
         }

@@ -5,7 +5,8 @@
 //!   is ready ([`probe`]: `health_url`, else llama-server's `/health`, else `GET {url}/models`) within
 //!   `startup_timeout`; the slot count (`cpus`) is then the server's own (`/props`, `/slots`, or `-np`
 //!   in the command). A server that exits or never gets ready is a start-up error carrying its last
-//!   lines of output.
+//!   lines of output. Under systemd, that wait sends `EXTEND_TIMEOUT_USEC=` as it goes, so a slow
+//!   model load is not taken for a hung start (and the service put in a restart loop).
 //! - Supervision: whenever the server exits, it is started again after a backoff that doubles from
 //!   [`FIRST_BACKOFF`] to [`MAX_BACKOFF`] (and starts over once a server has stayed up for
 //!   [`STABLE_AFTER`]).
@@ -106,7 +107,9 @@ impl Supervisor {
         cancel: &CancellationToken,
     ) -> Result<Supervisor, SupervisorError> {
         let probe = Probe::new(url, config.health_url.clone());
-        let server = launch(config, &probe, cancel).await?;
+        // Loading a big model can outlast systemd's start timeout: ask for more time meanwhile.
+        let launched = launch(config, &probe, cancel);
+        let server = crate::kernel::notify::extend_startup_while(launched).await?;
         let slots = match probe.slots().await {
             Some(n) => Some(n),
             None => slots_in_command(&config.command),

@@ -1,6 +1,7 @@
 //! One run of the managed server's command: a child process in its own process group (so a Ctrl-C
 //! on the kernel's terminal reaches the kernel, which then stops the server in order), told to die
-//! with the kernel, its output logged and its last lines kept for error messages.
+//! with the kernel, its output logged and its last lines kept for error messages. It does not
+//! inherit what systemd said to the kernel ([`SERVICE_MANAGER_VARS`]).
 
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -10,10 +11,24 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
+/// What systemd tells the kernel alone: the server must not take the kernel's socket
+/// (`LISTEN_*`), speak for it (`NOTIFY_SOCKET`: a READY=1 from the server would be taken as the
+/// kernel's), or be watched in its place (`WATCHDOG_*`).
+pub(super) const SERVICE_MANAGER_VARS: [&str; 6] = [
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+];
+
 /// Lines of the server's output kept for error messages.
 const TAIL_LINES: usize = 12;
-/// How long an exited server's remaining output may take to arrive.
-const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
+/// How long an exited server's remaining output may take to be read. Output already in the pipes
+/// is read at once (the pipes close with the server); only a server that left a process holding
+/// them makes this wait whole, so it can be generous enough for a loaded machine.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Longest output line kept (llama-server prints whole prompts at some log levels).
 const TAIL_LINE_CHARS: usize = 300;
 
@@ -57,6 +72,9 @@ impl ServerProcess {
             .split_first()
             .ok_or_else(|| std::io::Error::other("empty command"))?;
         let mut cmd = Command::new(program);
+        for var in SERVICE_MANAGER_VARS {
+            cmd.env_remove(var);
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
