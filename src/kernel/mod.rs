@@ -19,12 +19,13 @@ pub mod interrupts;
 pub mod journal;
 pub mod listener;
 pub mod notify;
-pub mod process;
 pub mod reload;
 pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod state;
+/// A process and what it asked for ([`state::process`]): its fields are private to the state.
+pub use state::process;
 pub mod supervisor;
 pub mod verbs;
 

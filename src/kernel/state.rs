@@ -9,7 +9,9 @@ mod audit;
 mod control;
 mod durable;
 mod listing;
+mod output;
 mod preemption;
+pub mod process;
 mod retention;
 #[cfg(test)]
 mod retry_tests;
@@ -17,9 +19,9 @@ mod run_end;
 
 pub use control::Collect;
 pub use durable::{Restored, unix_ms};
+pub use output::{Follower, OUTPUT_CHUNK_BYTES};
 
 use super::circuit::BackendCircuit;
-use super::process::{Process, Run, Spec};
 use super::scheduler::eta::RateEstimate;
 use super::scheduler::{Candidate, Scheduler};
 use crate::config::KernelConfig;
@@ -29,6 +31,7 @@ use crate::llm::Generation;
 use crate::proto::{
     ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
 };
+use process::{Process, Run, Spec};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -382,6 +385,9 @@ impl KernelState {
         let collected = p.collected;
         self.checkpoint(pid);
         let (ack, resolve) = Ack::pending();
+        if let Some(p) = self.table.get_mut(&pid) {
+            p.exit_ack = Some(ack.clone());
+        }
         self.record_then(record, move |result| {
             notice.deliver();
             resolve(result);

@@ -3,6 +3,7 @@
 
 mod codec;
 mod messages;
+mod pieces;
 mod types;
 
 #[cfg(test)]
@@ -13,4 +14,5 @@ pub use codec::{
     ReadLimits, decode, encode,
 };
 pub use messages::*;
+pub use pieces::pieces;
 pub use types::*;

@@ -272,7 +272,7 @@ impl Kernel {
         self.read(|s| {
             state.prune(|pid| {
                 s.get(pid)
-                    .is_some_and(|p| p.state == ProcessState::Waiting && p.tokens_used == 0)
+                    .is_some_and(|p| p.state() == ProcessState::Waiting && p.tokens_used() == 0)
             })
         });
         state.has_room(line.handler(config).max_waiting)

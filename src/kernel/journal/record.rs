@@ -125,23 +125,6 @@ pub enum Record {
 /// much it wrote, can be too large to write or to read back.
 pub const OUTPUT_CHUNK_BYTES: usize = 256 * 1024;
 
-/// `text` in pieces of at most [`OUTPUT_CHUNK_BYTES`], cut at character boundaries.
-fn chunks(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut cut = rest.len().min(OUTPUT_CHUNK_BYTES);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let (piece, tail) = rest.split_at(cut);
-        rest = tail;
-        Some(piece)
-    })
-}
-
 /// Output records for `text` written at byte `offset` of a process's output, each at most
 /// [`OUTPUT_CHUNK_BYTES`]; all carry the counts as of the end.
 pub fn output_records(
@@ -152,7 +135,9 @@ pub fn output_records(
     prompt_tokens: u32,
 ) -> Vec<Record> {
     let mut at = offset;
-    chunks(text)
+    crate::proto::pieces(text, OUTPUT_CHUNK_BYTES)
+        .into_iter()
+        .filter(|piece| !piece.is_empty())
         .map(|piece| {
             let record = Record::Output(OutputRecord {
                 pid,
@@ -171,8 +156,11 @@ pub fn output_records(
 /// the rest of the output in bounded chunks.
 pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     let output = std::mem::take(&mut image.output);
-    let mut pieces = chunks(&output);
-    image.output = pieces.next().unwrap_or_default().to_string();
+    let first = crate::proto::pieces(&output, OUTPUT_CHUNK_BYTES)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    image.output = first.to_string();
     let first = image.output.len() as u64;
     let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
     let mut records = vec![Record::Image(image)];

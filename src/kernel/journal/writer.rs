@@ -13,11 +13,13 @@
 use super::record::Record;
 use super::{Journal, file};
 use crate::proto::Pid;
+use futures::FutureExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
 use tokio::sync::oneshot;
 
 /// Why a record is not on disk, as completions see it.
@@ -59,9 +61,10 @@ struct Shared {
     batches: AtomicU64,
 }
 
-/// A record's acknowledgement: resolves once the record is on disk, or with why it is not.
-#[derive(Debug)]
-pub struct Ack(Option<oneshot::Receiver<Result<(), WriteError>>>);
+/// A record's acknowledgement: resolves once the record is on disk, or with why it is not. Clones
+/// resolve together (an exit's acknowledgement is awaited by every client that follows it).
+#[derive(Clone, Debug)]
+pub struct Ack(Option<futures::future::Shared<oneshot::Receiver<Result<(), WriteError>>>>);
 
 impl Ack {
     /// An acknowledgement with nothing to wait for (no journal, or nothing was recorded).
@@ -72,7 +75,7 @@ impl Ack {
     /// A pending acknowledgement and the completion that resolves it.
     pub fn pending() -> (Ack, impl FnOnce(Result<(), WriteError>) + Send + 'static) {
         let (tx, rx) = oneshot::channel();
-        (Ack(Some(rx)), move |result| {
+        (Ack(Some(rx.shared())), move |result| {
             let _ = tx.send(result);
         })
     }

@@ -79,7 +79,7 @@ impl Sim {
                 Some(m) if m.role == Role::Assistant => m.content.clone(),
                 _ => String::new(),
             };
-            assert_eq!(prefix, p.output, "a resume continues the output so far");
+            assert_eq!(prefix, p.output(), "a resume continues the output so far");
             let next = prefix.split_inclusive(' ').count();
             assert_eq!(prefix, answer(next), "the output so far is unbroken");
             let end = self.lengths[&launch.pid];
@@ -129,11 +129,7 @@ impl Sim {
         let ended: Vec<(Pid, u64)> = self
             .runs
             .iter()
-            .filter(|(pid, _)| {
-                self.state
-                    .get(**pid)
-                    .is_none_or(|p| p.run.as_ref().is_none_or(|r| r.ending))
-            })
+            .filter(|(pid, _)| self.state.get(**pid).is_none_or(|p| !p.holds_its_slot()))
             .map(|(pid, r)| (*pid, r.run_id))
             .collect();
         for (pid, run_id) in ended {
@@ -146,7 +142,7 @@ impl Sim {
     pub fn finished(&self, pid: Pid) -> bool {
         self.state
             .get(pid)
-            .is_some_and(|p| p.exit == Some(ExitStatus::Finished))
+            .is_some_and(|p| p.exit() == Some(&ExitStatus::Finished))
     }
 
     pub fn running(&self, pid: Pid) -> bool {
@@ -157,8 +153,8 @@ impl Sim {
     pub fn assert_all_finished_once(&self) {
         for (pid, len) in &self.lengths {
             let p = self.state.get(*pid).expect("zombies stay in the table");
-            assert_eq!(p.state, ProcessState::Zombie, "{pid} did not finish");
-            assert_eq!(p.output, answer(*len), "{pid}'s answer");
+            assert_eq!(p.state(), ProcessState::Zombie, "{pid} did not finish");
+            assert_eq!(p.output(), answer(*len), "{pid}'s answer");
             assert_eq!(self.completions.get(pid), Some(&1), "{pid} completed once");
         }
     }

@@ -168,14 +168,14 @@ fn stop_frees_the_slot_at_once_and_cont_takes_one_again() {
     sim.state.stop(a);
     sim.cancel_ended_runs();
     assert_eq!(
-        sim.state.get(a).map(|p| p.state),
+        sim.state.get(a).map(|p| p.state()),
         Some(ProcessState::Stopped)
     );
     assert!(
         sim.running(b),
         "the stopped process's slot went to the next one"
     );
-    let kept = sim.state.get(a).map(|p| p.output.clone());
+    let kept = sim.state.get(a).map(|p| p.output().to_string());
     assert_eq!(kept.as_deref(), Some("t0 t1 t2 "));
     sim.state.resume(a);
     sim.dispatch();
@@ -273,7 +273,7 @@ fn random_scenario(seed: u64, policy: PolicyKind) {
                 0 if sim
                     .state
                     .get(pid)
-                    .is_some_and(|p| p.state != ProcessState::Zombie) =>
+                    .is_some_and(|p| p.state() != ProcessState::Zombie) =>
                 {
                     sim.state.stop(pid);
                     stopped.push(pid);

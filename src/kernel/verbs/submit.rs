@@ -22,7 +22,7 @@ pub async fn handle(
             // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
             check_room(s)?;
             let (pid, ack) = s.create_acked(spec, req.nice);
-            let follower = req.attach.then(|| output::subscribe(s, pid));
+            let follower = req.attach.then(|| s.follow(pid, peer.uid));
             Ok((pid, ack, follower))
         })
     });

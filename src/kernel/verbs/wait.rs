@@ -32,7 +32,7 @@ pub async fn handle(
             // The waiter went away: its receiver drops, and the process stays a zombie for the next wait.
             _ = conn.read::<Request>() => {
                 drop(rx);
-                kernel.update(|s| s.get_mut(req.pid).map(|p| p.forget_departed()));
+                kernel.update(|s| s.forget_departed(req.pid));
                 return Ok(());
             }
             _ = kernel.shutdown.cancelled() => {

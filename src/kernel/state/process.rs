@@ -1,6 +1,9 @@
 //! One LLM process: its request (prompt, type, nice, allowance, owner), where it is in its life, what
 //! it has produced, and who is listening. The process table owns these; the scheduler only sees pids.
+//! The fields are private to the state: every change to a process is a transition of
+//! [`KernelState`](super::KernelState); the rest of the kernel reads through the accessors here.
 
+use crate::kernel::journal::writer::Ack;
 use crate::proto::{
     ChatMessage, ExitStatus, Pid, ProcessInfo, ProcessState, ProcessType, Reply, Response, Role,
 };
@@ -23,26 +26,26 @@ pub struct Spec {
 #[derive(Debug)]
 pub struct Run {
     /// Distinguishes this run's events from a previous run's late ones.
-    pub id: u64,
-    pub slot: u32,
-    pub cancel: CancellationToken,
-    pub started: Instant,
-    pub tokens: u32,
+    pub(super) id: u64,
+    pub(super) slot: u32,
+    pub(super) cancel: CancellationToken,
+    pub(super) started: Instant,
+    pub(super) tokens: u32,
     /// Set when the kernel has decided this run ends; the slot is released when the run task reports.
-    pub ending: bool,
+    pub(super) ending: bool,
 }
 
 /// A backend failure the process is waiting out (see [`crate::kernel::circuit`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retry {
     /// Failed tries since the process last made progress.
-    pub failures: u32,
+    pub(super) failures: u32,
     /// Kernel-clock milliseconds of the first of them: the retry budget counts from here.
-    pub since_ms: u64,
+    pub(super) since_ms: u64,
     /// When the backend may be tried again (kernel clock).
-    pub at_ms: u64,
+    pub(super) at_ms: u64,
     /// What went wrong last, in the user's words.
-    pub reason: String,
+    pub(super) reason: String,
 }
 
 impl Retry {
@@ -82,36 +85,39 @@ pub enum AtBoundary {
 
 #[derive(Debug)]
 pub struct Process {
-    pub pid: Pid,
-    pub spec: Spec,
-    pub nice: i8,
-    pub state: ProcessState,
-    pub output: String,
-    pub tokens_used: u32,
-    pub prompt_tokens: u32,
-    pub created: Instant,
-    pub cpu_ms: u64,
+    pub(super) pid: Pid,
+    pub(super) spec: Spec,
+    pub(super) nice: i8,
+    pub(super) state: ProcessState,
+    pub(super) output: String,
+    pub(super) tokens_used: u32,
+    pub(super) prompt_tokens: u32,
+    pub(super) created: Instant,
+    pub(super) cpu_ms: u64,
     /// When the process last entered the run queue, in kernel-clock milliseconds (drives aging).
-    pub enqueued_ms: u64,
-    pub run: Option<Run>,
-    pub at_boundary: AtBoundary,
-    pub context_switches: u32,
-    pub last_slot: Option<u32>,
-    pub exit: Option<ExitStatus>,
-    pub note: Option<String>,
+    pub(super) enqueued_ms: u64,
+    pub(super) run: Option<Run>,
+    pub(super) at_boundary: AtBoundary,
+    pub(super) context_switches: u32,
+    pub(super) last_slot: Option<u32>,
+    pub(super) exit: Option<ExitStatus>,
+    pub(super) note: Option<String>,
     /// Set while the process waits out a failing backend.
-    pub retry: Option<Retry>,
+    pub(super) retry: Option<Retry>,
     /// Clients following the output. Each channel is bounded; a follower that falls that far behind is
     /// dropped (its stream ends with an error) rather than letting the kernel buffer without limit.
-    pub followers: Vec<mpsc::Sender<Reply>>,
+    pub(super) followers: Vec<mpsc::Sender<Reply>>,
     /// A waiter has collected the exit status; the process leaves the table once its run is gone.
-    pub collected: bool,
+    pub(super) collected: bool,
     /// Bytes of `output` already in the journal.
-    pub checkpointed: usize,
+    pub(super) checkpointed: usize,
     /// Wall-clock milliseconds when it ended (for the retention of finished output).
-    pub exited_unix_ms: Option<u64>,
+    pub(super) exited_unix_ms: Option<u64>,
+    /// Resolves once the exit is durable (set when the process ends): a client that follows an
+    /// ended process hears of its exit only then.
+    pub(super) exit_ack: Option<Ack>,
     /// Clients blocked in `wait`.
-    pub waiters: Vec<oneshot::Sender<ExitStatus>>,
+    pub(super) waiters: Vec<oneshot::Sender<ExitStatus>>,
 }
 
 impl Process {
@@ -139,7 +145,31 @@ impl Process {
             checkpointed: 0,
             exited_unix_ms: None,
             waiters: Vec::new(),
+            exit_ack: None,
         }
+    }
+
+    pub fn state(&self) -> ProcessState {
+        self.state
+    }
+
+    pub fn tokens_used(&self) -> u32 {
+        self.tokens_used
+    }
+
+    /// How it ended, once it has.
+    pub fn exit(&self) -> Option<&ExitStatus> {
+        self.exit.as_ref()
+    }
+
+    /// Whether it has a run on a slot that the kernel has not already ended.
+    pub fn holds_its_slot(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| !r.ending)
+    }
+
+    /// What it has produced so far.
+    pub fn output(&self) -> &str {
+        &self.output
     }
 
     /// Tokens the process may still generate.
