@@ -19,6 +19,7 @@ mod run_end;
 
 pub use control::Collect;
 pub use durable::{Restored, unix_ms};
+pub use listing::no_such_process;
 pub use output::{Follower, OUTPUT_CHUNK_BYTES};
 
 use super::circuit::BackendCircuit;
@@ -28,9 +29,7 @@ use crate::config::KernelConfig;
 use crate::kernel::journal::record::Record;
 use crate::kernel::journal::writer::{Ack, JournalHandle};
 use crate::llm::Generation;
-use crate::proto::{
-    ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
-};
+use crate::proto::{ExitStatus, Failure, OutputChunk, Pid, ProcessState, Response, Signal};
 use process::{Process, Run, Spec};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -129,21 +128,10 @@ impl KernelState {
         self.table.get_mut(&pid)
     }
 
-    /// The process, if `uid` may act on it (its owner, or root).
+    /// The process, if `uid` may act on it (its owner, or root; see [`KernelState::owned`]).
     pub fn owned_mut(&mut self, pid: Pid, uid: u32) -> Result<&mut Process, Failure> {
-        let p = self.table.get_mut(&pid).ok_or_else(|| {
-            Failure::new(
-                FailureKind::NoSuchProcess,
-                format!("({pid}) - No such process"),
-            )
-        })?;
-        if uid != 0 && p.spec.uid != uid {
-            return Err(Failure::new(
-                FailureKind::PermissionDenied,
-                format!("({pid}) - Operation not permitted"),
-            ));
-        }
-        Ok(p)
+        self.owned(pid, uid)?;
+        self.table.get_mut(&pid).ok_or_else(|| no_such_process(pid))
     }
 
     /// What the scheduler sees of `p`, as of its entry into the queue.

@@ -3,7 +3,7 @@
 //! a planned SIGTERM restart.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, answer};
-use crate::support::{KERNEL, STEP, TestKernel, config_file, job_pid, ps_row};
+use crate::support::{TestKernel, config_file, job_pid, kernel_command, kernel_refuses, ps_row};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -39,23 +39,15 @@ impl Rng {
 
 /// A second kernel on `k`'s state directory exits at once, naming `k`.
 pub async fn assert_second_kernel_is_refused(k: &TestKernel, backend: &str) {
-    let out = tokio::process::Command::new(crate::support::KERNEL)
-        .arg("--socket")
-        .arg(k.dir.path().join("second.sock"))
-        .arg("--state-dir")
-        .arg(k.dir.path().join("state"))
-        .arg("--backend")
-        .arg(backend)
-        .env("XDG_CONFIG_HOME", k.dir.path())
-        .output();
-    let out = tokio::time::timeout(crate::support::STEP, out)
-        .await
-        .expect("the second kernel exits at once")
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (socket, state) = (k.dir.path().join("second.sock"), k.dir.path().join("state"));
+    let mut command = kernel_command(&[&"--socket", &socket, &"--state-dir", &state]);
+    command
+        .args(["--backend", backend])
+        .env("XDG_CONFIG_HOME", k.dir.path());
+    let stderr = kernel_refuses(command).await;
     let holder = k.child.id().expect("pid").to_string();
     assert!(
-        out.status.code() == Some(1) && stderr.contains("in use") && stderr.contains(&holder),
+        stderr.contains("in use") && stderr.contains(&holder),
         "{stderr}"
     );
 }
@@ -313,19 +305,10 @@ async fn state_of_an_unreadable_format_stops_the_kernel_with_a_clear_message() {
     };
     let frame = llmkernel::kernel::journal::file::frame(&header).expect("frame");
     std::fs::write(state.join("journal.log"), frame).expect("write");
-    let out = tokio::process::Command::new(KERNEL)
-        .arg("--socket")
-        .arg(dir.path().join("k.sock"))
-        .arg("--state-dir")
-        .arg(&state)
-        .env("XDG_CONFIG_HOME", dir.path())
-        .output();
-    let out = tokio::time::timeout(STEP, out)
-        .await
-        .expect("exits")
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let socket = dir.path().join("k.sock");
+    let mut command = kernel_command(&[&"--socket", &socket, &"--state-dir", &state]);
+    command.env("XDG_CONFIG_HOME", dir.path());
+    let stderr = kernel_refuses(command).await;
     assert!(
         stderr.contains("journal format 0") && stderr.contains("move the state directory away"),
         "{stderr}"

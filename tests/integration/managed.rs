@@ -4,9 +4,8 @@
 //! the e2e suite's business.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, ServerKind};
-use crate::support::{KERNEL, STEP, TestKernel};
+use crate::support::{TestKernel, kernel_command, kernel_refuses};
 use std::path::Path;
-use std::process::Stdio;
 
 /// A config whose managed "server" writes its pid to `pidfile` and then waits.
 fn config(dir: &Path, url: &str, pidfile: &Path, extra: &str) -> std::path::PathBuf {
@@ -54,23 +53,16 @@ async fn a_managed_server_that_never_gets_ready_stops_the_kernel_starting_with_a
     let pidfile = dir.path().join("server.pid");
     let url = "http://127.0.0.1:9/v1";
     let config = config(dir.path(), url, &pidfile, "startup_timeout_secs = 0.5\n");
-    let out = tokio::process::Command::new(KERNEL)
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(dir.path().join("k.sock"))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .stdin(Stdio::null())
-        .output();
-    let out = tokio::time::timeout(STEP, out)
-        .await
-        .expect("kernel gave up in time")
-        .expect("run llmkernel");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (socket, state) = (dir.path().join("k.sock"), dir.path().join("state"));
+    let stderr = kernel_refuses(kernel_command(&[
+        &"--config",
+        &config,
+        &"--socket",
+        &socket,
+        &"--state-dir",
+        &state,
+    ]))
+    .await;
     assert!(
         stderr.contains(
             "llmkernel: the backend command `sh` was not ready at http://127.0.0.1:9/health"

@@ -4,9 +4,10 @@
 //! Tests that run a process as another uid need root and say so when skipped.
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm};
-use crate::support::{KERNEL, SHELL, STEP, ShellRun, TestKernel, config_file, run_shell_env};
+use crate::support::{
+    SHELL, STEP, ShellRun, TestKernel, config_file, kernel_command, kernel_refuses, run_shell_env,
+};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
 
 async fn start_with(fake: &FakeLlm, config: &str) -> TestKernel {
     let (dir, path) = config_file(config);
@@ -18,23 +19,10 @@ async fn a_file_at_the_socket_path_is_never_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "my notes\n").expect("notes");
-    let out = tokio::process::Command::new(KERNEL)
-        .arg("--socket")
-        .arg(&notes)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--backend")
-        .arg("http://127.0.0.1:9/v1")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .stdin(Stdio::null())
-        .output();
-    let out = tokio::time::timeout(STEP, out)
-        .await
-        .expect("the kernel gave up in time")
-        .expect("run llmkernel");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let state = dir.path().join("state");
+    let mut command = kernel_command(&[&"--socket", &notes, &"--state-dir", &state]);
+    command.args(["--backend", "http://127.0.0.1:9/v1"]);
+    let stderr = kernel_refuses(command).await;
     assert!(
         stderr.contains(&format!(
             "refusing to replace {}: it is a regular file, not a socket",
@@ -177,26 +165,16 @@ async fn a_default_socket_directory_made_by_someone_else_is_refused() {
     let home = tempfile::tempdir().expect("tempdir");
     let owner = Some(nix::unistd::Uid::from_raw(NOBODY));
     nix::unistd::chown(home.path(), owner, None).expect("chown");
-    let out = tokio::process::Command::new(KERNEL)
-        .arg("--state-dir")
-        .arg(home.path().join("state"))
-        .arg("--backend")
-        .arg("http://127.0.0.1:9/v1")
+    let state = home.path().join("state");
+    let mut command = kernel_command(&[&"--state-dir", &state]);
+    command
+        .args(["--backend", "http://127.0.0.1:9/v1"])
         .env("XDG_CONFIG_HOME", home.path())
         .env_remove("XDG_RUNTIME_DIR")
         .env_remove("LLMKERNEL_SOCKET")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
         .uid(NOBODY)
-        .gid(NOBODY)
-        .stdin(Stdio::null())
-        .output();
-    let out = tokio::time::timeout(STEP, out)
-        .await
-        .expect("the kernel gave up in time")
-        .expect("run llmkernel");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+        .gid(NOBODY);
+    let stderr = kernel_refuses(command).await;
     assert!(
         stderr.contains(&format!(
             "refusing the socket directory {}: it belongs to another user (owner uid 0, mode 0777)",

@@ -24,12 +24,7 @@ pub fn preview(text: &str, max_chars: usize) -> String {
 impl KernelState {
     /// The process, if `uid` may read it (its owner, or root).
     pub fn owned(&self, pid: Pid, uid: u32) -> Result<&Process, Failure> {
-        let p = self.table.get(&pid).ok_or_else(|| {
-            Failure::new(
-                FailureKind::NoSuchProcess,
-                format!("({pid}) - No such process"),
-            )
-        })?;
+        let p = self.table.get(&pid).ok_or_else(|| no_such_process(pid))?;
         if uid != 0 && p.spec.uid != uid {
             return Err(Failure::new(
                 FailureKind::PermissionDenied,
@@ -84,6 +79,14 @@ impl KernelState {
         }
         info
     }
+}
+
+/// The failure for a pid that is not in the table, in kill(1)'s words.
+pub fn no_such_process(pid: Pid) -> Failure {
+    Failure::new(
+        FailureKind::NoSuchProcess,
+        format!("({pid}) - No such process"),
+    )
 }
 
 #[cfg(test)]

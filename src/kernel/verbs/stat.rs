@@ -2,17 +2,15 @@
 //! prints it). Like `List`, any user may ask; another user's prompt is hidden.
 
 use super::{Kernel, Peer};
-use crate::proto::{Failure, FailureKind, ProcessList, Reply, Response, StatRequest};
+use crate::kernel::state::no_such_process;
+use crate::proto::{ProcessList, Reply, Response, StatRequest};
 use std::sync::Arc;
 
 pub fn handle(kernel: &Arc<Kernel>, peer: Peer, req: StatRequest) -> Reply {
     let row = kernel.read(|s| {
-        let info = s.stat(req.pid, peer.uid).ok_or_else(|| {
-            Failure::new(
-                FailureKind::NoSuchProcess,
-                format!("({}) - No such process", req.pid),
-            )
-        })?;
+        let info = s
+            .stat(req.pid, peer.uid)
+            .ok_or_else(|| no_such_process(req.pid))?;
         Ok(ProcessList {
             processes: vec![info],
             cpus: s.config.cpus,

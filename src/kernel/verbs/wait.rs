@@ -3,7 +3,7 @@
 //! exit (and the reaping) is durable.
 
 use super::{Conn, Kernel, Peer, durable, reply};
-use crate::kernel::state::Collect;
+use crate::kernel::state::{Collect, no_such_process};
 use crate::proto::{CodecError, Exited, Failure, FailureKind, Request, Response, WaitRequest};
 use std::sync::Arc;
 
@@ -25,8 +25,7 @@ pub async fn handle(
             status = &mut rx => match status {
                 Ok(status) => status,
                 Err(_) => {
-                    let failure = Failure::new(FailureKind::NoSuchProcess, format!("({}) - No such process", req.pid));
-                    return reply(conn, Err(failure)).await;
+                    return reply(conn, Err(no_such_process(req.pid))).await;
                 }
             },
             // The waiter went away: its receiver drops, and the process stays a zombie for the next wait.

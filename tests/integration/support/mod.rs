@@ -183,6 +183,32 @@ impl TestKernel {
     }
 }
 
+/// `llmkernel` with `args`, not under systemd and with nothing on its standard input: finish it
+/// (environment, user) and pass it to [`kernel_refuses`].
+pub fn kernel_command(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
+    let mut command = Command::new(KERNEL);
+    for arg in args {
+        command.arg(arg);
+    }
+    command
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs a kernel that must refuse to start: it exits with status 1 within a step; returns what it
+/// said on stderr.
+pub async fn kernel_refuses(mut command: Command) -> String {
+    let out = tokio::time::timeout(STEP, command.output())
+        .await
+        .expect("the kernel gave up in time")
+        .expect("run llmkernel");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 /// Writes a kernel config file; pass the path with `--config`, and keep the directory alive while
 /// the kernel runs.
 pub fn config_file(text: &str) -> (tempfile::TempDir, String) {
