@@ -253,7 +253,21 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_status() {
     let fake = FakeLlm::start(FakeConfig::default()).await;
     let k = TestKernel::start(&fake.url, &[]).await;
     for (line, status, message) in [
-        ("frobnicate", 127, "llmsh: frobnicate: command not found"),
+        (
+            "frobnicate",
+            127,
+            "llmsh: frobnicate: command not found (try `help`)",
+        ),
+        (
+            "qurey hi",
+            127,
+            "llmsh: qurey: command not found; did you mean 'query'?",
+        ),
+        (
+            "query \"$(date)\"",
+            2,
+            "not supported, even inside double quotes; put it in single quotes",
+        ),
         ("query", 2, "query: a prompt is required"),
         (
             "query --colour red hi",
@@ -285,4 +299,18 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_status() {
         assert!(run.stderr.contains(message), "{line}: {}", run.stderr);
     }
     assert!(fake.requests().is_empty(), "nothing reached the backend");
+}
+
+#[tokio::test]
+async fn a_dollar_inside_quotes_is_text_and_clear_off_a_terminal_writes_nothing() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let run = k
+        .sh("query --max-tokens 1 \"How much is $5 in euros?\"; query --max-tokens 1 'costs $HOME'")
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let prompts: Vec<String> = fake.requests().iter().map(|r| r.user_prompt()).collect();
+    assert_eq!(prompts, ["How much is $5 in euros?", "costs $HOME"]);
+    let run = k.sh("clear").await;
+    assert_eq!((run.status, run.stdout.as_str()), (0, ""), "{run:?}");
 }
