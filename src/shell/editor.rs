@@ -63,9 +63,8 @@ pub fn run(sh: &mut Shell, runtime: &tokio::runtime::Runtime, vi: bool) -> i32 {
     let prompt = JobCountPrompt::new(sh.shared_jobs());
     loop {
         let _ = runtime.block_on(tokio::time::timeout(JOB_REFRESH_TIMEOUT, sh.refresh_jobs()));
-        for notice in notifier.begin_line() {
-            println!("{notice}");
-        }
+        let notices = notifier.begin_line();
+        runtime.block_on(super::notices::report(&sh.socket, notices));
         if let Some(keys) = &mut sh.keys {
             keys.mark();
         }

@@ -100,6 +100,15 @@ async fn a_job_that_ends_during_a_foreground_command_is_reported_before_the_next
         !between.contains("$ "),
         "no prompt before the notice: {between:?}"
     );
+    // What the job said comes with its notice, and then it is reaped.
+    assert!(
+        between.ends_with("t0 t1 t2 \n"),
+        "the answer before the notice: {between:?}"
+    );
+    k.eventually("ps -a", "the finished job to be reaped", |ps| {
+        ps_row(ps, pid).is_none()
+    })
+    .await;
     t.expect("llmsh$ ").await;
     t.run("jobs").await;
     t.expect("llmsh$ ").await;
@@ -345,4 +354,26 @@ async fn clear_clears_the_screen_and_the_scrollback_like_clear_1() {
     t.expect("llmsh$ ").await;
     let raw = String::from_utf8_lossy(&t.raw()).into_owned();
     assert!(raw.contains("\x1b[H\x1b[2J\x1b[3J"), "{raw:?}");
+}
+
+#[tokio::test]
+async fn a_background_answer_that_ends_while_the_user_types_is_printed_above_the_line_and_reaped() {
+    let (_fake, k, home) = setup().await;
+    let mut t = Terminal::spawn(&k.socket, home.path(), &[]);
+    t.expect("llmsh$ ").await;
+    t.line("query \"[tokens=3] quick\" &");
+    let pid = job_pid_in(&t.expect("llmsh[1]$ ").await);
+    t.send("help jo");
+    let above = t
+        .expect("[1]+  Done                    query \"[tokens=3] quick\"")
+        .await;
+    assert!(above.contains("t0 t1 t2 \n"), "{above:?}");
+    t.expect_cursor_row("llmsh$ help jo").await;
+    k.eventually("ps -a", "the finished job to be reaped", |ps| {
+        ps_row(ps, pid).is_none()
+    })
+    .await;
+    t.send("bs\r");
+    t.expect("jobs: jobs [-l]").await;
+    assert_eq!(t.text().matches("t0 t1 t2").count(), 1, "{}", t.text());
 }

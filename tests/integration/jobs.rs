@@ -314,3 +314,39 @@ async fn a_dollar_inside_quotes_is_text_and_clear_off_a_terminal_writes_nothing(
     let run = k.sh("clear").await;
     assert_eq!((run.status, run.stdout.as_str()), (0, ""), "{run:?}");
 }
+
+#[tokio::test]
+async fn wait_and_fg_print_what_a_background_job_said_and_leave_no_zombie() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let run = k.sh("query \"[tokens=3] q\" & wait").await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let pid = job_pid(&run.stdout);
+    assert_eq!(run.stdout, format!("[1] {pid}\nt0 t1 t2 \n"), "{run:?}");
+    let ps = k.sh("ps -a").await.stdout;
+    assert!(ps_row(&ps, pid).is_none(), "reaped once shown: {ps}");
+
+    // `wait %1` and `fg` (the job may have finished by then or not: the same either way).
+    let run = k
+        .sh("query \"[tokens=2] a\" & wait %1; query \"[tokens=2] b\" & fg")
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let pids: Vec<u64> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(job_pid)
+        .collect();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "[1] {}\nt0 t1 \n[1] {}\nquery \"[tokens=2] b\"\nt0 t1 \n",
+            pids[0], pids[1]
+        ),
+        "{run:?}"
+    );
+    let ps = k.sh("ps -a").await.stdout;
+    for pid in pids {
+        assert!(ps_row(&ps, pid).is_none(), "{pid} reaped: {ps}");
+    }
+}
