@@ -350,3 +350,23 @@ async fn wait_and_fg_print_what_a_background_job_said_and_leave_no_zombie() {
         assert!(ps_row(&ps, pid).is_none(), "{pid} reaped: {ps}");
     }
 }
+
+#[tokio::test]
+async fn jobs_shows_what_a_finished_job_said_before_listing_it_done_and_reaps_it() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    // One slot, and the background job fits one quantum: it has ended before the foreground query
+    // gets the slot, so `jobs` finds it done.
+    let k = TestKernel::start(&fake.url, &["--cpus", "1"]).await;
+    let run = k
+        .sh("query \"[tokens=2] a\" & query --max-tokens 1 b; jobs; jobs")
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let pid = job_pid(&run.stdout);
+    assert_eq!(
+        run.stdout,
+        format!("[1] {pid}\nt0 \nt0 t1 \n[1]+  Done                    query \"[tokens=2] a\"\n"),
+        "{run:?}"
+    );
+    let ps = k.sh("ps -a").await.stdout;
+    assert!(ps_row(&ps, pid).is_none(), "reaped once reported: {ps}");
+}
