@@ -160,6 +160,15 @@ impl ConfigFile {
             "max_connections_per_uid",
             "must be at least 1",
         )?;
+        if let Some(Err(message)) = file
+            .backend
+            .url
+            .as_deref()
+            .map(super::backend_url::check_backend_url)
+        {
+            let offset = section_key_line(text, "[backend]", "url");
+            return Err(invalid(offset, format!("`url` in [backend]: {message}")));
+        }
         check(
             file.backend
                 .command

@@ -3,6 +3,7 @@
 //! is flag > environment > config file > default; the binary applies flags and environment on top of
 //! what [`KernelConfig::from_file`] gives.
 
+pub mod backend_url;
 pub mod file;
 pub mod interrupts;
 pub mod paths;

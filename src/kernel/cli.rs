@@ -25,7 +25,7 @@ pub struct KernelArgs {
     #[arg(long, env = "LLMKERNEL_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]
-    #[arg(long, env = "LLMKERNEL_BACKEND", value_name = "URL")]
+    #[arg(long, env = "LLMKERNEL_BACKEND", value_name = "URL", value_parser = crate::config::backend_url::parse_backend_url)]
     pub backend: Option<String>,
     /// Model name to request [default: the first the backend lists]
     #[arg(long, env = "LLMKERNEL_MODEL", value_name = "NAME")]

@@ -98,6 +98,7 @@ pub fn want(before: &[&str], current: &str) -> Want {
         "interrupt" if args.is_empty() => Want::Words(vec!["system", "timer"]),
         "sched" if args.is_empty() => Want::Policy,
         "help" if args.is_empty() => Want::Builtin,
+        "clear" if args.is_empty() => flags_or_nothing(current, &["-x"]),
         _ => Want::Nothing,
     }
 }

@@ -3,8 +3,8 @@
 //! keys with `--vi`) and a prompt that counts jobs. Between lines it prints job notices; while a line
 //! is edited, notices come through reedline's external printer, above the line.
 //!
-//! Keys, as in bash: Ctrl-C abandons the line (on an empty line it says how to leave), Ctrl-D on an
-//! empty line leaves (warning once if jobs are stopped). While a command runs the terminal is in
+//! Keys, as in bash: Ctrl-C abandons the line and gives a new prompt below it (on an empty line
+//! too), Ctrl-D on an empty line leaves (warning once if jobs are stopped). While a command runs the terminal is in
 //! cooked mode, so Ctrl-C and Ctrl-Z reach the shell as SIGINT and SIGTSTP, which the foreground
 //! attach loop turns into INT and STOP for the process.
 
@@ -23,7 +23,6 @@ use reedline::{
 };
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Lines of history kept in the file.
@@ -32,9 +31,6 @@ const HISTORY_LINES: usize = 10_000;
 /// How long the prompt waits to learn how background jobs are doing; a kernel that does not
 /// answer in time must not keep the user from typing (watchers still report changes).
 const JOB_REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What Ctrl-C on an empty line says (bash's wording for `ignoreeof`, plus Ctrl-D).
-pub const HOW_TO_LEAVE: &str = "Use \"exit\" or Ctrl-D to leave the shell.";
 
 const COMPLETION_MENU: &str = "completion_menu";
 
@@ -62,14 +58,13 @@ pub fn run(sh: &mut Shell, runtime: &tokio::runtime::Runtime, vi: bool) -> i32 {
     }
     let printer = ExternalPrinter::<String>::new(LIVE_NOTICE_CAPACITY);
     let notifier = sh.enable_notices(printer.sender());
-    let (highlighter, line_was_empty) = CommandHighlighter::new();
+    let highlighter = CommandHighlighter;
     let mut editor = build(sh, runtime, vi, printer, highlighter);
     let prompt = JobCountPrompt::new(sh.shared_jobs());
     loop {
         let _ = runtime.block_on(tokio::time::timeout(JOB_REFRESH_TIMEOUT, sh.refresh_jobs()));
-        for notice in notifier.begin_line() {
-            println!("{notice}");
-        }
+        let notices = notifier.begin_line();
+        runtime.block_on(super::notices::report(&sh.socket, notices));
         if let Some(keys) = &mut sh.keys {
             keys.mark();
         }
@@ -82,11 +77,8 @@ pub fn run(sh: &mut Shell, runtime: &tokio::runtime::Runtime, vi: bool) -> i32 {
                 }
                 run_line(sh, runtime, &line);
             }
-            Ok(Signal::CtrlC) => {
-                if line_was_empty.load(Ordering::Relaxed) {
-                    println!("{HOW_TO_LEAVE}");
-                }
-            }
+            // The editor has already moved to a new line: the next prompt goes there, as in bash.
+            Ok(Signal::CtrlC) => {}
             Ok(Signal::CtrlD) => {
                 if leave(sh) {
                     println!("exit");

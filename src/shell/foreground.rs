@@ -39,9 +39,21 @@ pub async fn attach(
             .unwrap_or(0),
         seen: 0,
         at_line_start: true,
+        held: None,
+        echoes_keys: sh.keys.is_some() && super::signals::echoes_control_keys(),
     };
     loop {
+        // Keys first: a press that is pending when a chunk arrives holds that chunk back.
         tokio::select! {
+            biased;
+            () = ctrl_c.pressed() => {
+                screen.hold(false);
+                send_signal(sh, pid, Signal::Int).await;
+            }
+            () = ctrl_z.pressed() => {
+                screen.hold(true);
+                send_signal(sh, pid, Signal::Stop).await;
+            }
             reply = client.recv() => match reply {
                 Ok(Response::Output(chunk)) => {
                     if !screen.show(&chunk.text) {
@@ -52,6 +64,7 @@ pub async fn attach(
                 }
                 Ok(Response::Exited(exited)) => {
                     screen.end_line();
+                    screen.release_after_stop();
                     // Collect the zombie: a foreground process's status belongs to this shell.
                     let _ = client.call(Request::Wait(WaitRequest { pid })).await;
                     if let Some(id) = job {
@@ -64,7 +77,7 @@ pub async fn attach(
                 }
                 Ok(Response::Stopped(_)) => {
                     screen.end_line();
-                    stopped(sh, pid, command, job, screen.seen);
+                    stopped(sh, pid, command, job, screen.shown());
                     return STOPPED_STATUS;
                 }
                 Ok(Response::Continued(_)) => {}
@@ -78,8 +91,6 @@ pub async fn attach(
                     return 1;
                 }
             },
-            () = ctrl_c.pressed() => send_signal(sh, pid, Signal::Int).await,
-            () = ctrl_z.pressed() => send_signal(sh, pid, Signal::Stop).await,
         }
     }
 }
@@ -113,9 +124,23 @@ fn stopped(sh: &mut Shell, pid: Pid, command: &str, job: Option<u32>, shown: usi
 struct Screen {
     /// Bytes at the start of the output that were already shown before (`fg` after Ctrl-Z).
     skip: usize,
-    /// Bytes of the output received so far, shown or skipped.
+    /// Bytes of the output received so far, shown, skipped or held.
     seen: usize,
     at_line_start: bool,
+    /// After Ctrl-C or Ctrl-Z, output is held back rather than printed after the `^C`/`^Z` the
+    /// terminal echoed; `fg` shows it later.
+    held: Option<Held>,
+    /// The terminal echoes `^C` and `^Z` (ECHOCTL), so the cursor is no longer at a line start.
+    echoes_keys: bool,
+}
+
+/// Output held back since a key was pressed.
+struct Held {
+    /// Bytes of the output shown (or skipped) when the key was pressed.
+    shown: usize,
+    /// Ctrl-Z: the text is shown if the process ends before it stops. Ctrl-C drops it.
+    by_stop: bool,
+    text: String,
 }
 
 impl Screen {
@@ -128,13 +153,48 @@ impl Screen {
         if new.is_empty() {
             return true;
         }
+        if let Some(held) = &mut self.held {
+            if held.by_stop {
+                held.text.push_str(new);
+            }
+            return true;
+        }
         self.at_line_start = new.ends_with('\n');
         write_out(new)
     }
 
+    /// A key was pressed: output from now on is held back.
+    fn hold(&mut self, by_stop: bool) {
+        if self.held.is_none() {
+            self.held = Some(Held {
+                shown: self.seen.max(self.skip),
+                by_stop,
+                text: String::new(),
+            });
+        }
+    }
+
+    /// Bytes of the output shown so far (or before): where `fg` picks up.
+    fn shown(&self) -> usize {
+        self.held
+            .as_ref()
+            .map_or(self.seen.max(self.skip), |h| h.shown)
+    }
+
+    /// Ends the line output left open, and the one the terminal's `^C`/`^Z` echo left open.
     fn end_line(&self) {
-        if !self.at_line_start {
+        if !self.at_line_start || (self.held.is_some() && self.echoes_keys) {
             write_out("\n");
+        }
+    }
+
+    /// The process ended although Ctrl-Z was pressed: what it said meanwhile is shown after all.
+    fn release_after_stop(&mut self) {
+        if let Some(held) = self.held.take_if(|h| h.by_stop && !h.text.is_empty()) {
+            write_out(&held.text);
+            if !held.text.ends_with('\n') {
+                write_out("\n");
+            }
         }
     }
 }

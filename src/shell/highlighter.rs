@@ -6,31 +6,15 @@ use super::builtins;
 use super::parser;
 use super::tokens;
 use reedline::{Color, Highlighter, StyledText, ValidationResult, Validator};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether `word` names a builtin.
 pub fn is_builtin(word: &str) -> bool {
     word == "logout" || builtins::ALL.iter().any(|h| h.name == word)
 }
 
-/// Colours command words. It also notes whether the line it last painted was empty, which tells the
-/// editor whether a Ctrl-C came on an empty line (reedline clears the line before it reports one).
+/// Colours command words.
 #[derive(Default)]
-pub struct CommandHighlighter {
-    line_was_empty: Arc<AtomicBool>,
-}
-
-impl CommandHighlighter {
-    /// A highlighter and the flag it keeps of whether the last painted line was empty.
-    pub fn new() -> (CommandHighlighter, Arc<AtomicBool>) {
-        let flag = Arc::new(AtomicBool::new(true));
-        let highlighter = CommandHighlighter {
-            line_was_empty: Arc::clone(&flag),
-        };
-        (highlighter, flag)
-    }
-}
+pub struct CommandHighlighter;
 
 /// What a stretch of the line is, for colouring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +55,6 @@ pub fn classify(line: &str) -> Vec<(Stretch, &str)> {
 
 impl Highlighter for CommandHighlighter {
     fn highlight(&self, line: &str, _cursor: usize) -> StyledText {
-        self.line_was_empty
-            .store(line.is_empty(), Ordering::Relaxed);
         let mut styled = StyledText::new();
         for (kind, text) in classify(line) {
             let style = match kind {
@@ -123,14 +105,10 @@ mod tests {
     }
 
     #[test]
-    fn highlighting_keeps_every_character_and_notes_an_empty_line() {
-        let (h, empty) = CommandHighlighter::new();
-        let text = h.highlight("kill %1; nope", 0);
+    fn highlighting_keeps_every_character() {
+        let text = CommandHighlighter.highlight("kill %1; nope", 0);
         let joined: String = text.buffer.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(joined, "kill %1; nope");
-        assert!(!empty.load(Ordering::Relaxed));
-        h.highlight("", 0);
-        assert!(empty.load(Ordering::Relaxed));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! `%%`) and previous (`%-`) jobs and its spec forms (`%N`, `%string`, `%?string`). On a terminal the
 //! table is shared with the tasks that watch background jobs ([`SharedJobs`]), and it remembers which
 //! state changes the user has not been told about yet.
+//!
+//! Every byte of a job's output is shown once. The table counts what has been shown ([`Job::shown`]);
+//! whoever ends a job's life in this shell (the attach loop, `wait`, and the `Done` notice, whether
+//! before the prompt, above the line being edited or in `jobs`) prints the rest first and then
+//! reaps the process, so a finished job leaves no zombie behind once it was reported.
 
 use crate::proto::{ExitStatus, Pid, Signal};
 use std::sync::{Arc, Mutex};
@@ -25,7 +30,8 @@ pub struct Job {
     pub pid: Pid,
     pub command: String,
     pub state: JobState,
-    /// Bytes of the output already printed in the foreground, so `fg` prints only what is new.
+    /// Bytes of the output already printed (in the foreground or by `wait`), so what prints it
+    /// next prints only what is new.
     pub shown: usize,
     /// The job stopped or ended in the background and the user has not been told yet.
     pub unreported: bool,
@@ -48,6 +54,35 @@ impl Job {
             JobState::Done(status) => format!("Exit {}", status.code()),
         }
     }
+}
+
+/// A line to tell the user about a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// bash's line: `[1]+  Done                    query ...`.
+    pub line: String,
+    /// For a job that ended: print its output from here, then reap it.
+    pub finished: Option<Finished>,
+}
+
+/// A job that ended and has been taken off the table: the output it had not shown yet goes
+/// before its notice, and then the shell reaps the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finished {
+    pub pid: Pid,
+    /// Bytes of its output already shown.
+    pub shown: usize,
+}
+
+/// The part of an output chunk not shown yet: `seen` bytes of the output came before `chunk`, and
+/// the first `shown` bytes of the output are already on the screen. A count that falls inside a
+/// character (it cannot, the output only grows) moves on to the next whole one.
+pub fn unshown(chunk: &str, seen: usize, shown: usize) -> &str {
+    let mut start = shown.saturating_sub(seen).min(chunk.len());
+    while !chunk.is_char_boundary(start) {
+        start += 1;
+    }
+    &chunk[start..]
 }
 
 /// This shell's jobs.
@@ -122,13 +157,17 @@ impl JobTable {
     }
 
     /// The notices bash would print now (`[1]+  Done  query ...`), with the job each is about.
-    pub fn notices(&self) -> Vec<(u32, String)> {
+    pub fn notices(&self) -> Vec<(u32, Notice)> {
         self.jobs
             .iter()
             .filter(|j| j.unreported || matches!(j.state, JobState::Done(_)))
             .map(|j| {
                 let line = crate::shell::builtins::jobs::format_job(j, self.marker(j.id), false);
-                (j.id, line)
+                let finished = matches!(j.state, JobState::Done(_)).then_some(Finished {
+                    pid: j.pid,
+                    shown: j.shown,
+                });
+                (j.id, Notice { line, finished })
             })
             .collect()
     }
@@ -149,12 +188,13 @@ impl JobTable {
         }
     }
 
-    /// The notices to print now; marks them reported.
-    pub fn take_notices(&mut self) -> Vec<String> {
+    /// The notices to print now; marks them reported. Whoever takes a finished job's notice
+    /// prints its output and reaps it (see [`crate::shell::notices::report`]).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
         let notices = self.notices();
         let ids: Vec<u32> = notices.iter().map(|(id, _)| *id).collect();
         self.mark_reported(&ids);
-        notices.into_iter().map(|(_, line)| line).collect()
+        notices.into_iter().map(|(_, notice)| notice).collect()
     }
 
     /// `+` for the current job, `-` for the previous, blank otherwise.
@@ -290,10 +330,20 @@ mod tests {
         assert!(!t.update_state(Pid(10), JobState::Stopped));
         assert!(t.update_state(Pid(11), JobState::Done(ExitStatus::Finished)));
         assert!(!t.update_state(Pid(99), JobState::Stopped));
+        t.get_mut(2).unwrap().shown = 5;
         let notices = t.take_notices();
         assert_eq!(notices.len(), 2, "{notices:?}");
-        assert!(notices[0].starts_with("[1]   Stopped"), "{notices:?}");
-        assert!(notices[1].starts_with("[2]-  Done"), "{notices:?}");
+        assert!(notices[0].line.starts_with("[1]   Stopped"), "{notices:?}");
+        assert_eq!(notices[0].finished, None);
+        assert!(notices[1].line.starts_with("[2]-  Done"), "{notices:?}");
+        assert_eq!(
+            notices[1].finished,
+            Some(Finished {
+                pid: Pid(11),
+                shown: 5
+            }),
+            "a finished job's output is shown from where it was left"
+        );
         assert!(t.take_notices().is_empty());
         assert_eq!(t.len(), 2);
         assert!(t.update_state(Pid(10), JobState::Running));
@@ -328,6 +378,21 @@ mod tests {
             let job = t.get_mut(1).unwrap();
             job.state = JobState::Done(status);
             assert_eq!(job.state_word(), want);
+        }
+    }
+
+    #[test]
+    fn only_the_output_not_shown_yet_is_printed() {
+        for (chunk, seen, shown, want) in [
+            ("abcdef", 0, 0, "abcdef"),
+            ("abcdef", 0, 4, "ef"),
+            ("def", 3, 4, "ef"),
+            ("def", 3, 2, "def"),
+            ("abc", 0, 9, ""),
+            ("aé", 0, 2, ""),
+            ("éa", 0, 1, "a"),
+        ] {
+            assert_eq!(unshown(chunk, seen, shown), want, "{chunk} {seen} {shown}");
         }
     }
 

@@ -84,6 +84,15 @@ impl KeyWatch {
     }
 }
 
+/// Whether the terminal on standard input echoes Ctrl-C and Ctrl-Z as `^C` and `^Z` (ECHO and
+/// ECHOCTL, as terminals are set up by default), leaving the cursor after the echo.
+pub fn echoes_control_keys() -> bool {
+    tcgetattr(std::io::stdin()).is_ok_and(|t| {
+        t.local_flags
+            .contains(LocalFlags::ECHO | LocalFlags::ECHOCTL)
+    })
+}
+
 /// Keeps the terminal from throwing away output when Ctrl-C or Ctrl-Z is pressed (POSIX flushes
 /// the output queue on INTR and SUSP unless NOFLSH is set). The attach loop counts what it has
 /// shown so that `fg` prints only the rest; a token written just before the key and then flushed

@@ -179,3 +179,52 @@ async fn flag_beats_environment_which_beats_the_file() {
     assert_eq!(by_flag.requests()[0].body["model"], "from-flag");
     assert_eq!((by_file.requests().len(), by_env.requests().len()), (1, 1));
 }
+
+#[test]
+fn a_backend_that_is_not_a_url_stops_the_kernel_before_it_starts() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(KERNEL)
+            .args(args)
+            .env_remove("LLMKERNEL_BACKEND")
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("k.sock");
+    let socket = socket.to_str().expect("utf-8");
+    // A flag: a usage error (2), from --check-config and at start-up alike.
+    for args in [
+        &["--backend", "not a url", "--check-config"][..],
+        &["--backend", "not a url", "--socket", socket][..],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("`not a url` is not a URL"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A config file: a bad config (1), naming the key and its line.
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "cpus = 1\n[backend]\nurl = \"localhost:8080\"\n").expect("write");
+    let path = path.to_str().expect("utf-8");
+    for args in [
+        &["--check-config", path][..],
+        &["--config", path, "--socket", socket][..],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(":3: `url` in [backend]: `localhost:8080` is not an http(s) URL")
+                && stderr.contains("did you mean `http://localhost:8080`?"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!dir.path().join("k.sock").exists(), "never listened");
+}

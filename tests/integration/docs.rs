@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn man_page(cmd: clap::Command, section: &str, extra: &str, builtins: bool) -> Vec<u8> {
+    let cmd_for_synopsis = cmd.clone();
     let man = clap_mangen::Man::new(cmd)
         .section(section)
         .source(format!("llmkernel {}", env!("CARGO_PKG_VERSION")))
@@ -17,7 +18,7 @@ fn man_page(cmd: clap::Command, section: &str, extra: &str, builtins: bool) -> V
     let mut out = Vec::new();
     man.render_title(&mut out).expect("render");
     man.render_name_section(&mut out).expect("render");
-    man.render_synopsis_section(&mut out).expect("render");
+    out.extend_from_slice(synopsis(&cmd_for_synopsis).as_bytes());
     man.render_description_section(&mut out).expect("render");
     man.render_options_section(&mut out).expect("render");
     if builtins {
@@ -33,6 +34,56 @@ fn man_page(cmd: clap::Command, section: &str, extra: &str, builtins: bool) -> V
         .expect("man/src fragment");
     out.extend_from_slice(extra.as_bytes());
     out
+}
+
+/// The SYNOPSIS section, with each option's argument named (`[--socket PATH]`), which
+/// clap_mangen's own synopsis leaves out.
+fn synopsis(cmd: &clap::Command) -> String {
+    // Built, so that clap's own --help and --version are among the arguments.
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let roff = |s: &str| s.replace('\\', "\\e").replace('-', "\\-");
+    let bold = |s: String| format!("\\fB{}\\fR", roff(&s));
+    let italic = |s: String| format!("\\fI{}\\fR", roff(&s));
+    let value = |arg: &clap::Arg| {
+        arg.get_value_names()
+            .map(|names| names.join(" "))
+            .unwrap_or_else(|| arg.get_id().as_str().to_uppercase())
+    };
+    let mut line = bold(cmd.get_name().to_string());
+    let mut args: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| !a.is_hide_set()).collect();
+    // Options first, then positionals, as a usage line reads.
+    args.sort_by_key(|a| a.is_positional());
+    for arg in args {
+        let name = if arg.is_positional() {
+            italic(value(arg))
+        } else {
+            let flags: Vec<String> = [
+                arg.get_short().map(|c| format!("-{c}")),
+                arg.get_long().map(|l| format!("--{l}")),
+            ]
+            .into_iter()
+            .flatten()
+            .map(bold)
+            .collect();
+            let takes_value = matches!(
+                arg.get_action(),
+                clap::ArgAction::Set | clap::ArgAction::Append
+            );
+            let optional = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+            match (takes_value, optional) {
+                (true, false) => format!("{} {}", flags.join("|"), italic(value(arg))),
+                (true, true) => format!("{} [{}]", flags.join("|"), italic(value(arg))),
+                (false, _) => flags.join("|"),
+            }
+        };
+        line.push_str(&if arg.is_required_set() {
+            format!(" {name}")
+        } else {
+            format!(" [{name}]")
+        });
+    }
+    format!(".SH SYNOPSIS\n{line}\n")
 }
 
 fn completions(cmd: fn() -> clap::Command, name: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -83,6 +134,23 @@ fn committed_man_pages_and_completions_match_the_code() {
     assert!(
         stale.is_empty(),
         "out of date (run scripts/gen-docs): {stale:?}"
+    );
+}
+
+#[test]
+fn the_synopsis_names_every_option_argument() {
+    let llmsh = std::fs::read_to_string(Path::new(ROOT).join("man/llmsh.1")).expect("llmsh.1");
+    assert!(
+        llmsh.contains(
+            "\\fBllmsh\\fR [\\fB\\-\\-socket\\fR \\fIPATH\\fR] [\\fB\\-c\\fR \\fICOMMANDS\\fR]"
+        ),
+        "{llmsh}"
+    );
+    let kernel =
+        std::fs::read_to_string(Path::new(ROOT).join("man/llmkernel.8")).expect("llmkernel.8");
+    assert!(
+        kernel.contains("[\\fB\\-\\-backend\\fR \\fIURL\\fR]"),
+        "{kernel}"
     );
 }
 

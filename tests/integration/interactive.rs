@@ -100,6 +100,15 @@ async fn a_job_that_ends_during_a_foreground_command_is_reported_before_the_next
         !between.contains("$ "),
         "no prompt before the notice: {between:?}"
     );
+    // What the job said comes with its notice, and then it is reaped.
+    assert!(
+        between.ends_with("t0 t1 t2 \n"),
+        "the answer before the notice: {between:?}"
+    );
+    k.eventually("ps -a", "the finished job to be reaped", |ps| {
+        ps_row(ps, pid).is_none()
+    })
+    .await;
     t.expect("llmsh$ ").await;
     t.run("jobs").await;
     t.expect("llmsh$ ").await;
@@ -220,13 +229,28 @@ async fn vi_mode_edits_with_vi_keys() {
 }
 
 #[tokio::test]
-async fn ctrl_c_on_an_empty_line_explains_and_ctrl_d_or_exit_warn_once_about_stopped_jobs() {
+async fn ctrl_c_on_an_empty_line_gives_a_new_prompt_and_ctrl_d_or_exit_warn_once_about_stopped_jobs()
+ {
     let (_fake, k, home) = setup().await;
     let mut t = Terminal::spawn(&k.socket, home.path(), &[]);
     t.expect("llmsh$ ").await;
     t.send(keys::CTRL_C);
-    t.expect("Use \"exit\" or Ctrl-D to leave the shell.").await;
+    // As bash: a fresh prompt on the next line, and no lecture.
     t.expect("llmsh$ ").await;
+    t.expect_empty_prompt("llmsh$ ").await;
+    t.send("help jo");
+    t.expect_cursor_row("llmsh$ help jo").await;
+    t.send(keys::CTRL_C);
+    t.expect("llmsh$ ").await;
+    t.expect_empty_prompt("llmsh$ ").await;
+    let rows: Vec<String> = t.rows().iter().map(|r| r.trim_end().to_string()).collect();
+    assert_eq!(
+        rows[..3],
+        ["llmsh$", "llmsh$ help jo", "llmsh$"],
+        "{}",
+        t.text()
+    );
+    assert!(!t.text().contains("Ctrl-D"), "{}", t.text());
     t.line("query long");
     t.expect("t0 ").await;
     t.send(keys::CTRL_Z);
@@ -283,4 +307,73 @@ async fn a_background_job_stopped_and_continued_by_kill_is_reported_like_bash() 
     t.expect("[2]+  Running                 query two &").await;
     t.expect("llmsh[2]$ ").await;
     assert_eq!(t.text().matches("Stopped").count(), 1, "{}", t.text());
+}
+
+/// A fake whose tokens come slowly enough that a key press is seen long before the next one.
+fn slower() -> FakeConfig {
+    FakeConfig {
+        tokens: 2000,
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn ctrl_z_and_ctrl_c_echo_on_their_own_line_with_no_token_after_them() {
+    let fake = FakeLlm::start(slower()).await;
+    let k = TestKernel::start(&fake.url, &["--cpus", "2"]).await;
+    let home = tempfile::tempdir().expect("home");
+    let mut t = Terminal::spawn(&k.socket, home.path(), &[]);
+    t.expect("llmsh$ ").await;
+    t.line("query story");
+    t.expect("t0 t1 ").await;
+    t.send(keys::CTRL_Z);
+    let before = t
+        .expect("[1]+  Stopped                 query story\n")
+        .await;
+    assert!(before.ends_with("^Z\n"), "^Z then a new line: {before:?}");
+    let shown = last_token(&t.text()).expect("tokens before the stop");
+    t.expect("llmsh[1]$ ").await;
+    t.run("fg").await;
+    t.expect("query story\n").await;
+    // fg picks up right after the last token shown: nothing was printed after the ^Z.
+    let resumed = t.expect(" ").await;
+    assert_eq!(resumed.trim(), format!("t{}", shown + 1), "{}", t.text());
+    t.expect(&format!("t{} ", shown + 2)).await;
+    t.send(keys::CTRL_C);
+    let before = t.expect("llmsh$ ").await;
+    assert!(before.ends_with("^C\n"), "^C then a new line: {before:?}");
+}
+
+#[tokio::test]
+async fn clear_clears_the_screen_and_the_scrollback_like_clear_1() {
+    let home = tempfile::tempdir().expect("home");
+    let mut t = Terminal::spawn(&home.path().join("none.sock"), home.path(), &[]);
+    t.expect("llmsh$ ").await;
+    t.run("clear").await;
+    t.expect("llmsh$ ").await;
+    let raw = String::from_utf8_lossy(&t.raw()).into_owned();
+    assert!(raw.contains("\x1b[H\x1b[2J\x1b[3J"), "{raw:?}");
+}
+
+#[tokio::test]
+async fn a_background_answer_that_ends_while_the_user_types_is_printed_above_the_line_and_reaped() {
+    let (_fake, k, home) = setup().await;
+    let mut t = Terminal::spawn(&k.socket, home.path(), &[]);
+    t.expect("llmsh$ ").await;
+    t.line("query \"[tokens=3] quick\" &");
+    let pid = job_pid_in(&t.expect("llmsh[1]$ ").await);
+    t.send("help jo");
+    let above = t
+        .expect("[1]+  Done                    query \"[tokens=3] quick\"")
+        .await;
+    assert!(above.contains("t0 t1 t2 \n"), "{above:?}");
+    t.expect_cursor_row("llmsh$ help jo").await;
+    k.eventually("ps -a", "the finished job to be reaped", |ps| {
+        ps_row(ps, pid).is_none()
+    })
+    .await;
+    t.send("bs\r");
+    t.expect("jobs: jobs [-l]").await;
+    assert_eq!(t.text().matches("t0 t1 t2").count(), 1, "{}", t.text());
 }

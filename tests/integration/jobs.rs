@@ -253,7 +253,21 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_status() {
     let fake = FakeLlm::start(FakeConfig::default()).await;
     let k = TestKernel::start(&fake.url, &[]).await;
     for (line, status, message) in [
-        ("frobnicate", 127, "llmsh: frobnicate: command not found"),
+        (
+            "frobnicate",
+            127,
+            "llmsh: frobnicate: command not found (try `help`)",
+        ),
+        (
+            "qurey hi",
+            127,
+            "llmsh: qurey: command not found; did you mean 'query'?",
+        ),
+        (
+            "query \"$(date)\"",
+            2,
+            "not supported, even inside double quotes; put it in single quotes",
+        ),
         ("query", 2, "query: a prompt is required"),
         (
             "query --colour red hi",
@@ -285,4 +299,74 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_status() {
         assert!(run.stderr.contains(message), "{line}: {}", run.stderr);
     }
     assert!(fake.requests().is_empty(), "nothing reached the backend");
+}
+
+#[tokio::test]
+async fn a_dollar_inside_quotes_is_text_and_clear_off_a_terminal_writes_nothing() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let run = k
+        .sh("query --max-tokens 1 \"How much is $5 in euros?\"; query --max-tokens 1 'costs $HOME'")
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let prompts: Vec<String> = fake.requests().iter().map(|r| r.user_prompt()).collect();
+    assert_eq!(prompts, ["How much is $5 in euros?", "costs $HOME"]);
+    let run = k.sh("clear").await;
+    assert_eq!((run.status, run.stdout.as_str()), (0, ""), "{run:?}");
+}
+
+#[tokio::test]
+async fn wait_and_fg_print_what_a_background_job_said_and_leave_no_zombie() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let run = k.sh("query \"[tokens=3] q\" & wait").await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let pid = job_pid(&run.stdout);
+    assert_eq!(run.stdout, format!("[1] {pid}\nt0 t1 t2 \n"), "{run:?}");
+    let ps = k.sh("ps -a").await.stdout;
+    assert!(ps_row(&ps, pid).is_none(), "reaped once shown: {ps}");
+
+    // `wait %1` and `fg` (the job may have finished by then or not: the same either way).
+    let run = k
+        .sh("query \"[tokens=2] a\" & wait %1; query \"[tokens=2] b\" & fg")
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let pids: Vec<u64> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(job_pid)
+        .collect();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "[1] {}\nt0 t1 \n[1] {}\nquery \"[tokens=2] b\"\nt0 t1 \n",
+            pids[0], pids[1]
+        ),
+        "{run:?}"
+    );
+    let ps = k.sh("ps -a").await.stdout;
+    for pid in pids {
+        assert!(ps_row(&ps, pid).is_none(), "{pid} reaped: {ps}");
+    }
+}
+
+#[tokio::test]
+async fn jobs_shows_what_a_finished_job_said_before_listing_it_done_and_reaps_it() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    // One slot, and the background job fits one quantum: it has ended before the foreground query
+    // gets the slot, so `jobs` finds it done.
+    let k = TestKernel::start(&fake.url, &["--cpus", "1"]).await;
+    let run = k
+        .sh("query \"[tokens=2] a\" & query --max-tokens 1 b; jobs; jobs")
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let pid = job_pid(&run.stdout);
+    assert_eq!(
+        run.stdout,
+        format!("[1] {pid}\nt0 \nt0 t1 \n[1]+  Done                    query \"[tokens=2] a\"\n"),
+        "{run:?}"
+    );
+    let ps = k.sh("ps -a").await.stdout;
+    assert!(ps_row(&ps, pid).is_none(), "reaped once reported: {ps}");
 }

@@ -1,8 +1,10 @@
 //! `jobs [-l]`: this shell's jobs, in bash's format (`[1]+  Running                 query ... &`).
-//! Finished jobs are shown once and then forgotten.
+//! Finished jobs are shown once and then forgotten: what they printed that was not shown yet comes
+//! before the list (it would have been on the terminal already in bash), and they are reaped.
 
 use super::{Help, usage_error};
 use crate::shell::jobs::{Job, JobState};
+use crate::shell::notices;
 use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
@@ -41,11 +43,22 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         Some(other) => return usage_error(sh, &HELP, format!("{other}: invalid option")),
     };
     sh.refresh_jobs().await;
-    let mut jobs = sh.jobs();
-    for job in jobs.iter() {
-        println!("{}", format_job(job, jobs.marker(job.id), long));
+    let (lines, notices) = {
+        let mut jobs = sh.jobs();
+        let lines: Vec<String> = jobs
+            .iter()
+            .map(|job| format_job(job, jobs.marker(job.id), long))
+            .collect();
+        // Listed is told: finished jobs are forgotten, and no notice repeats what is shown here.
+        (lines, jobs.take_notices())
+    };
+    // What finished jobs had not shown yet, then the list with their `Done` lines; then reaped.
+    for finished in notices.into_iter().filter_map(|n| n.finished) {
+        notices::print_unshown(&sh.socket, finished).await;
+        notices::reap(&sh.socket, finished.pid).await;
     }
-    // Listed is told: finished jobs are forgotten, and no notice repeats what was just shown.
-    let _ = jobs.take_notices();
+    for line in lines {
+        println!("{line}");
+    }
     0
 }

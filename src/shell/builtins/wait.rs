@@ -1,17 +1,25 @@
 //! `wait [PID|%JOB...]`: wait for processes to end, collect them, and return the last one's status.
 //! Without arguments, waits for every job of this shell and returns 0, as bash does. A process that
 //! failed has its reason printed on stderr.
+//!
+//! For a job of this shell, `wait` first shows what the job says: the output not shown yet, then
+//! the rest as it comes, one job after another, so `query "a question" & wait` prints the answer.
+//! It follows the job's output stream to its end and only then reaps it, on the same connection,
+//! so nothing is lost between the two. Ctrl-C stops waiting and leaves the job running; what was
+//! printed counts as shown. A pid that is not one of this shell's jobs is only waited for.
 
 use super::{Help, resolve_target};
-use crate::proto::{ExitStatus, FailureKind, Pid, Request, Response, WaitRequest};
-use crate::shell::foreground;
-use crate::shell::jobs::JobState;
+use crate::proto::{ExitStatus, FailureKind, OutputRequest, Pid, Request, Response, WaitRequest};
+use crate::shell::client::ClientError;
+use crate::shell::foreground::{self, write_out};
+use crate::shell::jobs::{JobState, unshown};
 use crate::shell::session::Shell;
+use crate::shell::signals::echoes_control_keys;
 
 pub const HELP: Help = Help {
     name: "wait",
     usage: "wait [PID|%JOB...]",
-    summary: "wait for processes to finish and return the exit status (0 done, 1 failed, 128+N killed)",
+    summary: "wait for processes to finish, print what jobs said, and return the exit status (0 done, 1 failed, 128+N killed)",
 };
 
 /// Status of a `wait` cut short by Ctrl-C (128 + SIGINT), as in bash.
@@ -20,9 +28,13 @@ const INTERRUPTED_STATUS: i32 = 130;
 /// Waits for one process; returns its exit code, or 127 when it is unknown; `None` when Ctrl-C
 /// ended the wait.
 async fn wait_one(sh: &mut Shell, pid: Pid) -> Option<i32> {
-    let reply = tokio::select! {
-        reply = sh.call(Request::Wait(WaitRequest { pid })) => reply,
-        () = foreground::interrupted(sh) => return None,
+    let shown = sh.jobs().by_pid(pid).map(|j| j.shown);
+    let reply = match shown {
+        Some(shown) => show_to_end(sh, pid, shown).await?,
+        None => tokio::select! {
+            reply = sh.call(Request::Wait(WaitRequest { pid })) => reply,
+            () = foreground::interrupted(sh) => return None,
+        },
     };
     let code = match reply {
         Ok(Response::Exited(exited)) => {
@@ -46,6 +58,64 @@ async fn wait_one(sh: &mut Shell, pid: Pid) -> Option<i32> {
         jobs.remove(id);
     }
     Some(code)
+}
+
+/// Prints a job's output past its first `shown` bytes until it ends, then reaps it; returns the
+/// reap's reply, or `None` after Ctrl-C (the job keeps running, and the table learns how much of
+/// its output is now shown).
+async fn show_to_end(
+    sh: &mut Shell,
+    pid: Pid,
+    shown: usize,
+) -> Option<Result<Response, ClientError>> {
+    let mut client = match sh.client().await {
+        Ok(client) => client,
+        Err(e) => return Some(Err(e)),
+    };
+    let request = Request::Output(OutputRequest { pid, follow: true });
+    if let Err(e) = client.send(request).await {
+        return Some(Err(e));
+    }
+    let (mut seen, mut at_line_start) = (0, true);
+    // Cleared when stdout goes away (a closed pipe): the rest is dropped, as `cmd | head` drops it.
+    let mut printing = true;
+    loop {
+        let reply = tokio::select! {
+            biased;
+            () = foreground::interrupted(sh) => {
+                let mut jobs = sh.jobs();
+                let id = jobs.by_pid(pid).map(|j| j.id);
+                if let Some(job) = id.and_then(|id| jobs.get_mut(id)) {
+                    job.shown = seen.max(shown);
+                }
+                drop(jobs);
+                // The terminal echoed `^C` after whatever was printed.
+                if !at_line_start || echoes_control_keys() {
+                    write_out("\n");
+                }
+                return None;
+            }
+            reply = client.recv() => reply,
+        };
+        match reply {
+            Ok(Response::Output(chunk)) => {
+                let new = unshown(&chunk.text, seen, shown);
+                seen += chunk.text.len();
+                if printing && !new.is_empty() {
+                    at_line_start = new.ends_with('\n');
+                    printing = write_out(new);
+                }
+            }
+            Ok(Response::Stopped(_) | Response::Continued(_)) => {}
+            Ok(Response::Exited(_)) => {
+                if printing && !at_line_start {
+                    write_out("\n");
+                }
+                return Some(client.call(Request::Wait(WaitRequest { pid })).await);
+            }
+            other => return Some(other),
+        }
+    }
 }
 
 pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {

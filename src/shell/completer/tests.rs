@@ -58,6 +58,7 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
                 "interrupt",
                 "interrupts",
                 "sched",
+                "clear",
                 "help",
                 "exit",
             ],
@@ -116,6 +117,8 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
         ("sched fi", &["fifo"]),
         ("help k", &["kill"]),
         ("exit ", &[]),
+        ("clear -", &["-x"]),
+        ("cle", &["clear"]),
         ("cat '1", &[]),
     ];
     for (line, want) in table {

@@ -130,6 +130,11 @@ impl Terminal {
         strip_escapes(&self.screen.lock().unwrap().raw)
     }
 
+    /// All bytes written so far, escapes and all.
+    pub fn raw(&self) -> Vec<u8> {
+        self.screen.lock().unwrap().raw.clone()
+    }
+
     /// The screen's rows as shown now.
     pub fn rows(&self) -> Vec<String> {
         let screen = self.screen.lock().unwrap();
