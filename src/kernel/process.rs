@@ -43,6 +43,9 @@ pub struct Retry {
     pub at_ms: u64,
     /// What went wrong last, in the user's words.
     pub reason: String,
+    /// Tries the backend failed while its health check answered (the request's own failures),
+    /// counted against `request_attempts`.
+    pub rejections: u32,
 }
 
 impl Retry {
@@ -263,6 +266,7 @@ mod tests {
             since_ms: 0,
             at_ms: 5000,
             reason: "backend http://x/v1 refused the connection".into(),
+            rejections: 0,
         };
         assert_eq!(
             retry.note(1000),

@@ -46,6 +46,9 @@ pub enum RunOutcome {
     Cancelled,
     /// The backend failed.
     Failed(crate::llm::BackendError),
+    /// The backend failed this request while its health check answered: the request's own failure
+    /// (see [`super::circuit`]).
+    Rejected(crate::llm::BackendError),
 }
 
 pub struct KernelState {

@@ -9,6 +9,11 @@ use crate::support::fake_llm::{FakeConfig, FakeLlm, Fault, answer};
 use crate::support::{STEP, TestKernel, config_file, job_pid, ps_row};
 use std::time::{Duration, SystemTime};
 
+/// One bad request against a healthy backend, and `Retry-After` kept in bounds.
+mod requests;
+/// Streams that misbehave: huge lines, empty chunks, invalid UTF-8, trickling bodies, resets.
+mod streams;
+
 /// Backoff short enough for tests: 50 ms doubling up to 200 ms.
 const QUICK: &str = "[backend]\nbackoff_initial_secs = 0.05\nbackoff_max_secs = 0.2\n";
 
@@ -116,7 +121,10 @@ async fn http_429_is_retried_no_sooner_than_retry_after_in_seconds_or_as_a_date(
         value: "1".into(),
     };
     let fake = FakeLlm::start(fake(limited, Some(1))).await;
-    let (k, _cfg) = start(&fake.url, "", &[]).await;
+    // Retry-After is honoured up to the longest backoff: make that longer than what is asked here.
+    let (_cfg, path) =
+        config_file("[backend]\nbackoff_initial_secs = 0.05\nbackoff_max_secs = 5\n");
+    let k = TestKernel::start(&fake.url, &["--config", &path]).await;
     let run = k.sh("query hello").await;
     assert_eq!(
         (run.status, run.stdout.as_str()),
@@ -158,6 +166,8 @@ async fn http_500_and_503_are_retried_until_the_backend_answers() {
     assert_eq!(run.stdout, format!("{}\n", answer(10)));
     assert_eq!(fake.requests().len(), 4, "three refusals, then the answer");
 
+    // Two more faults: a 500 while the server's health check answers is tried again at once, up to
+    // three tries in all.
     fake.set(|c| {
         c.fault = Some(Fault::Status(500));
         c.fault_limit = Some(5);
