@@ -65,6 +65,8 @@ pub struct BackendCircuit {
     armed_for: Option<u64>,
     /// Runs in a row that broke off after producing tokens, without a run ending normally between.
     broken_in_row: u32,
+    /// What the backend's last failure was, in the user's words (for the waiting note).
+    reason: Option<String>,
 }
 
 impl BackendCircuit {
@@ -177,7 +179,33 @@ impl BackendCircuit {
     /// Someone who knows says the backend is down: hold dispatching for the next backoff. Returns
     /// when the backend may be tried again.
     pub fn report_down(&mut self, settings: &RetrySettings, now_ms: u64) -> u64 {
+        self.reason = None;
         self.failed(settings, None, now_ms)
+    }
+
+    /// Remembers what the failure that opened the circuit was, for [`BackendCircuit::waiting_note`].
+    pub fn set_reason(&mut self, reason: String) {
+        self.reason = Some(reason);
+    }
+
+    /// Why the queue is held, for a process that has no failure of its own to tell (it never got to
+    /// try): `backend … refused the connection; retrying in 4s (attempt 3)`. `None` while closed.
+    pub fn waiting_note(&self, backend_url: &str, now_ms: u64) -> Option<String> {
+        let reason = match &self.reason {
+            Some(reason) => reason.clone(),
+            None => format!("backend {backend_url} is not available"),
+        };
+        let attempt = self.failures.saturating_add(1);
+        match self.state {
+            CircuitState::Closed => None,
+            CircuitState::Open { until_ms } if until_ms > now_ms => {
+                let wait = crate::kernel::process::seconds(until_ms - now_ms);
+                Some(format!("{reason}; retrying in {wait} (attempt {attempt})"))
+            }
+            CircuitState::Open { .. } | CircuitState::HalfOpen { .. } => {
+                Some(format!("{reason}; retrying (attempt {attempt})"))
+            }
+        }
     }
 
     /// When a timer should wake the dispatcher: the end of a backoff not yet armed for. Each
@@ -314,6 +342,25 @@ mod tests {
             c.broke_off(&s, 0),
             None,
             "a normal run starts the count again"
+        );
+    }
+
+    #[test]
+    fn the_waiting_note_says_why_and_when_while_open() {
+        let s = settings();
+        let mut c = BackendCircuit::default();
+        assert_eq!(c.waiting_note("http://b/v1", 0), None);
+        c.failed(&s, Some(Duration::from_secs(4)), 0);
+        c.set_reason("backend http://b/v1 refused the connection".into());
+        assert_eq!(
+            c.waiting_note("http://b/v1", 0).as_deref(),
+            Some("backend http://b/v1 refused the connection; retrying in 4s (attempt 2)")
+        );
+        c.report_down(&s, 10);
+        let note = c.waiting_note("http://b/v1", 4000).unwrap_or_default();
+        assert!(
+            note.starts_with("backend http://b/v1 is not available; retrying"),
+            "{note}"
         );
     }
 

@@ -11,6 +11,7 @@ mod preemption;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;
+pub mod waiting;
 
 pub use durable::{Restored, unix_ms};
 

@@ -1,13 +1,17 @@
 //! A process in the foreground: its output streams to stdout as it arrives. Ctrl-C (SIGINT) sends it
 //! INT; on a terminal Ctrl-Z (SIGTSTP) stops it and hands the prompt back, as bash does for a job.
 //! After `fg`, only what the job produced while it was away is printed, then the stream goes on.
+//!
+//! While the process waits for a slot (behind a failing backend, or in a long queue), the kernel
+//! says why ([`Response::Waiting`]) and the shell keeps one status line on stderr: on a terminal it
+//! is rewritten in place and erased when tokens flow; otherwise each new reason is printed once.
 
 use super::client::{Client, ClientError};
 use super::jobs::JobState;
 use super::session::Shell;
 use super::signals::{KeyWatch, NoFlushGuard};
-use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest};
-use std::io::Write;
+use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest, WaitingNote};
+use std::io::{IsTerminal, Write};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Status bash gives a job stopped by Ctrl-Z (128 + SIGTSTP).
@@ -39,6 +43,10 @@ pub async fn attach(
             .unwrap_or(0),
         seen: 0,
         at_line_start: true,
+        status: StatusLine {
+            terminal: std::io::stderr().is_terminal(),
+            shown: false,
+        },
     };
     loop {
         tokio::select! {
@@ -68,6 +76,7 @@ pub async fn attach(
                     return STOPPED_STATUS;
                 }
                 Ok(Response::Continued(_)) => {}
+                Ok(Response::Waiting(note)) => screen.waiting(&note),
                 Ok(other) => {
                     sh.complain(command, ClientError::unexpected(&other));
                     return 1;
@@ -116,11 +125,13 @@ struct Screen {
     /// Bytes of the output received so far, shown or skipped.
     seen: usize,
     at_line_start: bool,
+    status: StatusLine,
 }
 
 impl Screen {
     /// Shows the part of a chunk not shown before; false when stdout is gone.
     fn show(&mut self, text: &str) -> bool {
+        self.status.clear();
         let start = self.skip.saturating_sub(self.seen).min(text.len());
         self.seen += text.len();
         // The output only grows, so the shown part ends on a character boundary; if not, show all.
@@ -132,11 +143,72 @@ impl Screen {
         write_out(new)
     }
 
-    fn end_line(&self) {
+    fn end_line(&mut self) {
+        self.status.clear();
         if !self.at_line_start {
             write_out("\n");
         }
     }
+
+    /// Says why the process waits, unless a line of its output is half written.
+    fn waiting(&mut self, note: &WaitingNote) {
+        if self.at_line_start {
+            self.status.show(note);
+        }
+    }
+}
+
+/// The one status line on stderr while the foreground process waits.
+struct StatusLine {
+    /// Whether stderr is a terminal (the line is rewritten in place).
+    terminal: bool,
+    /// The line is on the terminal now, without a newline.
+    shown: bool,
+}
+
+impl StatusLine {
+    fn show(&mut self, note: &WaitingNote) {
+        let mut line = format!("waiting: {}", visible(&note.note));
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            // One row, so that `\r` gets back to its start: cut to the terminal's width.
+            let width = super::render::terminal_width().saturating_sub(1).max(10);
+            if let Some((cut, _)) = line.char_indices().nth(width) {
+                line.truncate(cut);
+            }
+            let _ = write!(err, "\r\x1b[2K{line}");
+            self.shown = true;
+        } else if note.news {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Erases the line (tokens flow, or the process ended or stopped).
+    fn clear(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
+}
+
+/// A note as one safe line: control characters (a backend's error text may hold escape sequences or
+/// newlines) are shown as `^X` or `\u{..}`, never sent to the terminal.
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{0}'..='\u{1f}' => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Resolves when the user presses Ctrl-C on a terminal; never otherwise. For builtins that block
@@ -168,4 +240,19 @@ pub fn write_out(text: &str) -> bool {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_made_visible_on_one_line() {
+        assert_eq!(visible("a\x1b[31mb\nc\td"), "a^[[31mb^Jc^Id");
+        assert_eq!(visible("x\u{9b}y\u{7f}"), "x\\u{9b}y\\u{7f}");
+        assert_eq!(
+            visible("retrying in 4s (attempt 3)"),
+            "retrying in 4s (attempt 3)"
+        );
+    }
 }

@@ -353,3 +353,47 @@ fn a_backend_that_resets_after_every_token_is_backed_off_more_and_more() {
     assert!(s.dispatch().is_empty(), "the circuit holds dispatch");
     assert_eq!(s.get(pid).map(|p| p.state), Some(ProcessState::Waiting));
 }
+
+/// Follows `pid` as a foreground shell does; the receiver keeps the follower alive.
+fn follow(s: &mut KernelState, pid: Pid) -> tokio::sync::mpsc::Receiver<crate::proto::Reply> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    s.get_mut(pid).expect("process").followers.push(tx);
+    rx
+}
+
+#[test]
+fn followed_waiting_processes_are_told_the_backend_failure_or_their_place_in_the_queue() {
+    let mut s = state(1, quick());
+    let running = create(&mut s, 100);
+    let queued = create(&mut s, 100);
+    let _rx = (follow(&mut s, running), follow(&mut s, queued));
+    let launch = s.dispatch().pop().expect("launch");
+    assert_eq!(launch.pid, running);
+    assert!(s.waiting_notes().is_empty(), "no one has waited long yet");
+    s.advance_clock(super::waiting::LONG_WAIT_MS);
+    let notes = s.waiting_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        (notes[0].0, notes[0].1.text.as_str()),
+        (queued, "queued at position 1")
+    );
+
+    fail(&mut s, &launch, refused());
+    let notes = s.waiting_notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    for (pid, note) in &notes {
+        assert!(
+            note.text.starts_with(&format!(
+                "backend {URL} refused the connection; retrying in "
+            )),
+            "{pid}: {}",
+            note.text
+        );
+    }
+    let mut rx = follow(&mut s, queued);
+    s.tell_waiting(queued, &notes[1].1, true);
+    let Ok(Ok(crate::proto::Response::Waiting(w))) = rx.try_recv() else {
+        panic!("no waiting note");
+    };
+    assert_eq!((w.pid, w.news), (queued, true));
+}

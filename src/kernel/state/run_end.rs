@@ -88,6 +88,7 @@ impl KernelState {
             RunOutcome::Failed(e) if tokens == 0 && e.is_transient() => {
                 let retry_after = e.retry_after();
                 let until = self.circuit.failed(&self.config.retry, retry_after, now);
+                self.circuit.set_reason(e.to_string());
                 tracing::warn!(
                     "{e}; holding dispatch for {} (failure {} in a row)",
                     seconds(until.saturating_sub(now)),
@@ -99,6 +100,7 @@ impl KernelState {
             RunOutcome::Failed(e) if e.is_transient() => {
                 let until = self.circuit.broke_off(&self.config.retry, now);
                 if let Some(until) = until {
+                    self.circuit.set_reason(e.to_string());
                     tracing::warn!(
                         "{e}; runs keep breaking off, holding dispatch for {}",
                         seconds(until.saturating_sub(now))
