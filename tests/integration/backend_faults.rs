@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 mod requests;
 /// Streams that misbehave: huge lines, empty chunks, invalid UTF-8, trickling bodies, resets.
 mod streams;
+/// The foreground query's status line while it waits.
+mod waiting;
 
 /// Backoff short enough for tests: 50 ms doubling up to 200 ms.
 const QUICK: &str = "[backend]\nbackoff_initial_secs = 0.05\nbackoff_max_secs = 0.2\n";
