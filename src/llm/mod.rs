@@ -16,5 +16,5 @@ pub use error::BackendError;
 pub use kind::BackendKind;
 pub(crate) use kind::{llamacpp_props, root_url};
 pub use openai::{Backend, BackendSettings, Generation, HEALTH_TIMEOUT};
-pub use sse::StreamEvent;
+pub use sse::{ChunkError, StreamEvent, parse_chunk};
 pub use token_stream::TokenStream;

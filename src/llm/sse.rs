@@ -52,7 +52,7 @@ struct Usage {
 
 /// Parses one event's data. `Ok(vec![])` for events that carry nothing for us; `Err` with a short
 /// description for data that is not a chunk at all, or an error the server reports mid-stream.
-pub(crate) fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
+pub fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
     let chunk: Chunk = serde_json::from_str(data)
         .map_err(|e| ChunkError::Malformed(format!("{e} in {:.80}", data)))?;
     if let Some(err) = chunk.error {
@@ -87,7 +87,7 @@ pub(crate) fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
 
 /// A chunk that could not be used.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ChunkError {
+pub enum ChunkError {
     Malformed(String),
     Reported(String),
 }
