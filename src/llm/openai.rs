@@ -19,6 +19,8 @@ use tokio::time::Instant;
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most of an error's text read (200 characters of it are kept).
 const ERROR_BODY_BYTES: usize = 4096;
+/// The largest whole (not streamed) answer read: far more than any token allowance's worth of text.
+const WHOLE_ANSWER_BYTES: usize = 16 << 20;
 /// The largest `/models` or `/props` answer read: a long model list is some KiB.
 const JSON_BODY_BYTES: usize = 1 << 20;
 /// How long a health question may take, answer included: a server too busy to say it is alive in
@@ -263,6 +265,14 @@ impl Backend {
                 other => break other?,
             }
         };
+        let whole = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        if whole {
+            return self.whole_answer(resp, &prefix).await;
+        }
         let url = self.settings.url.clone();
         let bytes: ByteStream = Box::pin(
             resp.bytes_stream()
@@ -275,6 +285,43 @@ impl Backend {
             self.settings.first_token_timeout,
             self.settings.token_timeout,
         ))
+    }
+
+    /// A server that answered the streamed request with one JSON completion: its body, read within
+    /// the first-token timeout and [`WHOLE_ANSWER_BYTES`], as the events its stream would have
+    /// carried.
+    async fn whole_answer(
+        &self,
+        resp: reqwest::Response,
+        prefix: &str,
+    ) -> Result<TokenStream, BackendError> {
+        let (url, timeout) = (self.settings.url.clone(), self.settings.first_token_timeout);
+        let (body, end) = read_body(resp, WHOLE_ANSWER_BYTES, Instant::now() + timeout).await;
+        let detail = match end {
+            BodyEnd::Whole => None,
+            BodyEnd::TimedOut => {
+                let what = "its answer";
+                return Err(BackendError::Slow { url, what, timeout });
+            }
+            BodyEnd::Cut => Some(format!(
+                "an answer larger than {} MiB",
+                WHOLE_ANSWER_BYTES >> 20
+            )),
+            BodyEnd::Broken => {
+                let detail = "the answer broke off".to_string();
+                return Err(BackendError::Broken { url, detail });
+            }
+        };
+        let text = match (detail, String::from_utf8(body)) {
+            (Some(detail), _) => return Err(BackendError::Malformed { url, detail }),
+            (None, Err(_)) => {
+                let detail = "invalid UTF-8 in the answer".to_string();
+                return Err(BackendError::Malformed { url, detail });
+            }
+            (None, Ok(text)) => text,
+        };
+        let token_timeout = self.settings.token_timeout;
+        TokenStream::whole(&text, prefix, url, timeout, token_timeout)
     }
 
     /// POSTs a chat completion request; the response once the server accepted it (HTTP 2xx).

@@ -32,6 +32,9 @@ struct Chunk {
 struct Choice {
     #[serde(default)]
     delta: Option<Delta>,
+    /// A whole (not streamed) answer's text, from a server that answered with one JSON completion.
+    #[serde(default)]
+    message: Option<Delta>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -67,6 +70,7 @@ pub fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
     for choice in chunk.choices {
         if let Some(text) = choice
             .delta
+            .or(choice.message)
             .and_then(|d| d.content)
             .filter(|t| !t.is_empty())
         {
@@ -126,6 +130,23 @@ mod tests {
                 StreamEvent::Usage {
                     prompt_tokens: 7,
                     completion_tokens: 3
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_whole_completion_reads_like_its_stream() {
+        let got = parse_chunk(
+            r#"{"choices":[{"message":{"role":"assistant","content":"t0 t1 "},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StreamEvent::Text("t0 t1 ".into()),
+                StreamEvent::Finished {
+                    reason: "stop".into()
                 }
             ]
         );

@@ -59,6 +59,22 @@ impl TokenStream {
         }
     }
 
+    /// The events of a whole answer (one JSON completion, from a server that did not stream), as
+    /// its stream would have carried them.
+    pub(crate) fn whole(
+        answer: &str,
+        prefix: &str,
+        url: String,
+        first_token_timeout: Duration,
+        token_timeout: Duration,
+    ) -> Result<TokenStream, BackendError> {
+        let nothing: ByteStream = Box::pin(futures::stream::empty());
+        let mut stream = TokenStream::new(nothing, prefix, url, first_token_timeout, token_timeout);
+        stream.handle(answer)?;
+        stream.end();
+        Ok(stream)
+    }
+
     /// The next event; `None` when the stream has ended cleanly (`[DONE]` or the server closed it).
     pub async fn next(&mut self) -> Option<Result<StreamEvent, BackendError>> {
         loop {

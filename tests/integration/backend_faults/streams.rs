@@ -1,5 +1,5 @@
 //! A backend that misbehaves while it answers: every read has a deadline (a trickling error body, a
-//! trickling `/models`), a line without end is a malformed stream (not a spinning CPU), empty chunks
+//! trickling `/models`, a trickling whole answer), a line without end is a malformed stream (not a spinning CPU), empty chunks
 //! without a token are a stall, invalid UTF-8 is named, and a server that resets after every token is
 //! backed off.
 
@@ -105,4 +105,22 @@ async fn a_backend_that_resets_after_every_token_is_backed_off() {
         waited >= Duration::from_millis(800),
         "retried after {waited:?} in all"
     );
+}
+
+#[tokio::test]
+async fn a_whole_answer_instead_of_a_stream_is_taken_and_one_that_trickles_is_given_up_on() {
+    let fake = FakeLlm::start(fake(Fault::NotStreamed, None)).await;
+    let (k, _cfg) = start(&fake.url, "", &[]).await;
+    let run = k.sh("query hello").await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stdout, format!("{}\n", answer(10)));
+
+    fake.set(|c| {
+        c.fault = Some(Fault::NotStreamedTrickle);
+        c.fault_limit = Some(2);
+    });
+    let (k, _cfg) = start(&fake.url, "first_token_timeout_secs = 0.5\n", &[]).await;
+    let run = k.sh("query hello").await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.stdout, format!("{}\n", answer(10)));
 }

@@ -51,6 +51,10 @@ pub enum Fault {
     EmptyChunksAfter(usize),
     /// After this many tokens, send a chunk whose text is not UTF-8 (then hold the connection).
     InvalidUtf8After(usize),
+    /// Answer with one JSON completion instead of a stream, as a server that cannot stream does.
+    NotStreamed,
+    /// Start a JSON completion, then send its body one byte every 100 ms without end.
+    NotStreamedTrickle,
 }
 
 /// Which server the fake passes for.

@@ -133,6 +133,17 @@ async fn refusal(inner: &Inner, answer: &Answer, crash: &CancellationToken) -> O
         return Some((status, "injected failure for this prompt").into_response());
     }
     match &answer.fault {
+        Some(Fault::NotStreamed) => {
+            let text: String = (answer.start..answer.end)
+                .map(|i| format!("t{i} "))
+                .collect();
+            let whole = json!({
+                "object": "chat.completion",
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+            });
+            Some(axum::Json(whole).into_response())
+        }
+        Some(Fault::NotStreamedTrickle) => Some(trickle(StatusCode::OK, "application/json")),
         Some(Fault::TrickleStatus(code)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             Some(trickle(status, "text/plain"))
