@@ -18,8 +18,8 @@
 //! 5. Then the client sends requests one at a time. Each is answered by one [`proto::Reply`]
 //!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` with
 //!    `attach` and `Output` with `follow` answer with the output so far, each new piece, `Stopped` /
-//!    `Continued` when a signal changes the process, and `Exited` last; `Wait` answers when the process
-//!    ends. A client that wants to act while it follows a stream opens a second connection.
+//!    `Continued` when a signal changes the process, `Waiting` (at most about once a second) when why
+//!    it waits for a slot changes, and `Exited` last; `Wait` answers when the process ends. A client that wants to act while it follows a stream opens a second connection.
 //! 6. A frame that cannot be read (oversized, torn, undecodable) gets an error reply where possible and
 //!    closes that connection; the kernel and its other clients carry on.
 //!
