@@ -7,7 +7,7 @@
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, Fault, answer};
 use crate::support::{STEP, TestKernel, config_file, job_pid, ps_row};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One bad request against a healthy backend, and `Retry-After` kept in bounds.
 mod requests;
@@ -140,11 +140,16 @@ async fn http_429_is_retried_no_sooner_than_retry_after_in_seconds_or_as_a_date(
         "retried after {waited:?}"
     );
 
-    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    // A date has whole seconds only: take a whole second 2 to 3 s ahead, and check the retry came
+    // no sooner than that moment (not a duration measured from some other one).
+    let (wall, mono) = (SystemTime::now(), Instant::now());
+    let since_epoch = wall.duration_since(UNIX_EPOCH).expect("clock after 1970");
+    let retry_at = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs() + 3);
+    let retry_at_mono = mono + retry_at.duration_since(wall).unwrap_or_default();
     fake.set(|c| {
         c.fault = Some(Fault::RetryAfter {
             status: 503,
-            value: date,
+            value: httpdate::fmt_http_date(retry_at),
         });
         c.fault_limit = Some(2);
     });
@@ -152,10 +157,11 @@ async fn http_429_is_retried_no_sooner_than_retry_after_in_seconds_or_as_a_date(
     assert_eq!(run.status, 0, "{run:?}");
     let requests = fake.requests();
     assert_eq!(requests.len(), 4);
-    let waited = requests[3].at - requests[2].at;
+    // The kernel counts in whole milliseconds (twice: the wait, then its timer): allow it a few.
+    let early = retry_at_mono.saturating_duration_since(requests[3].at);
     assert!(
-        waited >= Duration::from_millis(950),
-        "retried after {waited:?}"
+        early <= Duration::from_millis(5),
+        "retried {early:?} before the date"
     );
 }
 
