@@ -18,7 +18,8 @@
 //! 5. Then the client sends requests one at a time. Each is answered by one [`proto::Reply`]
 //!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` with
 //!    `attach` and `Output` with `follow` answer with the output so far, each new piece, `Stopped` /
-//!    `Continued` when a signal changes the process, and `Exited` last; `Wait` answers when the process
+//!    `Continued` when a signal changes the process, `Waiting` (at most about once a second) when why
+//!    it waits for a slot changes, and `Exited` last; `Wait` answers when the process
 //!    ends. An answer larger than a frame comes in pieces: `Output` without `follow` as `OutputPart`
 //!    frames and the last piece as `Output`, `List` as `ProcessesPart` pages and the last as
 //!    `Processes` (a short answer is the one frame an older client expects). A client that wants to

@@ -71,6 +71,8 @@ pub struct BackendSection {
     pub retry_for_secs: Option<f64>,
     /// Retries a process gets before it fails (default: as many as `retry_for_secs` allows).
     pub max_retries: Option<u32>,
+    /// Tries in all for a request the backend fails on its own while its health check answers.
+    pub request_attempts: Option<u32>,
     /// A server for the kernel to start and supervise: program and arguments.
     pub command: Option<Vec<String>>,
     /// Its readiness URL (default: llama-server's `/health`, else `GET {url}/models`).
@@ -227,6 +229,11 @@ impl ConfigFile {
             "max_output_bytes",
             "must be a positive number of bytes",
         )?;
+        check(
+            file.backend.request_attempts.is_none_or(|n| n >= 1),
+            "request_attempts",
+            "must be at least 1",
+        )?;
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -258,6 +265,7 @@ impl ConfigFile {
         if b.max_retries.is_some() {
             c.retry.max_retries = b.max_retries;
         }
+        set(&mut c.retry.request_attempts, b.request_attempts);
         if let Some(command) = &b.command {
             c.managed_backend = Some(super::ManagedBackend {
                 command: command.clone(),
@@ -417,7 +425,7 @@ mod tests {
 
     #[test]
     fn retry_settings_overlay_defaults_and_bad_ones_are_named() {
-        let text = "[backend]\nbackoff_initial_secs = 0.1\nbackoff_max_secs = 2\nretry_for_secs = 0\nmax_retries = 3\n";
+        let text = "[backend]\nbackoff_initial_secs = 0.1\nbackoff_max_secs = 2\nretry_for_secs = 0\nmax_retries = 3\nrequest_attempts = 5\n";
         let c = KernelConfig::from_file(&parse(text).unwrap());
         assert_eq!(
             c.retry,
@@ -426,8 +434,14 @@ mod tests {
                 backoff_max: Duration::from_secs(2),
                 retry_for: Duration::ZERO,
                 max_retries: Some(3),
+                request_attempts: 5,
             }
         );
+        assert_eq!(KernelConfig::default().retry.request_attempts, 3);
+        let err = parse("[backend]\nrequest_attempts = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("request_attempts"), "{err}");
         let d = KernelConfig::default().retry;
         assert_eq!(
             (d.backoff_initial, d.backoff_max, d.retry_for, d.max_retries),

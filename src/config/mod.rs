@@ -40,6 +40,9 @@ pub struct RetrySettings {
     pub retry_for: Duration,
     /// Tries after the first failure before a process fails; `None`: as many as `retry_for` allows.
     pub max_retries: Option<u32>,
+    /// Tries in all for a request the backend fails on its own while it is up (an HTTP 500 for one
+    /// prompt); at least 1.
+    pub request_attempts: u32,
 }
 
 impl Default for RetrySettings {
@@ -49,6 +52,7 @@ impl Default for RetrySettings {
             backoff_max: Duration::from_secs(30),
             retry_for: Duration::from_secs(600),
             max_retries: None,
+            request_attempts: 3,
         }
     }
 }

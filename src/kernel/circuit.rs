@@ -18,7 +18,18 @@
 //!   its failure opens the circuit again with the next backoff. A probe cancelled by a signal lets
 //!   another process probe.
 //! - A run that fails after it produced tokens proves the backend was answering: the circuit stays
-//!   closed and the process is requeued at once, to continue where it stopped.
+//!   closed and the process is requeued at once, to continue where it stopped. But a backend that
+//!   breaks off run after run (a reset after every token) is failing too: from the second such break
+//!   in a row without a run ending normally, each break opens the circuit with the next backoff, so
+//!   the kernel does not hot-loop against it.
+//! - A `Retry-After` longer than `backoff_max_secs` is cut to it: one answer must not stop all
+//!   dispatching for a day; the probe after the backoff finds out whether the server is back.
+//! - An HTTP error that may be one request's own (a 500 for a prompt the server's chat template
+//!   rejects, see [`crate::llm::BackendError::may_be_request_specific`]) is checked against the
+//!   server's health (`/health`, else `/models`) before it counts. When the server says it is up, the
+//!   circuit stays closed (other processes go on) and only the failing process is tried again, up to
+//!   `[backend] request_attempts` tries in all; then it fails with exit 1 and the server's reason.
+//!   When the health check fails too, it is the backend's failure like any other.
 //! - Each process has a retry budget (`[backend] retry_for_secs`, default 10 minutes, and optionally
 //!   `max_retries`), counted from its first failure since it last made progress. Once its next try
 //!   would fall outside it, the process fails with the last reason. Processes that never got to try
@@ -52,6 +63,10 @@ pub struct BackendCircuit {
     failures: u32,
     /// The reopening a timer was last armed for, so that each is armed once.
     armed_for: Option<u64>,
+    /// Runs in a row that broke off after producing tokens, without a run ending normally between.
+    broken_in_row: u32,
+    /// What the backend's last failure was, in the user's words (for the waiting note).
+    reason: Option<String>,
 }
 
 impl BackendCircuit {
@@ -89,6 +104,7 @@ impl BackendCircuit {
     }
 
     /// The backend answered (a token, a whole answer, or a definite refusal): close the circuit.
+    /// While runs keep breaking off mid-stream, the failure count (the backoff's exponent) is kept.
     pub fn answered(&mut self) {
         if self.state == CircuitState::Closed && self.failures == 0 {
             return;
@@ -97,20 +113,38 @@ impl BackendCircuit {
             tracing::info!("the backend answers again; dispatching resumes");
         }
         self.state = CircuitState::Closed;
-        self.failures = 0;
+        if self.broken_in_row == 0 {
+            self.failures = 0;
+        }
+    }
+
+    /// A run ended normally (its answer complete, or stopped by the kernel after it made progress):
+    /// the backend streams as it should.
+    pub fn streamed(&mut self) {
+        self.broken_in_row = 0;
+        self.answered();
+    }
+
+    /// A run broke off after producing tokens. The first such break in a row is let go (the process
+    /// continues at once); from the second on, the circuit opens with the next backoff. Returns when
+    /// the backend may be tried again, if it opened.
+    pub fn broke_off(&mut self, settings: &RetrySettings, now_ms: u64) -> Option<u64> {
+        self.broken_in_row = self.broken_in_row.saturating_add(1);
+        (self.broken_in_row > 1).then(|| self.failed(settings, None, now_ms))
     }
 
     /// A run failed before the backend produced anything. Opens the circuit (or keeps it open) and
     /// returns when the backend may be tried again. A failure while already open comes from a run
     /// that went out before the opening: it does not lengthen the backoff, but its `Retry-After` is
-    /// honoured.
+    /// honoured. `Retry-After` is honoured up to `backoff_max`.
     pub fn failed(
         &mut self,
         settings: &RetrySettings,
         retry_after: Option<Duration>,
         now_ms: u64,
     ) -> u64 {
-        let asked_ms = retry_after.map_or(0, |d| d.as_millis() as u64);
+        let cap_ms = settings.backoff_max.as_millis() as u64;
+        let asked_ms = retry_after.map_or(0, |d| (d.as_millis() as u64).min(cap_ms));
         let until_ms = match self.state {
             CircuitState::Open { until_ms } => until_ms.max(now_ms.saturating_add(asked_ms)),
             _ => {
@@ -145,7 +179,33 @@ impl BackendCircuit {
     /// Someone who knows says the backend is down: hold dispatching for the next backoff. Returns
     /// when the backend may be tried again.
     pub fn report_down(&mut self, settings: &RetrySettings, now_ms: u64) -> u64 {
+        self.reason = None;
         self.failed(settings, None, now_ms)
+    }
+
+    /// Remembers what the failure that opened the circuit was, for [`BackendCircuit::waiting_note`].
+    pub fn set_reason(&mut self, reason: String) {
+        self.reason = Some(reason);
+    }
+
+    /// Why the queue is held, for a process that has no failure of its own to tell (it never got to
+    /// try): `backend … refused the connection; retrying in 4s (attempt 3)`. `None` while closed.
+    pub fn waiting_note(&self, backend_url: &str, now_ms: u64) -> Option<String> {
+        let reason = match &self.reason {
+            Some(reason) => reason.clone(),
+            None => format!("backend {backend_url} is not available"),
+        };
+        let attempt = self.failures.saturating_add(1);
+        match self.state {
+            CircuitState::Closed => None,
+            CircuitState::Open { until_ms } if until_ms > now_ms => {
+                let wait = crate::kernel::process::seconds(until_ms - now_ms);
+                Some(format!("{reason}; retrying in {wait} (attempt {attempt})"))
+            }
+            CircuitState::Open { .. } | CircuitState::HalfOpen { .. } => {
+                Some(format!("{reason}; retrying (attempt {attempt})"))
+            }
+        }
     }
 
     /// When a timer should wake the dispatcher: the end of a backoff not yet armed for. Each
@@ -244,6 +304,64 @@ mod tests {
         );
         assert_eq!(c.failures(), 1);
         assert_eq!(c.failed(&s, Some(Duration::from_secs(7)), 10), 7010);
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_cut_to_the_longest_backoff() {
+        let s = settings();
+        let mut c = BackendCircuit::default();
+        let day = Duration::from_secs(100_000);
+        assert_eq!(c.failed(&s, Some(day), 0), 30_000);
+        assert_eq!(c.failed(&s, Some(day), 10), 30_010);
+    }
+
+    #[test]
+    fn runs_breaking_off_in_a_row_back_off_more_and_more_until_one_streams() {
+        let s = settings();
+        let mut c = BackendCircuit::default();
+        assert_eq!(c.broke_off(&s, 0), None, "the first break is let go");
+        c.answered();
+        let mut last_wait = 0;
+        for n in 1..=4 {
+            let until = c.broke_off(&s, 0).expect("opens");
+            assert!(until > last_wait, "break {n}: {until} after {last_wait}");
+            last_wait = until;
+            assert!(c.admits(until));
+            c.dispatched(n);
+            c.answered(); // the next run's first token
+            assert_eq!(c.state(), CircuitState::Closed);
+        }
+        assert_eq!(
+            c.failures(),
+            4,
+            "tokens between breaks do not reset the backoff"
+        );
+        c.streamed();
+        assert_eq!(c.failures(), 0);
+        assert_eq!(
+            c.broke_off(&s, 0),
+            None,
+            "a normal run starts the count again"
+        );
+    }
+
+    #[test]
+    fn the_waiting_note_says_why_and_when_while_open() {
+        let s = settings();
+        let mut c = BackendCircuit::default();
+        assert_eq!(c.waiting_note("http://b/v1", 0), None);
+        c.failed(&s, Some(Duration::from_secs(4)), 0);
+        c.set_reason("backend http://b/v1 refused the connection".into());
+        assert_eq!(
+            c.waiting_note("http://b/v1", 0).as_deref(),
+            Some("backend http://b/v1 refused the connection; retrying in 4s (attempt 2)")
+        );
+        c.report_down(&s, 10);
+        let note = c.waiting_note("http://b/v1", 4000).unwrap_or_default();
+        assert!(
+            note.starts_with("backend http://b/v1 is not available; retrying"),
+            "{note}"
+        );
     }
 
     #[test]

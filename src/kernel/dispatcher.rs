@@ -2,10 +2,15 @@
 //! process table. The task itself decides nothing; the state decides at every token whether the run
 //! goes on (quantum boundaries, signals) and cancels it through the run's token. Cancelling drops the
 //! HTTP stream at once, so the server stops generating.
+//!
+//! One question is asked here because it takes a round trip: when the backend fails a request in a
+//! way that may be the request's own (an HTTP 500), the task asks the backend's health before it
+//! reports, so the state can tell one bad request from a backend that is down (see
+//! [`super::circuit`]).
 
 use super::Kernel;
 use super::state::{Launch, RunOutcome};
-use crate::llm::StreamEvent;
+use crate::llm::{Backend, StreamEvent};
 use crate::proto::Pid;
 use std::sync::Arc;
 
@@ -17,22 +22,45 @@ pub async fn run_generation(kernel: Arc<Kernel>, launch: Launch) {
         generation,
         cancel,
     } = launch;
+    let backend = kernel.backend();
     let outcome = tokio::select! {
         biased;
         _ = cancel.cancelled() => RunOutcome::Cancelled,
-        outcome = stream(&kernel, pid, run_id, &generation) => outcome,
+        outcome = run(&kernel, &backend, pid, run_id, &generation) => outcome,
     };
     tracing::debug!(%pid, run_id, ?outcome, "run ended");
     kernel.update(|s| s.on_run_end(pid, run_id, outcome));
 }
 
-async fn stream(
+/// Streams the generation; a failure that may be the request's own is weighed against the backend's
+/// health.
+async fn run(
     kernel: &Arc<Kernel>,
+    backend: &Backend,
     pid: Pid,
     run_id: u64,
     generation: &crate::llm::Generation,
 ) -> RunOutcome {
-    let mut tokens = match kernel.backend().open(generation).await {
+    match stream(kernel, backend, pid, run_id, generation).await {
+        RunOutcome::Failed(e) if e.may_be_request_specific() => {
+            if backend.is_up().await {
+                RunOutcome::Rejected(e)
+            } else {
+                RunOutcome::Failed(e)
+            }
+        }
+        other => other,
+    }
+}
+
+async fn stream(
+    kernel: &Arc<Kernel>,
+    backend: &Backend,
+    pid: Pid,
+    run_id: u64,
+    generation: &crate::llm::Generation,
+) -> RunOutcome {
+    let mut tokens = match backend.open(generation).await {
         Ok(tokens) => tokens,
         Err(e) => return RunOutcome::Failed(e),
     };

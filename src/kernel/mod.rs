@@ -28,6 +28,7 @@ pub mod state;
 pub use state::process;
 pub mod supervisor;
 pub mod verbs;
+pub mod waiting;
 
 use crate::config::KernelConfig;
 use crate::llm::{Backend, BackendSettings};
@@ -209,6 +210,9 @@ pub async fn start(
     kernel
         .tracker
         .spawn(follow_backend_status(Arc::clone(&kernel)));
+    kernel
+        .tracker
+        .spawn(waiting::report_waits(Arc::clone(&kernel)));
     // Restored processes take the free slots at once.
     kernel.update(|_| ());
     let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));

@@ -16,6 +16,7 @@ mod retention;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;
+pub mod waiting;
 
 pub use control::Collect;
 pub use durable::{Restored, unix_ms};
@@ -52,6 +53,9 @@ pub enum RunOutcome {
     Cancelled,
     /// The backend failed.
     Failed(crate::llm::BackendError),
+    /// The backend failed this request while its health check answered: the request's own failure
+    /// (see [`super::circuit`]).
+    Rejected(crate::llm::BackendError),
 }
 
 pub struct KernelState {

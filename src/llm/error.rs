@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 /// Why a generation could not start or could not finish.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     #[error("backend {url} refused the connection")]
     Refused { url: String },
@@ -29,6 +29,13 @@ pub enum BackendError {
     Broken { url: String, detail: String },
     #[error("backend {url} reported an error: {detail}")]
     Reported { url: String, detail: String },
+    /// A read other than the token stream (an error's text, `/models`) did not finish in time.
+    #[error("backend {url} did not finish sending {what} within {}s", timeout.as_secs_f32())]
+    Slow {
+        url: String,
+        what: &'static str,
+        timeout: Duration,
+    },
 }
 
 impl BackendError {
@@ -40,6 +47,16 @@ impl BackendError {
             BackendError::Malformed { .. } | BackendError::Reported { .. } => false,
             _ => true,
         }
+    }
+
+    /// Whether the failure may be this one request's rather than the whole backend's: an HTTP 5xx
+    /// other than 502, 503 and 504 (a gateway that cannot reach the server, a server that says it is
+    /// overloaded or down). A server whose chat template rejects one prompt answers 500 to that prompt
+    /// only; the kernel asks the server's health before it believes that (see
+    /// [`crate::kernel::circuit`]).
+    pub fn may_be_request_specific(&self) -> bool {
+        matches!(self, BackendError::Http { status, .. }
+            if (500..=599).contains(status) && !(502..=504).contains(status))
     }
 
     /// How long the server asked us to wait (`Retry-After`), if it did.
@@ -115,6 +132,23 @@ mod tests {
         assert_eq!(read("Wed, 21 Oct 2015 07:27:00 GMT"), Some(Duration::ZERO));
         assert_eq!(read("soon"), None);
         assert_eq!(read("-5"), None);
+    }
+
+    #[test]
+    fn only_plain_server_errors_may_be_one_requests() {
+        let http = |status| BackendError::Http {
+            url: "u".into(),
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        for status in [500, 501, 505, 507] {
+            assert!(http(status).may_be_request_specific(), "{status}");
+        }
+        for status in [400, 429, 502, 503, 504] {
+            assert!(!http(status).may_be_request_specific(), "{status}");
+        }
+        assert!(!BackendError::Refused { url: "u".into() }.may_be_request_specific());
     }
 
     #[test]

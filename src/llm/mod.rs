@@ -2,15 +2,19 @@
 //! OpenAI-compatible streaming chat-completions client comes first ([`Backend`]); backend-specific
 //! extras (llama.cpp slot pinning, vLLM priorities) sit beside it and switch on by what the server is.
 
+mod bounded;
 mod continuation;
 mod error;
+pub mod event_stream;
 mod kind;
 mod openai;
 mod sse;
+mod token_stream;
 
 pub use continuation::EchoFilter;
 pub use error::BackendError;
 pub use kind::BackendKind;
 pub(crate) use kind::{llamacpp_props, root_url};
-pub use openai::{Backend, BackendSettings, Generation, TokenStream};
-pub use sse::StreamEvent;
+pub use openai::{Backend, BackendSettings, Generation, HEALTH_TIMEOUT};
+pub use sse::{ChunkError, StreamEvent, parse_chunk};
+pub use token_stream::TokenStream;

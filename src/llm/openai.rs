@@ -3,18 +3,29 @@
 //! LM Studio) speaks this; the model is the configured one or else the first of `GET {base}/models`.
 //! Kind-specific extras (slot pinning, priorities) are added as [`super::kind`] says.
 
-use super::continuation::EchoFilter;
+use super::bounded::{BodyEnd, read_body};
 use super::error::{BackendError, parse_retry_after};
 use super::kind::{BackendKind, ServerTraits, add_extras, llamacpp_props, root_url};
-use super::sse::{ChunkError, StreamEvent, parse_chunk};
+use super::token_stream::{ByteStream, TokenStream};
 use crate::proto::{ChatMessage, Role};
-use eventsource_stream::{EventStreamError, Eventsource};
-use futures::{Stream, StreamExt};
-use std::collections::VecDeque;
-use std::pin::Pin;
+use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+/// How long the kernel waits for an error's text once the status is known: it is a few hundred
+/// bytes, and the status already says what happened.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most of an error's text read (200 characters of it are kept).
+const ERROR_BODY_BYTES: usize = 4096;
+/// The largest whole (not streamed) answer read: far more than any token allowance's worth of text.
+const WHOLE_ANSWER_BYTES: usize = 16 << 20;
+/// The largest `/models` or `/props` answer read: a long model list is some KiB.
+const JSON_BODY_BYTES: usize = 1 << 20;
+/// How long a health question may take, answer included: a server too busy to say it is alive in
+/// this time counts as down.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How to reach the backend and how long to wait for it.
 #[derive(Clone, Debug)]
@@ -97,27 +108,67 @@ impl Backend {
         }
     }
 
-    /// GETs `url` as JSON within the first-token timeout. `Ok(None)` for an HTTP error or a body
-    /// that is not JSON; `Err` when the server cannot be reached.
-    async fn get_json(&self, url: String) -> Result<Option<serde_json::Value>, BackendError> {
+    /// GETs `url` as JSON, answer included, within the first-token timeout. `Ok(None)` for an HTTP
+    /// error or a body that is not JSON (or too large to be the answer); `Err` when the server cannot
+    /// be reached or does not finish in time. `what` names the answer in that error.
+    async fn get_json(
+        &self,
+        url: String,
+        what: &'static str,
+    ) -> Result<Option<serde_json::Value>, BackendError> {
+        let timeout = self.settings.first_token_timeout;
+        let deadline = Instant::now() + timeout;
         let req = self.authorized(self.http.get(url));
-        let resp = tokio::time::timeout(self.settings.first_token_timeout, req.send())
+        let resp = tokio::time::timeout_at(deadline, req.send())
             .await
             .map_err(|_| BackendError::FirstTokenTimeout {
                 url: self.settings.url.clone(),
-                timeout: self.settings.first_token_timeout,
+                timeout,
             })?
             .map_err(|e| BackendError::from_transport(&self.settings.url, &e))?;
         if !resp.status().is_success() {
             return Ok(None);
         }
-        Ok(resp.json().await.ok())
+        match read_body(resp, JSON_BODY_BYTES, deadline).await {
+            (body, BodyEnd::Whole) => Ok(serde_json::from_slice(&body).ok()),
+            (_, BodyEnd::TimedOut) => Err(BackendError::Slow {
+                url: self.settings.url.clone(),
+                what,
+                timeout,
+            }),
+            (_, BodyEnd::Cut | BodyEnd::Broken) => Ok(None),
+        }
+    }
+
+    /// Whether the server says it is up: `GET {root}/health` answers 2xx or, for a server without
+    /// that endpoint (404, 405), `GET {base}/models` does; each within [`HEALTH_TIMEOUT`]. Asked when
+    /// a request fails in a way that may be the request's own (see
+    /// [`BackendError::may_be_request_specific`]).
+    pub async fn is_up(&self) -> bool {
+        let status = |url: String| async move {
+            let req = self.authorized(self.http.get(url));
+            match tokio::time::timeout(HEALTH_TIMEOUT, req.send()).await {
+                Ok(Ok(resp)) => Some(resp.status()),
+                _ => None,
+            }
+        };
+        match status(format!("{}/health", root_url(&self.settings.url))).await {
+            Some(s) if s.is_success() => true,
+            Some(reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::METHOD_NOT_ALLOWED) => {
+                status(self.endpoint("models"))
+                    .await
+                    .is_some_and(|s| s.is_success())
+            }
+            _ => false,
+        }
     }
 
     async fn listing(&self) -> Result<&Listing, BackendError> {
         self.listing
             .get_or_try_init(|| async {
-                let listing = self.get_json(self.endpoint("models")).await?;
+                let listing = self
+                    .get_json(self.endpoint("models"), "its model list")
+                    .await?;
                 let first = listing.as_ref().map(|l| &l["data"][0]);
                 let text = |key: &str| first.and_then(|m| m[key].as_str()).map(str::to_string);
                 Ok(Listing {
@@ -140,7 +191,7 @@ impl Backend {
     /// llama-server's `/props`: `Some(slots)` when the server is one.
     async fn llamacpp_props(&self) -> Option<Option<u32>> {
         let url = format!("{}/props", root_url(&self.settings.url));
-        let props = self.get_json(url).await.ok().flatten()?;
+        let props = self.get_json(url, "its properties").await.ok().flatten()?;
         llamacpp_props(&props)
     }
 
@@ -214,17 +265,63 @@ impl Backend {
                 other => break other?,
             }
         };
-        let timeout = self.settings.first_token_timeout;
-        Ok(TokenStream {
-            events: Box::pin(resp.bytes_stream().eventsource()),
-            pending: VecDeque::new(),
-            filter: EchoFilter::new(&prefix),
-            url: self.settings.url.clone(),
-            first_token_timeout: timeout,
-            token_timeout: self.settings.token_timeout,
-            started: false,
-            done: false,
-        })
+        let whole = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        if whole {
+            return self.whole_answer(resp, &prefix).await;
+        }
+        let url = self.settings.url.clone();
+        let bytes: ByteStream = Box::pin(
+            resp.bytes_stream()
+                .map(move |chunk| chunk.map_err(|e| BackendError::from_transport(&url, &e))),
+        );
+        Ok(TokenStream::new(
+            bytes,
+            &prefix,
+            self.settings.url.clone(),
+            self.settings.first_token_timeout,
+            self.settings.token_timeout,
+        ))
+    }
+
+    /// A server that answered the streamed request with one JSON completion: its body, read within
+    /// the first-token timeout and [`WHOLE_ANSWER_BYTES`], as the events its stream would have
+    /// carried.
+    async fn whole_answer(
+        &self,
+        resp: reqwest::Response,
+        prefix: &str,
+    ) -> Result<TokenStream, BackendError> {
+        let (url, timeout) = (self.settings.url.clone(), self.settings.first_token_timeout);
+        let (body, end) = read_body(resp, WHOLE_ANSWER_BYTES, Instant::now() + timeout).await;
+        let detail = match end {
+            BodyEnd::Whole => None,
+            BodyEnd::TimedOut => {
+                let what = "its answer";
+                return Err(BackendError::Slow { url, what, timeout });
+            }
+            BodyEnd::Cut => Some(format!(
+                "an answer larger than {} MiB",
+                WHOLE_ANSWER_BYTES >> 20
+            )),
+            BodyEnd::Broken => {
+                let detail = "the answer broke off".to_string();
+                return Err(BackendError::Broken { url, detail });
+            }
+        };
+        let text = match (detail, String::from_utf8(body)) {
+            (Some(detail), _) => return Err(BackendError::Malformed { url, detail }),
+            (None, Err(_)) => {
+                let detail = "invalid UTF-8 in the answer".to_string();
+                return Err(BackendError::Malformed { url, detail });
+            }
+            (None, Ok(text)) => text,
+        };
+        let token_timeout = self.settings.token_timeout;
+        TokenStream::whole(&text, prefix, url, timeout, token_timeout)
     }
 
     /// POSTs a chat completion request; the response once the server accepted it (HTTP 2xx).
@@ -248,7 +345,9 @@ impl Backend {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let text = resp.text().await.unwrap_or_default();
+        let deadline = Instant::now() + ERROR_BODY_TIMEOUT;
+        let (body, _) = read_body(resp, ERROR_BODY_BYTES, deadline).await;
+        let text = String::from_utf8_lossy(&body);
         Err(BackendError::Http {
             url,
             status: status.as_u16(),
@@ -274,112 +373,4 @@ fn request_body(model: Option<String>, generation: &Generation) -> serde_json::V
         body["model"] = serde_json::Value::String(model);
     }
     body
-}
-
-type SseStream = Pin<
-    Box<
-        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
-            + Send,
-    >,
->;
-
-/// The events of one streamed generation, with the backend's echo of a continuation prefix removed
-/// and the first-token and between-token timeouts applied.
-pub struct TokenStream {
-    events: SseStream,
-    pending: VecDeque<StreamEvent>,
-    filter: EchoFilter,
-    url: String,
-    first_token_timeout: Duration,
-    token_timeout: Duration,
-    started: bool,
-    done: bool,
-}
-
-impl TokenStream {
-    /// The next event; `None` when the stream has ended cleanly (`[DONE]` or the server closed it).
-    pub async fn next(&mut self) -> Option<Result<StreamEvent, BackendError>> {
-        loop {
-            if let Some(ev) = self.pending.pop_front() {
-                return Some(Ok(ev));
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.fill().await {
-                self.done = true;
-                return Some(Err(e));
-            }
-        }
-    }
-
-    /// Reads one server-sent event and queues what it means.
-    async fn fill(&mut self) -> Result<(), BackendError> {
-        let timeout = if self.started {
-            self.token_timeout
-        } else {
-            self.first_token_timeout
-        };
-        let url = self.url.clone();
-        let next = match tokio::time::timeout(timeout, self.events.next()).await {
-            Ok(next) => next,
-            Err(_) if self.started => return Err(BackendError::Stalled { url, timeout }),
-            Err(_) => return Err(BackendError::FirstTokenTimeout { url, timeout }),
-        };
-        self.started = true;
-        let event = match next {
-            None => {
-                self.end();
-                return Ok(());
-            }
-            Some(Ok(event)) => event,
-            Some(Err(EventStreamError::Transport(e))) => {
-                return Err(BackendError::from_transport(&url, &e));
-            }
-            Some(Err(e)) => {
-                return Err(BackendError::Malformed {
-                    url,
-                    detail: e.to_string(),
-                });
-            }
-        };
-        let data = event.data.trim();
-        if data == "[DONE]" {
-            self.end();
-            return Ok(());
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let parsed = parse_chunk(data).map_err(|e| match e {
-            ChunkError::Malformed(detail) => BackendError::Malformed {
-                url: url.clone(),
-                detail,
-            },
-            ChunkError::Reported(detail) => BackendError::Reported {
-                url: url.clone(),
-                detail,
-            },
-        })?;
-        for ev in parsed {
-            match ev {
-                StreamEvent::Text(piece) => {
-                    let text = self.filter.push(&piece);
-                    if !text.is_empty() {
-                        self.pending.push_back(StreamEvent::Text(text));
-                    }
-                }
-                other => self.pending.push_back(other),
-            }
-        }
-        Ok(())
-    }
-
-    fn end(&mut self) {
-        self.done = true;
-        let held = self.filter.finish();
-        if !held.is_empty() {
-            self.pending.push_back(StreamEvent::Text(held));
-        }
-    }
 }

@@ -32,6 +32,9 @@ struct Chunk {
 struct Choice {
     #[serde(default)]
     delta: Option<Delta>,
+    /// A whole (not streamed) answer's text, from a server that answered with one JSON completion.
+    #[serde(default)]
+    message: Option<Delta>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -52,7 +55,7 @@ struct Usage {
 
 /// Parses one event's data. `Ok(vec![])` for events that carry nothing for us; `Err` with a short
 /// description for data that is not a chunk at all, or an error the server reports mid-stream.
-pub(crate) fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
+pub fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
     let chunk: Chunk = serde_json::from_str(data)
         .map_err(|e| ChunkError::Malformed(format!("{e} in {:.80}", data)))?;
     if let Some(err) = chunk.error {
@@ -67,6 +70,7 @@ pub(crate) fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
     for choice in chunk.choices {
         if let Some(text) = choice
             .delta
+            .or(choice.message)
             .and_then(|d| d.content)
             .filter(|t| !t.is_empty())
         {
@@ -87,7 +91,7 @@ pub(crate) fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
 
 /// A chunk that could not be used.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ChunkError {
+pub enum ChunkError {
     Malformed(String),
     Reported(String),
 }
@@ -126,6 +130,23 @@ mod tests {
                 StreamEvent::Usage {
                     prompt_tokens: 7,
                     completion_tokens: 3
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_whole_completion_reads_like_its_stream() {
+        let got = parse_chunk(
+            r#"{"choices":[{"message":{"role":"assistant","content":"t0 t1 "},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StreamEvent::Text("t0 t1 ".into()),
+                StreamEvent::Finished {
+                    reason: "stop".into()
                 }
             ]
         );

@@ -176,6 +176,14 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         (
+            "waiting",
+            Ok(Response::Waiting(WaitingNote {
+                pid: Pid(7),
+                note: "n".into(),
+                news: true,
+            })),
+        ),
+        (
             "failure",
             Err(Failure::new(FailureKind::NoSuchProcess, "no")),
         ),
@@ -240,6 +248,7 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
         "interrupt-table",
         "000b0102fbe803fbe403040401040401fb60ea022f7302",
     ),
+    ("waiting", "000e07016e01"),
     ("failure", "0101026e6f"),
     ("failed", "000501010172"),
     ("output-part", "000c0703743020"),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol, independent of the crate version. Bump it on any change that an
 /// older peer would misread; appending a variant a peer never receives does not need a bump.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Characters of a prompt that `List` and `Stat` rows carry: enough for any `ps` line, small
 /// enough that thousands of rows fit in a frame.
@@ -145,6 +145,8 @@ pub enum Response {
     /// Some rows of a process table too large for one frame, with more to come; the last rows are
     /// `Processes`.
     ProcessesPart(ProcessList),
+    /// Why a followed process still waits (version 2).
+    Waiting(WaitingNote),
 }
 
 /// The kernel's hello.
@@ -273,6 +275,20 @@ pub struct InterruptLine {
     pub max_waiting: Option<u32>,
     /// The type of the handler processes.
     pub handler_type: ProcessType,
+}
+
+/// Why a followed process waits for a slot, pushed to its followers when that changes (at most about
+/// once a second): a backend failure it waits out, or its place in a long queue. The foreground shell
+/// shows it on one status line until tokens flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingNote {
+    pub pid: Pid,
+    /// In the user's words: `backend … refused the connection; retrying in 4s (attempt 3)`, or
+    /// `queued at position 3, about 12s to a slot`.
+    pub note: String,
+    /// The note says something new (another reason, attempt or queue position), not just a shorter
+    /// countdown: a shell that cannot rewrite its line in place prints only these.
+    pub news: bool,
 }
 
 /// An error reply: a kind a program can act on and a message for a human.

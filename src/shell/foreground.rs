@@ -1,13 +1,18 @@
 //! A process in the foreground: its output streams to stdout as it arrives. Ctrl-C (SIGINT) sends it
 //! INT; on a terminal Ctrl-Z (SIGTSTP) stops it and hands the prompt back, as bash does for a job.
 //! After `fg`, only what the job produced while it was away is printed, then the stream goes on.
+//!
+//! While the process waits for a slot (behind a failing backend, or in a long queue), the kernel
+//! says why ([`Response::Waiting`]) and the shell keeps one status line on stderr: on a terminal it
+//! is rewritten in place and erased when tokens flow; otherwise each new reason is printed once.
 
 use super::client::{Client, ClientError};
 use super::jobs::JobState;
 use super::session::Shell;
 use super::signals::{KeyWatch, NoFlushGuard};
 use super::terminal_safe;
-use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest};
+use crate::proto::{Pid, Request, Response, Signal, SignalRequest, WaitRequest, WaitingNote};
+use std::io::{IsTerminal, Write};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Status bash gives a job stopped by Ctrl-Z (128 + SIGTSTP).
@@ -41,6 +46,10 @@ pub async fn attach(
         at_line_start: true,
         held: None,
         echoes_keys: sh.keys.is_some() && super::signals::echoes_control_keys(),
+        status: StatusLine {
+            terminal: std::io::stderr().is_terminal(),
+            shown: false,
+        },
     };
     loop {
         // Keys first: a press that is pending when a chunk arrives holds that chunk back.
@@ -81,6 +90,7 @@ pub async fn attach(
                     return STOPPED_STATUS;
                 }
                 Ok(Response::Continued(_)) => {}
+                Ok(Response::Waiting(note)) => screen.waiting(&note),
                 Ok(other) => {
                     sh.complain(command, ClientError::unexpected(&other));
                     return 1;
@@ -132,6 +142,8 @@ struct Screen {
     held: Option<Held>,
     /// The terminal echoes `^C` and `^Z` (ECHOCTL), so the cursor is no longer at a line start.
     echoes_keys: bool,
+    /// Why the process waits, while it does (stderr).
+    status: StatusLine,
 }
 
 /// Output held back since a key was pressed.
@@ -146,6 +158,7 @@ struct Held {
 impl Screen {
     /// Shows the part of a chunk not shown before; false when stdout is gone.
     fn show(&mut self, text: &str) -> bool {
+        self.status.clear();
         let start = self.skip.saturating_sub(self.seen).min(text.len());
         self.seen += text.len();
         // The output only grows, so the shown part ends on a character boundary; if not, show all.
@@ -181,8 +194,10 @@ impl Screen {
             .map_or(self.seen.max(self.skip), |h| h.shown)
     }
 
-    /// Ends the line output left open, and the one the terminal's `^C`/`^Z` echo left open.
-    fn end_line(&self) {
+    /// Ends the line output left open, and the one the terminal's `^C`/`^Z` echo left open; the
+    /// waiting line goes first.
+    fn end_line(&mut self) {
+        self.status.clear();
         if !self.at_line_start || (self.held.is_some() && self.echoes_keys) {
             write_out("\n");
         }
@@ -195,6 +210,49 @@ impl Screen {
             if !held.text.ends_with('\n') {
                 write_out("\n");
             }
+        }
+    }
+
+    /// Says why the process waits, unless a line of its output is half written.
+    fn waiting(&mut self, note: &WaitingNote) {
+        if self.at_line_start {
+            self.status.show(note);
+        }
+    }
+}
+
+/// The one status line on stderr while the foreground process waits.
+struct StatusLine {
+    /// Whether stderr is a terminal (the line is rewritten in place).
+    terminal: bool,
+    /// The line is on the terminal now, without a newline.
+    shown: bool,
+}
+
+impl StatusLine {
+    fn show(&mut self, note: &WaitingNote) {
+        let mut line = format!("waiting: {}", terminal_safe::one_line(&note.note));
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            // One row, so that `\r` gets back to its start: cut to the terminal's width.
+            let width = super::render::terminal_width().saturating_sub(1).max(10);
+            if let Some((cut, _)) = line.char_indices().nth(width) {
+                line.truncate(cut);
+            }
+            let _ = write!(err, "\r\x1b[2K{line}");
+            self.shown = true;
+        } else if note.news {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Erases the line (tokens flow, or the process ended or stopped).
+    fn clear(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
         }
     }
 }

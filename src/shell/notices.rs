@@ -130,7 +130,7 @@ impl Notifier {
         }
         loop {
             let state = match client.recv().await {
-                Ok(Response::Output(_)) => continue,
+                Ok(Response::Output(_) | Response::Waiting(_)) => continue,
                 Ok(Response::Stopped(_)) => JobState::Stopped,
                 Ok(Response::Continued(_)) => JobState::Running,
                 Ok(Response::Exited(exited)) => JobState::Done(exited.status),

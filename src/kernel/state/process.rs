@@ -46,6 +46,9 @@ pub struct Retry {
     pub(super) at_ms: u64,
     /// What went wrong last, in the user's words.
     pub(super) reason: String,
+    /// Tries the backend failed while its health check answered (the request's own failures),
+    /// counted against `request_attempts`.
+    pub(super) rejections: u32,
 }
 
 impl Retry {
@@ -340,6 +343,7 @@ mod tests {
             since_ms: 0,
             at_ms: 5000,
             reason: "backend http://x/v1 refused the connection".into(),
+            rejections: 0,
         };
         assert_eq!(
             retry.note(1000),

@@ -31,6 +31,7 @@ fn quick() -> RetrySettings {
         backoff_max: Duration::from_millis(400),
         retry_for: Duration::from_secs(60),
         max_retries: None,
+        request_attempts: 3,
     }
 }
 
@@ -274,4 +275,125 @@ fn a_new_backend_url_is_tried_at_once_whatever_the_old_circuit_said() {
     };
     s.reconfigure(moved, None);
     assert_eq!(s.dispatch().len(), 1);
+}
+
+fn http_500() -> BackendError {
+    BackendError::Http {
+        url: URL.into(),
+        status: 500,
+        body: "template error".into(),
+        retry_after: None,
+    }
+}
+
+#[test]
+fn a_request_the_backend_fails_while_up_is_retried_without_holding_the_others_then_fails() {
+    let mut s = state(1, quick());
+    let bad = create(&mut s, 100);
+    let good = create(&mut s, 100);
+    let mut tries = 0;
+    let mut others = Vec::new();
+    while s.get(bad).is_some_and(|p| p.exit.is_none()) {
+        let launch = s
+            .dispatch()
+            .pop()
+            .expect("the circuit never holds dispatch");
+        assert_eq!(s.circuit.state(), CircuitState::Closed);
+        if launch.pid == bad {
+            tries += 1;
+            fail(&mut s, &launch, RunOutcome::Rejected(http_500()));
+        } else {
+            others.push(launch.pid);
+            assert!(s.on_text(launch.pid, launch.run_id, "t0 ".into()));
+            s.on_run_end(
+                launch.pid,
+                launch.run_id,
+                RunOutcome::Completed {
+                    finish_reason: None,
+                },
+            );
+        }
+        assert!(tries <= 3, "request_attempts bounds the tries");
+    }
+    assert_eq!(tries, 3);
+    assert_eq!(others, [good], "the other process ran between the tries");
+    let p = s.get(bad).expect("zombie");
+    let reason = format!("backend {URL} answered HTTP 500: template error (gave up after 3 tries)");
+    assert_eq!(p.exit, Some(ExitStatus::Failed { reason }));
+    assert_eq!(s.circuit.failures(), 0);
+}
+
+#[test]
+fn a_backend_that_resets_after_every_token_is_backed_off_more_and_more() {
+    let mut s = state(1, quick());
+    let pid = create(&mut s, 100);
+    let broken = || {
+        RunOutcome::Failed(BackendError::Broken {
+            url: URL.into(),
+            detail: "connection reset".into(),
+        })
+    };
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        until_reopened(&mut s);
+        let launch = s.dispatch().pop().expect("launch");
+        assert!(s.on_text(pid, launch.run_id, "t ".into()));
+        let before = s.now_ms();
+        fail(&mut s, &launch, broken());
+        waits.push(match s.circuit.state() {
+            CircuitState::Open { until_ms } => until_ms - before,
+            _ => 0,
+        });
+    }
+    assert_eq!(waits[0], 0, "one break is let go: {waits:?}");
+    assert!(
+        waits[1] > 0 && waits[2] > waits[1] && waits[3] >= waits[2],
+        "{waits:?}"
+    );
+    assert!(s.dispatch().is_empty(), "the circuit holds dispatch");
+    assert_eq!(s.get(pid).map(|p| p.state), Some(ProcessState::Waiting));
+}
+
+/// Follows `pid` as a foreground shell does; the receiver keeps the follower alive.
+fn follow(s: &mut KernelState, pid: Pid) -> tokio::sync::mpsc::Receiver<crate::proto::Reply> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    s.get_mut(pid).expect("process").followers.push(tx);
+    rx
+}
+
+#[test]
+fn followed_waiting_processes_are_told_the_backend_failure_or_their_place_in_the_queue() {
+    let mut s = state(1, quick());
+    let running = create(&mut s, 100);
+    let queued = create(&mut s, 100);
+    let _rx = (follow(&mut s, running), follow(&mut s, queued));
+    let launch = s.dispatch().pop().expect("launch");
+    assert_eq!(launch.pid, running);
+    assert!(s.waiting_notes().is_empty(), "no one has waited long yet");
+    s.advance_clock(super::waiting::LONG_WAIT_MS);
+    let notes = s.waiting_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        (notes[0].0, notes[0].1.text.as_str()),
+        (queued, "queued at position 1")
+    );
+
+    fail(&mut s, &launch, refused());
+    let notes = s.waiting_notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    for (pid, note) in &notes {
+        assert!(
+            note.text.starts_with(&format!(
+                "backend {URL} refused the connection; retrying in "
+            )),
+            "{pid}: {}",
+            note.text
+        );
+    }
+    let mut rx = follow(&mut s, queued);
+    s.tell_waiting(queued, &notes[1].1, true);
+    let Ok(Ok(crate::proto::Response::Waiting(w))) = rx.try_recv() else {
+        panic!("no waiting note");
+    };
+    assert_eq!((w.pid, w.news), (queued, true));
 }

@@ -63,6 +63,7 @@ impl KernelState {
             RunOutcome::Failed(e) if e.is_transient() => {
                 self.retry_later(pid, &e, retry_at.unwrap_or(now), now);
             }
+            RunOutcome::Rejected(e) => self.retry_request(pid, &e, now),
             RunOutcome::Failed(e) => {
                 let reason = e.to_string();
                 let status = ExitStatus::Failed {
@@ -91,6 +92,7 @@ impl KernelState {
             RunOutcome::Failed(e) if tokens == 0 && e.is_transient() => {
                 let retry_after = e.retry_after();
                 let until = self.circuit.failed(&self.config.retry, retry_after, now);
+                self.circuit.set_reason(e.to_string());
                 tracing::warn!(
                     "{e}; holding dispatch for {} (failure {} in a row)",
                     seconds(until.saturating_sub(now)),
@@ -98,16 +100,68 @@ impl KernelState {
                 );
                 Some(until)
             }
-            // The server answered, if only to refuse the request.
-            RunOutcome::Failed(_) | RunOutcome::Completed { .. } => {
+            // The stream broke off after tokens: let one go, back off from the second in a row.
+            RunOutcome::Failed(e) if e.is_transient() => {
+                let until = self.circuit.broke_off(&self.config.retry, now);
+                if let Some(until) = until {
+                    self.circuit.set_reason(e.to_string());
+                    tracing::warn!(
+                        "{e}; runs keep breaking off, holding dispatch for {}",
+                        seconds(until.saturating_sub(now))
+                    );
+                }
+                until
+            }
+            // The server answered, if only to refuse the request (its health check said it is up).
+            RunOutcome::Failed(_) | RunOutcome::Rejected(_) => {
                 self.circuit.answered();
                 None
             }
+            RunOutcome::Completed { .. } => {
+                self.circuit.streamed();
+                None
+            }
             RunOutcome::Cancelled => {
+                if tokens > 0 {
+                    self.circuit.streamed();
+                }
                 self.circuit.run_gone(run_id);
                 None
             }
         }
+    }
+
+    /// Puts a process whose request the backend failed on its own (while up) straight back in the
+    /// queue, holding no one else up; or fails it once it has had `request_attempts` tries.
+    fn retry_request(&mut self, pid: Pid, error: &BackendError, now: u64) {
+        let attempts = self.config.retry.request_attempts.max(1);
+        let Some(p) = self.table.get_mut(&pid) else {
+            return;
+        };
+        let retry = p.retry.get_or_insert(Retry {
+            failures: 0,
+            since_ms: now,
+            at_ms: now,
+            reason: String::new(),
+            rejections: 0,
+        });
+        retry.rejections = retry.rejections.saturating_add(1);
+        retry.failures = retry.failures.saturating_add(1);
+        retry.at_ms = now;
+        retry.reason = error.to_string();
+        if retry.rejections >= attempts {
+            let mut reason = retry.reason.clone();
+            if retry.rejections > 1 {
+                reason.push_str(&format!(" (gave up after {} tries)", retry.rejections));
+            }
+            let status = ExitStatus::Failed {
+                reason: reason.clone(),
+            };
+            return self.finish(pid, status, Some(reason));
+        }
+        tracing::info!(%pid, "the backend is up but failed this request: {}", retry.note(now));
+        self.enqueue(pid);
+        self.record_state(pid);
     }
 
     /// Puts a process that met a transient backend failure back in the queue, output kept, to be
@@ -122,6 +176,7 @@ impl KernelState {
             since_ms: now,
             at_ms: retry_at,
             reason: String::new(),
+            rejections: 0,
         });
         retry.failures = retry.failures.saturating_add(1);
         retry.at_ms = retry_at;

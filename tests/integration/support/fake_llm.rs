@@ -48,6 +48,18 @@ pub enum Fault {
     MalformedAfter(usize),
     /// Close the connection without finishing after this many tokens.
     ResetAfter(usize),
+    /// Answer with this HTTP status, then send its body one byte every 100 ms without end.
+    TrickleStatus(u16),
+    /// After this many tokens, start a data line that never ends (64 KiB at a time, up to 64 MiB).
+    HugeLineAfter(usize),
+    /// After this many tokens, send chunks with an empty delta every 10 ms without end.
+    EmptyChunksAfter(usize),
+    /// After this many tokens, send a chunk whose text is not UTF-8 (then hold the connection).
+    InvalidUtf8After(usize),
+    /// Answer with one JSON completion instead of a stream, as a server that cannot stream does.
+    NotStreamed,
+    /// Start a JSON completion, then send its body one byte every 100 ms without end.
+    NotStreamedTrickle,
 }
 
 /// Which server the fake passes for.
@@ -74,6 +86,9 @@ pub struct FakeConfig {
     pub fault_limit: Option<usize>,
     pub echo_prefix: bool,
     pub model: String,
+    /// How many `GET /v1/models` answers trickle (one byte every 100 ms without end) before the
+    /// listing is answered at once.
+    pub slow_models: usize,
 }
 
 impl Default for FakeConfig {
@@ -87,6 +102,7 @@ impl Default for FakeConfig {
             fault_limit: None,
             echo_prefix: false,
             model: "fake-model".into(),
+            slow_models: 0,
         }
     }
 }
@@ -155,6 +171,7 @@ struct Counters {
     /// Prompt tokens processed (not cached), all requests together.
     prefilled: usize,
     props_requests: usize,
+    models_requests: usize,
     /// Requests the fault has hit.
     faulted: usize,
     disconnects: usize,
@@ -260,6 +277,11 @@ impl FakeLlm {
         self.inner.counters.lock().unwrap().prefilled
     }
 
+    /// `GET /v1/models` requests seen.
+    pub fn models_requests(&self) -> usize {
+        self.inner.counters.lock().unwrap().models_requests
+    }
+
     pub fn props_requests(&self) -> usize {
         self.inner.counters.lock().unwrap().props_requests
     }
@@ -311,8 +333,15 @@ fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) -> Serving {
     Serving { task, stop }
 }
 
-async fn models(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
+async fn models(State(inner): State<Arc<Inner>>) -> Response {
     let config = inner.config.lock().unwrap().clone();
+    {
+        let mut c = inner.counters.lock().unwrap();
+        c.models_requests += 1;
+        if c.models_requests <= config.slow_models {
+            return completions::trickle(StatusCode::OK, "application/json");
+        }
+    }
     let owner = match config.kind {
         ServerKind::OpenAi => "fake",
         ServerKind::LlamaCpp { .. } => "llamacpp",
@@ -321,6 +350,7 @@ async fn models(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
     axum::Json(
         json!({ "object": "list", "data": [{ "id": config.model, "object": "model", "owned_by": owner }] }),
     )
+    .into_response()
 }
 
 async fn props(State(inner): State<Arc<Inner>>) -> Response {

@@ -131,7 +131,26 @@ async fn refusal(inner: &Inner, answer: &Answer, crash: &CancellationToken) -> O
         let message = "Got priority 1 but Priority scheduling is not enabled.";
         return Some((StatusCode::BAD_REQUEST, message).into_response());
     }
+    if let Some(code) = directive(&answer.recorded.user_prompt(), "status") {
+        let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Some((status, "injected failure for this prompt").into_response());
+    }
     match &answer.fault {
+        Some(Fault::NotStreamed) => {
+            let text: String = (answer.start..answer.end)
+                .map(|i| format!("t{i} "))
+                .collect();
+            let whole = json!({
+                "object": "chat.completion",
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+            });
+            Some(axum::Json(whole).into_response())
+        }
+        Some(Fault::NotStreamedTrickle) => Some(trickle(StatusCode::OK, "application/json")),
+        Some(Fault::TrickleStatus(code)) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Some(trickle(status, "text/plain"))
+        }
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let text = match directive(&answer.recorded.user_prompt(), "escapes") {
@@ -232,6 +251,35 @@ async fn mid_stream_fault(
             let _ = tx.send(Err(std::io::Error::other("reset"))).await;
             false
         }
+        Some(Fault::HugeLineAfter(k)) if n == *k => {
+            let block = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            let mut sent = tx.send(Ok(bytes::Bytes::from("data: "))).await.is_ok();
+            for _ in 0..1024 {
+                sent = sent && tx.send(Ok(block.clone())).await.is_ok();
+            }
+            if sent {
+                hold(tx, crash).await;
+            }
+            false
+        }
+        Some(Fault::EmptyChunksAfter(k)) if n == *k => {
+            let empty = json!({ "choices": [{ "index": 0, "delta": {} }] });
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    () = crash.cancelled() => return false,
+                }
+                if tx.send(Ok(sse(empty.clone()))).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        Some(Fault::InvalidUtf8After(k)) if n == *k => {
+            let bad = b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\xfe\"}}]}\n\n";
+            let _ = tx.send(Ok(bytes::Bytes::from_static(bad))).await;
+            hold(tx, crash).await;
+            false
+        }
         _ => true,
     }
 }
@@ -260,6 +308,20 @@ async fn pause(delay: Duration, tx: &Chunks, crash: &CancellationToken) -> bool 
         let _ = tx.send(Err(std::io::Error::other("crashed"))).await;
     }
     !crashed
+}
+
+/// A response with `status` whose body comes one byte every 100 ms and never ends: a server stuck
+/// while it answers.
+pub(super) fn trickle(status: StatusCode, content_type: &'static str) -> Response {
+    let bytes = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), ()))
+    });
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(bytes))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// A response whose body breaks off at once, as from a server that crashed while answering.
