@@ -6,6 +6,7 @@
 pub mod file;
 pub mod interrupts;
 pub mod paths;
+pub mod scheduler;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use file::{ConfigError, ConfigFile};
 pub use interrupts::{InterruptHandler, InterruptsConfig};
+pub use scheduler::SchedulerSettings;
 
 /// The prototype's default server (KoboldCpp's port).
 pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:5001/v1";
@@ -86,6 +88,8 @@ pub struct KernelConfig {
     pub policy: String,
     /// Priority points a waiting process gains per second.
     pub aging_points_per_sec: u32,
+    /// Slots kept for interactive work, and the rules against switching back and forth.
+    pub scheduler: SchedulerSettings,
     /// Indexed like [`ProcessType::ALL`].
     pub types: [TypeSettings; 5],
     /// The largest token allowance a client may ask for.
@@ -135,6 +139,7 @@ impl Default for KernelConfig {
             quantum_tokens: 32,
             policy: "priority".to_string(),
             aging_points_per_sec: 2,
+            scheduler: SchedulerSettings::default(),
             types: ProcessType::ALL.map(|t| TypeSettings {
                 base_priority: t.default_base_priority(),
                 allowance_tokens: t.default_allowance_tokens(),

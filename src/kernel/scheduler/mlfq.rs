@@ -119,6 +119,7 @@ mod tests {
             nice: 0,
             enqueued_ms: ms,
             tokens_used: 0,
+            interactive: false,
         }
     }
 
