@@ -103,7 +103,11 @@ impl SchedulerSection {
         if self.reserved_slots.is_some() {
             s.reserved_slots = self.reserved_slots;
         }
-        if let Some(t) = self.interactive_type.as_deref().and_then(|t| t.parse().ok()) {
+        if let Some(t) = self
+            .interactive_type
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+        {
             s.interactive_type = t;
         }
         if let Some(secs) = self.reservation_window_secs {

@@ -75,7 +75,8 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_process_and_no_output()
     .await;
     // Compaction every few records, so some kills land in the middle of one; every other start
     // compacts at each record, so a creation is the record that triggers one.
-    let config_text = |every: u32| format!("cpus = 2\nquantum = 4\njournal_compact_records = {every}\n");
+    let config_text =
+        |every: u32| format!("cpus = 2\nquantum = 4\njournal_compact_records = {every}\n");
     let (mut dir, config) = config_file(&config_text(7));
     let args = ["--config", config.as_str()];
     let mut rng = Rng(0x5eed_1234_abcd_0001);

@@ -129,7 +129,10 @@ mod tests {
         assert!(p.rank(&waiting) < p.rank_at_boundary(&running, 10_400, hold_ms));
         assert!(p.rank(&waiting) > p.rank_at_boundary(&running, 10_600, hold_ms));
         let user = candidate(3, ProcessType::User, 0, 10_000);
-        assert!(p.class(&user) > p.class(&running), "USER is a more urgent class");
+        assert!(
+            p.class(&user) > p.class(&running),
+            "USER is a more urgent class"
+        );
     }
 
     #[test]

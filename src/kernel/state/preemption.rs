@@ -3,7 +3,8 @@
 //! - **At once, for more urgent work.** When a waiting process is of a strictly more urgent class
 //!   ([`crate::kernel::scheduler::Policy::class`]) than some running process and no slot is free for
 //!   it, the cheapest such process to switch (the lowest class, then the shortest conversation to read
-//!   again) is cut now, every token it produced kept. One waiting process, at most one switch: the
+//!   again) is cut now, every token it produced kept; a process that won its slot by aging is not
+//!   cut before its quantum boundary. One waiting process, at most one switch: the
 //!   victim is of the lowest class running, so it cannot displace anyone in turn.
 //! - **At a quantum boundary, among equals.** Only the lowest-ranked running process yields, to the
 //!   waiting process that would take its slot; a process resumed less than a guard of quanta ago does
@@ -82,7 +83,7 @@ impl KernelState {
         let hold_ms = u64::from(settings.switch_margin_quanta) * quantum * elapsed
             / u64::from(run.tokens.max(1));
         let waiting_rank = self.scheduler.rank(waiting);
-        waiting_rank <= self.scheduler.rank_at_boundary(me, now, hold_ms)
+        waiting_rank < self.scheduler.rank_at_boundary(me, now, hold_ms)
     }
 
     /// Switches out less urgent work for more urgent waiting processes that no free slot awaits: at
@@ -93,20 +94,23 @@ impl KernelState {
             let Some(waiting) = self.next_in_line(now, None) else {
                 return;
             };
-            let class = self.scheduler.class(&waiting);
-            let Some(victim) = self.cheapest_victim(class, now) else {
+            let Some(victim) = self.cheapest_victim(&waiting, now) else {
                 return;
             };
             self.switch_out(victim, true);
         }
     }
 
-    /// The running process (not already leaving) of a class below `class` that costs least to
-    /// switch out: the lowest class first, then the least to read again on resuming.
-    fn cheapest_victim(&self, class: i64, now: u64) -> Option<Pid> {
+    /// The running process (not already leaving) to switch out for `waiting`, if any: of a lower
+    /// class than it, and not holding a rank above it (a process that won its slot by aging keeps it
+    /// for its quantum, or aging would not prevent starvation); the lowest class first, then the
+    /// one with the least to read again on resuming.
+    fn cheapest_victim(&self, waiting: &Candidate, now: u64) -> Option<Pid> {
+        let class = self.scheduler.class(waiting);
+        let rank = self.scheduler.rank(waiting);
         self.running_processes()
             .map(|p| (self.scheduler.class(&self.candidate_at(p, now)), p))
-            .filter(|(c, _)| *c < class)
+            .filter(|(c, p)| *c < class && self.scheduler.rank(&self.candidate(p)) < rank)
             .min_by_key(|(c, p)| (*c, switch_cost(p), std::cmp::Reverse(p.pid)))
             .map(|(_, p)| p.pid)
     }
@@ -167,7 +171,7 @@ impl KernelState {
     }
 
     /// Keeps the time interactive work was last waiting or running (the reservation's clock), and
-    /// forgets displaced processes that no longer wait.
+    /// forgets displaced processes that were stopped or ended.
     pub(super) fn note_interactive_work(&mut self, now: u64) {
         let running = self
             .running_processes()
@@ -175,11 +179,12 @@ impl KernelState {
         if running || self.scheduler.interactive_waiting() > 0 {
             self.switching.saw_interactive(now);
         }
+        // Still leaving its slot (Running, its run ending) or waiting; it starts again otherwise.
         let table = &self.table;
         self.switching.keep_displaced(|pid| {
             table
                 .get(&pid)
-                .is_some_and(|p| p.state == ProcessState::Waiting)
+                .is_some_and(|p| matches!(p.state, ProcessState::Waiting | ProcessState::Running))
         });
     }
 
