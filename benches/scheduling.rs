@@ -210,6 +210,7 @@ fn pick_us_once(policy: &str, n: u64) -> (f64, f64) {
         nice: (i % 40) as i8 - 20,
         enqueued_ms: at,
         tokens_used: 0,
+        interactive: i % 5 >= 3,
     };
     for i in 0..n {
         s.enqueue(&candidate(i, i));

@@ -37,6 +37,7 @@ pub async fn handle(
         Request::Sched(r) => sched::handle(kernel, peer, r, conn).await,
         Request::Interrupts(r) => interrupts::handle(kernel, peer, r, conn).await,
         Request::Stat(r) => stat::handle(kernel, peer, r, conn).await,
+        Request::SchedInfo(r) => sched::handle_info(kernel, peer, r, conn).await,
     }
 }
 

@@ -1,10 +1,15 @@
-//! `Sched`: show the scheduling policy, or switch it at run time. Switching re-ranks the waiting
-//! processes at once; running ones are weighed by the new policy at their next quantum boundary. Only
-//! root or the kernel's own user may switch (it changes everyone's service).
+//! `Sched` and `SchedInfo`: show the scheduling policy, or switch it at run time. Switching re-ranks
+//! the waiting processes at once; running ones are weighed by the new policy at their next quantum
+//! boundary. Only root or the kernel's own user may switch (it changes everyone's service).
+//! `SchedInfo` answers with what switching processes has done and cost, and the slots kept for
+//! interactive work; `Sched` keeps its older answer for older shells.
 
 use super::{Conn, Kernel, Peer, bad_request, privileged, reply};
+use crate::kernel::state::KernelState;
 use crate::kernel::{POLICIES, make_policy};
-use crate::proto::{CodecError, Failure, FailureKind, Response, SchedRequest, SchedStatus};
+use crate::proto::{
+    CodecError, Failure, FailureKind, Response, SchedInfo, SchedRequest, SchedStatus,
+};
 use std::sync::Arc;
 
 pub async fn handle(
@@ -13,20 +18,57 @@ pub async fn handle(
     req: SchedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    if let Some(name) = &req.policy {
-        if let Err(failure) = switch(kernel, peer, name) {
-            return reply(conn, Err(failure)).await;
-        }
-        tracing::info!(uid = peer.uid, policy = %name, "scheduling policy switched");
+    if let Err(failure) = switch_if_asked(kernel, peer, &req) {
+        return reply(conn, Err(failure)).await;
     }
-    let status = kernel.read(|s| SchedStatus {
+    let status = kernel.read(status);
+    reply(conn, Ok(Response::Sched(status))).await
+}
+
+pub async fn handle_info(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SchedRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    if let Err(failure) = switch_if_asked(kernel, peer, &req) {
+        return reply(conn, Err(failure)).await;
+    }
+    let info = kernel.read(|s| {
+        let counters = s.switch_counters();
+        let (reserved_slots, reservation_active) = s.reservation();
+        SchedInfo {
+            status: status(s),
+            switches: counters.switches,
+            urgent_switches: counters.urgent,
+            resumes_measured: counters.resumes_measured,
+            reread_prompt_tokens: counters.reread_prompt_tokens,
+            reserved_slots,
+            reservation_active,
+            interactive_type: s.config.scheduler.interactive_type,
+            reservation_window_ms: s.config.scheduler.reservation_window.as_millis() as u64,
+        }
+    });
+    reply(conn, Ok(Response::SchedInfo(info))).await
+}
+
+fn status(s: &KernelState) -> SchedStatus {
+    SchedStatus {
         policy: s.scheduler().policy_name().to_string(),
         available: POLICIES.iter().map(|p| p.to_string()).collect(),
         quantum_tokens: s.config.quantum_tokens,
         cpus: s.config.cpus,
         context_switches: s.context_switches,
-    });
-    reply(conn, Ok(Response::Sched(status))).await
+    }
+}
+
+fn switch_if_asked(kernel: &Arc<Kernel>, peer: Peer, req: &SchedRequest) -> Result<(), Failure> {
+    let Some(name) = &req.policy else {
+        return Ok(());
+    };
+    switch(kernel, peer, name)?;
+    tracing::info!(uid = peer.uid, policy = %name, "scheduling policy switched");
+    Ok(())
 }
 
 fn switch(kernel: &Arc<Kernel>, peer: Peer, name: &str) -> Result<(), Failure> {
