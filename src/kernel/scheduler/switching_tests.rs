@@ -219,3 +219,35 @@ fn slots_are_kept_for_interactive_work_while_it_comes_and_given_back_after() {
     assert_eq!(sim.state.reservation(), (1, false));
     assert_eq!(sim.state.switch_counters().switches, 1);
 }
+
+#[test]
+fn the_peers_workload_gets_every_question_a_slot_at_once_with_at_most_one_switch_each() {
+    // Issue 14's comparison on the simulated clock: 4 slots, quantum 8, 4 background streams of 384
+    // tokens, 12 questions one a second.
+    let mut sim = Sim::new("priority", 4, 8);
+    let bulk: Vec<Pid> = (0..4).map(|_| sim.submit(HK, 0, 1, 384)).collect();
+    let ticks_per_second = (1000 / super::TICK_MS) as usize;
+    let mut questions = Vec::new();
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        for _ in 0..ticks_per_second {
+            sim.tick();
+        }
+        let q = sim.submit(USER, 0, 1, 30);
+        sim.cancel_ended_runs();
+        waits.push(run_until(&mut sim, 100, |s| s.tokens_of(q) > 0));
+        questions.push(q);
+    }
+    let all: Vec<Pid> = bulk.iter().chain(&questions).copied().collect();
+    run_until(&mut sim, 100_000, |s| all.iter().all(|p| s.finished(*p)));
+    sim.assert_all_finished_once();
+    assert!(
+        waits.iter().all(|w| *w <= 1),
+        "a question waited for its first token: {waits:?} ticks"
+    );
+    let switches = sim.state.switch_counters().switches;
+    assert_eq!(
+        switches, 1,
+        "only the first question switched a process out; the kept slot served the rest"
+    );
+}
