@@ -242,15 +242,6 @@ impl Scheduler {
         self.policy.rank(c)
     }
 
-    /// Whether the waiting process `skip` places behind the best should take the slot of a running
-    /// process ranked `running_rank` now. `skip` counts waiting processes already promised a slot
-    /// (slots being given up), so two boundaries do not both yield to the same waiting process.
-    pub fn yields_to_waiting(&self, running_rank: i64, skip: usize) -> bool {
-        self.queue
-            .nth(skip)
-            .is_some_and(|(_, best)| running_rank <= best)
-    }
-
     pub fn charge(&mut self, c: &Candidate, tokens: u32, now_ms: u64) {
         self.policy.charge(c, tokens, now_ms);
     }
@@ -300,13 +291,32 @@ mod tests {
         assert!(q.is_empty());
     }
 
+    fn c(pid: u64, interactive: bool) -> Candidate {
+        Candidate {
+            pid: Pid(pid),
+            uid: 0,
+            base_priority: 1,
+            nice: 0,
+            enqueued_ms: pid,
+            tokens_used: 0,
+            interactive,
+        }
+    }
+
     #[test]
-    fn a_running_process_yields_on_a_tie_but_not_to_a_worse_one_or_a_promised_one() {
+    fn interactive_work_can_be_picked_past_background_work_ahead_of_it() {
         let mut s = Scheduler::new(Box::new(rr::RoundRobinPolicy));
-        assert!(!s.yields_to_waiting(0, 0), "nothing waits");
-        s.queue.push(Pid(1), 0);
-        assert!(s.yields_to_waiting(0, 0), "a tie goes to who waited");
-        assert!(!s.yields_to_waiting(1, 0));
-        assert!(!s.yields_to_waiting(0, 1), "already promised a slot");
+        s.enqueue(&c(1, false));
+        s.enqueue(&c(2, true));
+        s.enqueue(&c(3, true));
+        assert_eq!(s.nth_waiting(0, true), Some((Pid(2), 0)));
+        assert_eq!(s.nth_waiting(1, false), Some((Pid(2), 0)));
+        assert_eq!(s.interactive_waiting(), 2);
+        assert_eq!(s.pick_interactive(), Some(Pid(2)));
+        assert_eq!(s.pick(), Some(Pid(1)));
+        s.retire(Pid(3));
+        assert_eq!(s.interactive_waiting(), 0);
+        assert_eq!(s.waiting(), 0);
+        assert_eq!(s.pick_interactive(), None);
     }
 }
