@@ -252,7 +252,7 @@ impl KernelState {
             if !self.circuit.admits(now) {
                 break;
             }
-            let picked = if self.background_room(now, None) {
+            let picked = if self.background_room(now, false) {
                 self.scheduler.pick()
             } else {
                 self.scheduler.pick_interactive()

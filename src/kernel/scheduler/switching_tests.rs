@@ -251,3 +251,51 @@ fn the_peers_workload_gets_every_question_a_slot_at_once_with_at_most_one_switch
         "only the first question switched a process out; the kept slot served the rest"
     );
 }
+
+#[test]
+fn under_mlfq_a_newcomer_switches_out_a_sunken_process_at_once_but_not_an_equal() {
+    let mut sim = Sim::new("mlfq", 1, 4);
+    let long = sim.submit(HK, 0, 1, 400);
+    for _ in 0..100 {
+        sim.tick();
+    }
+    let short = sim.submit(HK, 0, 1, 3);
+    sim.cancel_ended_runs();
+    assert!(sim.running(short), "the top level came first at once");
+    run_until(&mut sim, 1000, |s| s.finished(long) && s.finished(short));
+    sim.assert_all_finished_once();
+    assert_eq!(sim.state.switch_counters().urgent, 1);
+
+    // Two newcomers at the top level: the second waits for the first's quantum.
+    let mut sim = Sim::new("mlfq", 1, 4);
+    let first = sim.submit(HK, 0, 1, 40);
+    sim.tick();
+    let second = sim.submit(HK, 0, 1, 40);
+    sim.cancel_ended_runs();
+    assert!(sim.running(first) && !sim.running(second));
+}
+
+#[test]
+fn more_urgent_background_work_switches_out_less_urgent_background_work_within_the_reservation() {
+    let mut sim = Sim::new("priority", 1, 4);
+    let hk = sim.submit(HK, 0, 1, 100);
+    sim.tick();
+    let llm = sim.submit(ProcessType::LlmInitiated, 0, 1, 10);
+    sim.cancel_ended_runs();
+    assert!(
+        sim.running(llm) && !sim.running(hk),
+        "one slot: switched at once"
+    );
+
+    // Two slots, one kept for interactive work: the background work swaps on the other.
+    let mut sim = Sim::new("priority", 2, 4);
+    let user = sim.submit(USER, 0, 1, 5);
+    let hk = sim.submit(HK, 0, 1, 100);
+    run_until(&mut sim, 50, |s| s.finished(user));
+    sim.tick();
+    assert_eq!(sim.state.reservation(), (1, true));
+    let llm = sim.submit(ProcessType::LlmInitiated, 0, 1, 10);
+    sim.cancel_ended_runs();
+    assert!(sim.running(llm) && !sim.running(hk));
+    assert_eq!(sim.state.running(), 1, "the kept slot stayed free");
+}

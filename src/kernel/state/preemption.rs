@@ -38,7 +38,7 @@ impl KernelState {
         }
         let now = self.now_ms();
         let me = self.candidate_at(p, now);
-        let Some(waiting) = self.next_in_line(now, Some(&me)) else {
+        let Some(waiting) = self.next_in_line(now, !me.interactive) else {
             return true;
         };
         let urgent = self.scheduler.class(&waiting) > self.scheduler.class(&me);
@@ -91,10 +91,12 @@ impl KernelState {
     pub(super) fn preempt_for_urgent(&mut self, now: u64) {
         // Bounded: every turn ends a different run, and there are `cpus` of them.
         for _ in 0..self.slots.len() {
-            let Some(waiting) = self.next_in_line(now, None) else {
+            // Background work may come next if a background victim makes room for it.
+            let Some(waiting) = self.next_in_line(now, true) else {
                 return;
             };
-            let Some(victim) = self.cheapest_victim(&waiting, now) else {
+            let background_only = !waiting.interactive && !self.background_room(now, false);
+            let Some(victim) = self.cheapest_victim(&waiting, background_only, now) else {
                 return;
             };
             self.switch_out(victim, true);
@@ -102,14 +104,16 @@ impl KernelState {
     }
 
     /// The running process (not already leaving) to switch out for `waiting`, if any: of a lower
-    /// class than it, and not holding a rank above it (a process that won its slot by aging keeps it
-    /// for its quantum, or aging would not prevent starvation); the lowest class first, then the
-    /// one with the least to read again on resuming.
-    fn cheapest_victim(&self, waiting: &Candidate, now: u64) -> Option<Pid> {
+    /// class than it (and of a background type with `background_only`), and not holding a rank above
+    /// it (a process that won its slot by aging keeps it for its quantum, or aging would not prevent
+    /// starvation); the lowest class first, then the one with the least to read again on resuming.
+    fn cheapest_victim(&self, waiting: &Candidate, background_only: bool, now: u64) -> Option<Pid> {
         let class = self.scheduler.class(waiting);
         let rank = self.scheduler.rank(waiting);
         self.running_processes()
-            .map(|p| (self.scheduler.class(&self.candidate_at(p, now)), p))
+            .map(|p| (self.candidate_at(p, now), p))
+            .filter(|(c, _)| !(background_only && c.interactive))
+            .map(|(c, p)| (self.scheduler.class(&c), p))
             .filter(|(c, p)| *c < class && self.scheduler.rank(&self.candidate(p)) < rank)
             .min_by_key(|(c, p)| (*c, switch_cost(p), std::cmp::Reverse(p.pid)))
             .map(|(_, p)| p.pid)
@@ -127,17 +131,18 @@ impl KernelState {
     }
 
     /// The waiting process that gets the next slot handed over (past those already promised the
-    /// slots being given up), as of its entry into the queue. `leaving`: weigh the reservation as if
-    /// that running process had left its slot.
-    fn next_in_line(&self, now: u64, leaving: Option<&Candidate>) -> Option<Candidate> {
+    /// slots being given up), as of its entry into the queue. `background_leaves`: weigh the
+    /// reservation as if a background process had left its slot.
+    fn next_in_line(&self, now: u64, background_leaves: bool) -> Option<Candidate> {
         let promised = self.slots_being_released();
-        let interactive_only = !self.background_room(now, leaving);
+        let interactive_only = !self.background_room(now, background_leaves);
         let (pid, _) = self.scheduler.nth_waiting(promised, interactive_only)?;
         self.table.get(&pid).map(|p| self.candidate(p))
     }
 
-    /// Whether background work may take one more slot at `now` (with `leaving` off its slot).
-    pub(super) fn background_room(&self, now: u64, leaving: Option<&Candidate>) -> bool {
+    /// Whether background work may take one more slot at `now` (with one background process off
+    /// its slot, if `background_leaves`).
+    pub(super) fn background_room(&self, now: u64, background_leaves: bool) -> bool {
         let settings = self.config.scheduler;
         let window_ms = settings.reservation_window.as_millis() as u64;
         let cpus = self.slots.len();
@@ -153,8 +158,7 @@ impl KernelState {
             .filter_map(|pid| self.table.get(pid))
             .filter(|p| !self.config.scheduler.is_interactive(p.spec.process_type))
             .count();
-        let freed = usize::from(leaving.is_some_and(|c| !c.interactive));
-        background.saturating_sub(freed) + reserved < cpus
+        background.saturating_sub(usize::from(background_leaves)) + reserved < cpus
     }
 
     /// What switching has done and cost so far.
