@@ -5,7 +5,7 @@
 //! process), `mlfq` (short interactive queries first, long generators sink).
 
 use super::{Help, usage_error};
-use crate::proto::{Request, Response, SchedInfo, SchedRequest, SchedStatus};
+use crate::proto::{FailureKind, Request, Response, SchedInfo, SchedRequest, SchedStatus};
 use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
@@ -21,10 +21,28 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     let request = SchedRequest {
         policy: args.first().cloned(),
     };
-    match sh.call(Request::SchedInfo(request)).await {
+    match sh.call(Request::SchedInfo(request.clone())).await {
         Ok(Response::SchedInfo(info)) => {
             print!("{}", render_status(&info.status));
             print!("{}", render_switching(&info));
+            0
+        }
+        // A kernel older than `SchedInfo` cannot read it (and so switched nothing): ask it the way
+        // it understands.
+        Err(e) if e.kind() == Some(FailureKind::BadFrame) => status_only(sh, request).await,
+        Ok(other) => sh.unexpected("sched", &other),
+        Err(e) => {
+            sh.complain("sched", e);
+            1
+        }
+    }
+}
+
+/// `sched` against a kernel that only answers `Sched`.
+async fn status_only(sh: &mut Shell, request: SchedRequest) -> i32 {
+    match sh.call(Request::Sched(request)).await {
+        Ok(Response::Sched(status)) => {
+            print!("{}", render_status(&status));
             0
         }
         Ok(other) => sh.unexpected("sched", &other),
@@ -115,5 +133,43 @@ mod tests {
             ..info
         };
         assert!(render_switching(&idle).ends_with("read again: 900\nreserved: none\n"));
+    }
+
+    /// A kernel from before `SchedInfo`: it cannot decode it, answers a bad frame and closes.
+    async fn older_kernel(listener: tokio::net::UnixListener) {
+        use crate::proto::{Connection, Failure, HelloReply, PROTOCOL_VERSION, Reply};
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut conn = Connection::new(stream);
+            let Ok(Some(Request::Hello(_))) = conn.read::<Request>().await else {
+                continue;
+            };
+            let hello = Response::Hello(HelloReply {
+                protocol_version: PROTOCOL_VERSION,
+                kernel_version: "old".into(),
+            });
+            let _ = conn.write::<Reply>(&Ok(hello)).await;
+            let reply = match conn.read::<Request>().await {
+                Ok(Some(Request::Sched(_))) => Ok(Response::Sched(SchedStatus {
+                    policy: "priority".into(),
+                    available: vec!["priority".into()],
+                    quantum_tokens: 32,
+                    cpus: 1,
+                    context_switches: 0,
+                })),
+                _ => Err(Failure::new(FailureKind::BadFrame, "unknown variant")),
+            };
+            let _ = conn.write::<Reply>(&reply).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sched_falls_back_to_the_older_request_on_an_older_kernel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("k.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let kernel = tokio::spawn(older_kernel(listener));
+        let mut sh = Shell::new(socket, false);
+        assert_eq!(run(&mut sh, &[]).await, 0);
+        kernel.abort();
     }
 }
