@@ -65,6 +65,13 @@ impl Sim {
         }
     }
 
+    /// Moves the clock to the start of the next period of `period_ms` (the kernel clock follows the
+    /// wall clock, so a test about periods must not depend on where in one it starts).
+    pub fn align_clock(&mut self, period_ms: u64) {
+        let now = self.state.now_ms();
+        self.state.advance_clock(period_ms - now % period_ms);
+    }
+
     /// Submits a process whose answer is `length` tokens.
     pub fn submit(&mut self, t: ProcessType, nice: i8, uid: u32, length: usize) -> Pid {
         let spec = Spec {

@@ -104,6 +104,7 @@ fn fair_splits_tokens_evenly_across_users_whatever_their_process_count() {
 #[test]
 fn mlfq_demotes_a_long_runner_below_a_newcomer() {
     let mut sim = Sim::new("mlfq", 1, 4);
+    sim.align_clock(crate::kernel::scheduler::mlfq::BOOST_PERIOD_MS);
     let long = sim.submit(HK, 0, 1, 400);
     for _ in 0..100 {
         sim.tick();

@@ -252,9 +252,16 @@ fn the_peers_workload_gets_every_question_a_slot_at_once_with_at_most_one_switch
     );
 }
 
+/// An mlfq simulation at the start of a boost period, so none comes within the test.
+fn mlfq_at_period_start() -> Sim {
+    let mut sim = Sim::new("mlfq", 1, 4);
+    sim.align_clock(crate::kernel::scheduler::mlfq::BOOST_PERIOD_MS);
+    sim
+}
+
 #[test]
 fn under_mlfq_a_newcomer_switches_out_a_sunken_process_at_once_but_not_an_equal() {
-    let mut sim = Sim::new("mlfq", 1, 4);
+    let mut sim = mlfq_at_period_start();
     let long = sim.submit(HK, 0, 1, 400);
     for _ in 0..100 {
         sim.tick();
@@ -267,7 +274,7 @@ fn under_mlfq_a_newcomer_switches_out_a_sunken_process_at_once_but_not_an_equal(
     assert_eq!(sim.state.switch_counters().urgent, 1);
 
     // Two newcomers at the top level: the second waits for the first's quantum.
-    let mut sim = Sim::new("mlfq", 1, 4);
+    let mut sim = mlfq_at_period_start();
     let first = sim.submit(HK, 0, 1, 40);
     sim.tick();
     let second = sim.submit(HK, 0, 1, 40);
