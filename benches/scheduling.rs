@@ -4,6 +4,8 @@
 //! schedules), all in the same run. It reports the interactive class's time to first token (p50, p99,
 //! and p50 as a fraction of FIFO's), and what a context switch costs: prompt tokens re-processed and
 //! wall time added per switch, without and with llama-server's slot pinning and prompt cache.
+//! `switches_per_interactive` in the summary is the runs the default policy cut (each a cancelled
+//! request) per interactive query of the mixed load.
 //! No assertions: numbers to read. Run with `cargo bench --bench scheduling`.
 
 #[allow(dead_code)] // the test harness's fake server; the benchmark uses part of it
@@ -15,7 +17,7 @@ mod support;
 
 use fake_llm::{FakeConfig, FakeLlm, ServerKind};
 use llmkernel::config::{KernelConfig, PolicyKind};
-use llmkernel::proto::{ProcessType, Request, Response, SubmitRequest};
+use llmkernel::proto::{ProcessType, Request, Response, SchedRequest, SubmitRequest};
 use llmkernel::shell::client::Client;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -71,7 +73,21 @@ struct MixedResult {
     p50: Duration,
     p99: Duration,
     switches: u64,
+    /// Runs the scheduler cut to hand a slot over (cancelled requests).
+    cut: u64,
     prefilled: usize,
+}
+
+/// Runs the kernel's scheduler cut to hand a slot over, from `sched`.
+async fn cut_runs(k: &BenchKernel) -> u64 {
+    let mut c = k.connect().await;
+    match c
+        .call(Request::SchedInfo(SchedRequest { policy: None }))
+        .await
+    {
+        Ok(Response::SchedInfo(info)) => info.switches,
+        other => panic!("sched: {other:?}"),
+    }
 }
 
 /// The mixed load under one policy.
@@ -108,11 +124,13 @@ async fn mixed(policy: PolicyKind, quantum: u32) -> MixedResult {
     }
     ttft.sort();
     let switches = k.context_switches().await;
+    let cut = cut_runs(&k).await;
     k.stop();
     MixedResult {
         p50: percentile(&ttft, 0.5),
         p99: percentile(&ttft, 0.99),
         switches,
+        cut,
         prefilled: fake.prefilled(),
     }
 }
@@ -210,6 +228,7 @@ fn pick_us_once(policy: PolicyKind, n: u64) -> (f64, f64) {
         nice: (i % 40) as i8 - 20,
         enqueued_ms: at,
         tokens_used: 0,
+        interactive: i % 5 >= 3,
     };
     for i in 0..n {
         s.enqueue(&candidate(i, i));
@@ -281,6 +300,21 @@ fn record_decisions(decisions: &[Decision]) {
     ]);
 }
 
+/// The summary's `switches_per_interactive`: runs cut per interactive query under the default policy.
+fn record_switches(r: &MixedResult) {
+    let how = format!(
+        "runs the priority policy cut (cancelled requests) per USER query: {} cut for {INTERACTIVE} queries among {BACKGROUND} HOUSEKEEPING streams on {CPUS} slots, fake server at {} ms/token",
+        r.cut,
+        TOKEN_DELAY.as_millis()
+    );
+    summary::record(&[Figure::new(
+        "switches_per_interactive",
+        r.cut as f64 / INTERACTIVE as f64,
+        "<= 1",
+        how,
+    )]);
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -322,17 +356,18 @@ async fn main() {
     );
     let fifo = mixed(PolicyKind::RoundRobin, 1_000_000).await;
     println!(
-        "{:<10} {:>10} {:>10} {:>12} {:>9} {:>12}",
-        "policy", "ttft p50", "ttft p99", "p50 vs fifo", "switches", "prompt toks"
+        "{:<10} {:>10} {:>10} {:>12} {:>9} {:>6} {:>12}",
+        "policy", "ttft p50", "ttft p99", "p50 vs fifo", "switches", "cut", "prompt toks"
     );
     let row = |name: &str, r: &MixedResult| {
         println!(
-            "{:<10} {:>8.1}ms {:>8.1}ms {:>11.2}x {:>9} {:>12}",
+            "{:<10} {:>8.1}ms {:>8.1}ms {:>11.2}x {:>9} {:>6} {:>12}",
             name,
             ms(r.p50),
             ms(r.p99),
             ms(r.p50) / ms(fifo.p50).max(0.001),
             r.switches,
+            r.cut,
             r.prefilled
         );
     };
@@ -340,6 +375,9 @@ async fn main() {
     for policy in PolicyKind::ALL {
         let r = mixed(policy, QUANTUM_TOKENS).await;
         row(policy.name(), &r);
+        if policy == PolicyKind::Priority {
+            record_switches(&r);
+        }
     }
     println!();
     println!(

@@ -2,6 +2,7 @@
 //! defaults; an unknown key or a bad value is an error naming the key and the line.
 
 use super::interrupts::InterruptsSection;
+use super::scheduler::SchedulerSection;
 use super::{KernelConfig, PolicyKind};
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -44,6 +45,9 @@ pub struct ConfigFile {
     pub backend: BackendSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[scheduler]`: the slots kept for interactive work, and the switch guard and margin.
+    #[serde(default)]
+    pub scheduler: SchedulerSection,
     /// Per-type overrides keyed by type name (`[types.USER]`).
     #[serde(default)]
     pub types: BTreeMap<String, TypeSection>,
@@ -234,6 +238,10 @@ impl ConfigFile {
             "request_attempts",
             "must be at least 1",
         )?;
+        if let Err((key, message)) = file.scheduler.validate() {
+            let offset = section_key_line(text, "[scheduler]", key);
+            return Err(invalid(offset, format!("`{key}` in [scheduler] {message}")));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -278,6 +286,7 @@ impl ConfigFile {
         set(&mut c.quantum_tokens, self.quantum);
         set(&mut c.policy, self.policy);
         set(&mut c.aging_points_per_sec, self.aging);
+        self.scheduler.apply(&mut c.scheduler);
         set(&mut c.state_dir, self.state_dir.clone());
         set(
             &mut c.max_allowance_tokens,
@@ -482,6 +491,33 @@ mod tests {
         );
         let err = parse("[backend]\ncommand = []\n").unwrap_err().to_string();
         assert!(err.contains("c.toml:2") && err.contains("command"), "{err}");
+    }
+
+    #[test]
+    fn scheduler_section_overlays_defaults_and_bad_values_are_named() {
+        let text = "[scheduler]\nreserved_slots = 2\ninteractive_type = \"SYSTEM\"\nreservation_window_secs = 0.5\nswitch_guard_quanta = 0\nswitch_margin_quanta = 3\n";
+        let s = KernelConfig::from_file(&parse(text).unwrap()).scheduler;
+        assert_eq!(
+            s,
+            crate::config::SchedulerSettings {
+                reserved_slots: Some(2),
+                interactive_type: ProcessType::System,
+                reservation_window: Duration::from_millis(500),
+                switch_guard_quanta: 0,
+                switch_margin_quanta: 3,
+            }
+        );
+        let err = parse("cpus = 2\n[scheduler]\ninteractive_type = \"BOSS\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml:3") && err.contains("interactive_type"),
+            "{err}"
+        );
+        let err = parse("[scheduler]\nreservation_window_secs = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reservation_window_secs"), "{err}");
     }
 
     #[test]

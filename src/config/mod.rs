@@ -8,6 +8,7 @@ pub mod file;
 pub mod interrupts;
 pub mod paths;
 pub mod policy;
+pub mod scheduler;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use file::{ConfigError, ConfigFile};
 pub use interrupts::{InterruptHandler, InterruptsConfig};
 pub use policy::PolicyKind;
+pub use scheduler::SchedulerSettings;
 
 /// The prototype's default server (KoboldCpp's port).
 pub const DEFAULT_BACKEND_URL: &str = "http://127.0.0.1:5001/v1";
@@ -93,6 +95,8 @@ pub struct KernelConfig {
     pub policy: PolicyKind,
     /// Priority points a waiting process gains per second.
     pub aging_points_per_sec: u32,
+    /// Slots kept for interactive work, and the rules against switching back and forth.
+    pub scheduler: SchedulerSettings,
     /// Indexed like [`ProcessType::ALL`].
     pub types: [TypeSettings; 5],
     /// The largest token allowance a client may ask for.
@@ -147,6 +151,7 @@ impl Default for KernelConfig {
             quantum_tokens: 32,
             policy: PolicyKind::Priority,
             aging_points_per_sec: 2,
+            scheduler: SchedulerSettings::default(),
             types: ProcessType::ALL.map(|t| TypeSettings {
                 base_priority: t.default_base_priority(),
                 allowance_tokens: t.default_allowance_tokens(),

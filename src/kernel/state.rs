@@ -1,7 +1,8 @@
 //! The kernel's in-memory state: the process table, the scheduler and the slots, with every
 //! transition of a process's life. All of it sits behind one mutex in [`super::Kernel`]; every method
-//! here is synchronous and short, so the lock is never held across an `.await`. The decisions taken at
-//! quantum boundaries live in [`preemption`], how a run's end moves its process on (and how a failing
+//! here is synchronous and short, so the lock is never held across an `.await`. The decisions to switch
+//! a process out (at once for more urgent work, or at a quantum boundary) and the slots kept for
+//! interactive work live in [`preemption`], how a run's end moves its process on (and how a failing
 //! backend is waited out) in [`run_end`], the `ps` view in [`listing`], the audit log in [`audit`],
 //! and the reaping of zombies past their retention in [`retention`].
 
@@ -25,6 +26,7 @@ pub use output::{Follower, OUTPUT_CHUNK_BYTES};
 
 use super::circuit::BackendCircuit;
 use super::scheduler::eta::RateEstimate;
+use super::scheduler::switches::{SlotRun, SwitchLedger};
 use super::scheduler::{Candidate, Scheduler};
 use crate::config::KernelConfig;
 use crate::kernel::journal::record::Record;
@@ -73,6 +75,8 @@ pub struct KernelState {
     rates: RateEstimate,
     /// Processes switched back onto a slot after leaving one with work left (all processes together).
     pub context_switches: u64,
+    /// Recent switches, what they cost, and when interactive work was last about.
+    switching: SwitchLedger,
     /// Set at shutdown: nothing new is dispatched.
     pub draining: bool,
     /// Whether the backend may be sent work now (see [`super::circuit`]).
@@ -100,6 +104,7 @@ impl KernelState {
             clock_offset_ms: 0,
             rates: RateEstimate::default(),
             context_switches: 0,
+            switching: SwitchLedger::default(),
             draining: false,
             circuit: BackendCircuit::default(),
             journal: None,
@@ -147,6 +152,7 @@ impl KernelState {
             nice: p.nice,
             enqueued_ms: p.enqueued_ms,
             tokens_used: p.tokens_used,
+            interactive: self.config.scheduler.is_interactive(p.spec.process_type),
         }
     }
 
@@ -214,21 +220,29 @@ impl KernelState {
         self.scheduler.enqueue(&c);
     }
 
-    /// Fills free slots from the run queue; the caller starts the returned runs. A process goes back
-    /// to the slot it last ran on when that one is free, so a backend that keeps a slot's cache (and
-    /// is told the slot) need not recompute the conversation.
+    /// Fills free slots from the run queue, then switches out less urgent work for a more urgent
+    /// waiting process if no slot is free for it; the caller starts the returned runs. Background
+    /// work does not take the slots kept for interactive work while the reservation holds. A process
+    /// goes back to the slot it last ran on when that one is free, so a backend that keeps a slot's
+    /// cache (and is told the slot) need not recompute the conversation.
     pub fn dispatch(&mut self) -> Vec<Launch> {
+        let now = self.now_ms();
+        self.note_interactive_work(now);
         let mut launches = Vec::new();
         while !self.draining {
             let Some(free) = self.slots.iter().position(Option::is_none) else {
                 break;
             };
-            let now = self.now_ms();
             // While the backend is failing, processes wait in the queue instead of burning tries.
             if !self.circuit.admits(now) {
                 break;
             }
-            let Some(pid) = self.scheduler.pick() else {
+            let picked = if self.background_room(now, false) {
+                self.scheduler.pick()
+            } else {
+                self.scheduler.pick_interactive()
+            };
+            let Some(pid) = picked else {
                 break;
             };
             let Some(p) = self.table.get(&pid) else {
@@ -242,6 +256,9 @@ impl KernelState {
             let launch = self.start_run(pid, slot, priority);
             launches.extend(launch);
         }
+        if !self.draining && self.circuit.admits(now) {
+            self.preempt_for_urgent(now);
+        }
         launches
     }
 
@@ -249,12 +266,21 @@ impl KernelState {
     fn start_run(&mut self, pid: Pid, slot: u32, priority: i32) -> Option<Launch> {
         let run_id = self.next_run_id;
         self.next_run_id += 1;
+        let now = self.now_ms();
         let p = self.table.get_mut(&pid)?;
         let cancel = CancellationToken::new();
-        if p.tokens_used > 0 || !p.output.is_empty() {
+        let resumed = p.tokens_used > 0 || !p.output.is_empty();
+        if resumed {
             p.context_switches += 1;
             self.context_switches += 1;
         }
+        let run = SlotRun {
+            pid,
+            run_id,
+            started_ms: now,
+            resumed,
+        };
+        self.switching.started(slot, run);
         p.state = ProcessState::Running;
         p.last_slot = Some(slot);
         p.run = Some(Run {
@@ -342,6 +368,7 @@ impl KernelState {
             .filter(|p| p.run.as_ref().is_some_and(|r| r.id == run_id))
         {
             p.prompt_tokens += prompt_tokens;
+            self.switching.on_usage(run_id, prompt_tokens);
         }
     }
 

@@ -84,7 +84,21 @@ fn requests() -> Vec<(&'static str, Request)> {
         ),
         ("interrupts", Request::Interrupts(InterruptsRequest {})),
         ("stat", Request::Stat(StatRequest { pid: Pid(7) })),
+        (
+            "sched-info",
+            Request::SchedInfo(SchedRequest { policy: None }),
+        ),
     ]
+}
+
+fn sched_status() -> SchedStatus {
+    SchedStatus {
+        policy: "priority".into(),
+        available: vec!["priority".into()],
+        quantum_tokens: 32,
+        cpus: 1,
+        context_switches: 4,
+    }
 }
 
 fn replies() -> Vec<(&'static str, Reply)> {
@@ -148,16 +162,7 @@ fn replies() -> Vec<(&'static str, Reply)> {
                 handler: Some(Pid(8)),
             })),
         ),
-        (
-            "sched",
-            Ok(Response::Sched(SchedStatus {
-                policy: "priority".into(),
-                available: vec!["priority".into()],
-                quantum_tokens: 32,
-                cpus: 1,
-                context_switches: 4,
-            })),
-        ),
+        ("sched", Ok(Response::Sched(sched_status()))),
         (
             "interrupt-table",
             Ok(Response::InterruptTable(InterruptTable {
@@ -203,6 +208,20 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         (
+            "sched-info",
+            Ok(Response::SchedInfo(SchedInfo {
+                status: sched_status(),
+                switches: 3,
+                urgent_switches: 2,
+                resumes_measured: 3,
+                reread_prompt_tokens: 900,
+                reserved_slots: 1,
+                reservation_active: true,
+                interactive_type: ProcessType::User,
+                reservation_window_ms: 10_000,
+            })),
+        ),
+        (
             "failed",
             Ok(Response::Exited(Exited {
                 pid: Pid(1),
@@ -228,6 +247,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("sched", "0801027272"),
     ("interrupts", "09"),
     ("stat", "0a07"),
+    ("sched-info", "0b00"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("hello", "00000103302e31"),
@@ -255,6 +275,10 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     (
         "processes-part",
         "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
+    ),
+    (
+        "sched-info",
+        "000f087072696f7269747901087072696f72697479200104030203fb8403010103fb1027",
     ),
 ];
 

@@ -28,6 +28,9 @@ pub enum Request {
     Sched(SchedRequest),
     Interrupts(InterruptsRequest),
     Stat(StatRequest),
+    /// `sched` with what switching did and the slots kept for interactive work: answered by
+    /// [`Response::SchedInfo`]. Newer than `Sched`, whose answer stays as older shells read it.
+    SchedInfo(SchedRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -147,6 +150,7 @@ pub enum Response {
     ProcessesPart(ProcessList),
     /// Why a followed process still waits (version 2).
     Waiting(WaitingNote),
+    SchedInfo(SchedInfo),
 }
 
 /// The kernel's hello.
@@ -247,6 +251,29 @@ pub struct SchedStatus {
     pub quantum_tokens: u32,
     pub cpus: u32,
     pub context_switches: u64,
+}
+
+/// The scheduling policy, what switching processes has done and cost, and the slots kept for
+/// interactive work (`sched`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedInfo {
+    pub status: SchedStatus,
+    /// Runs the scheduler cut to give their slot to another process (each a cancelled request).
+    pub switches: u64,
+    /// Of those, the ones cut at once for more urgent work rather than at a quantum boundary.
+    pub urgent_switches: u64,
+    /// Runs that resumed a switched-out process and whose prompt size the backend reported.
+    pub resumes_measured: u64,
+    /// Prompt tokens the backend read for those resumes (the conversations read again).
+    pub reread_prompt_tokens: u64,
+    /// Slots kept from background work while interactive work comes.
+    pub reserved_slots: u32,
+    /// Whether they are kept now (interactive work was about within the window).
+    pub reservation_active: bool,
+    /// The least urgent interactive type; every type above it is interactive too.
+    pub interactive_type: ProcessType,
+    /// How long after interactive work was last about the slots stay kept, in milliseconds.
+    pub reservation_window_ms: u64,
 }
 
 /// The interrupt lines and their counters (`interrupts`).

@@ -1,5 +1,6 @@
-//! Scheduling on the real server: a process taken off its slot at a quantum boundary resumes with one
-//! coherent answer, and killing a process frees its server slot.
+//! Scheduling on the real server: a process taken off its slot (at once for more urgent work, or at a
+//! quantum boundary among equals) resumes with one coherent answer, and killing a process frees its
+//! server slot.
 
 use crate::support::{Kernel, eventually, ps_column, setup};
 use llmkernel::proto::ProcessState;

@@ -97,7 +97,9 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_process_and_no_output()
         // A write under way when the machine lost power: bytes past the last sync, some of them.
         if rng.below(3) == 0 {
             let journal = dir.path().join("state/journal.log");
-            let torn: Vec<u8> = (0..1 + rng.below(64)).map(|_| rng.below(256) as u8).collect();
+            let torn: Vec<u8> = (0..1 + rng.below(64))
+                .map(|_| rng.below(256) as u8)
+                .collect();
             let mut file = std::fs::OpenOptions::new()
                 .append(true)
                 .open(&journal)

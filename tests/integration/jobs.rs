@@ -181,7 +181,8 @@ async fn higher_priority_types_run_first_and_system_processes_run() {
     })
     .await;
     let k = TestKernel::start(&fake.url, &["--quantum", "1000"]).await;
-    let blocker = job_pid(&k.sh("query --type housekeeping blocker &").await.stdout);
+    // SYSTEM: more urgent work would switch a less urgent blocker out at once.
+    let blocker = job_pid(&k.sh("query --type system blocker &").await.stdout);
     k.eventually("ps", "the blocker to run", |ps| {
         ps_row(ps, blocker).is_some_and(|r| r[5] == "R")
     })

@@ -168,6 +168,7 @@ mod tests {
             nice,
             enqueued_ms: 0,
             tokens_used: 0,
+            interactive: false,
         }
     }
 

@@ -4,7 +4,8 @@
 //! served, and round robin at quantum boundaries. Every `boost` period all processes rise back to the
 //! top, so long generators cannot starve and a process that turns interactive again is treated so.
 //! It optimizes time to first token for short, interactive queries without knowing in advance which
-//! are short; process types and nice do not count. Pick it for a mix of chat-like queries and long
+//! are short; process types and nice do not count. A process's class is its level (the top highest),
+//! so a newcomer switches out a process that has sunk below it at once. Pick it for a mix of chat-like queries and long
 //! generators where nobody labels which is which.
 //!
 //! The boost needs no timer and no re-sorting: periods are numbered by the kernel clock, a process's
@@ -105,6 +106,12 @@ impl Policy for MlfqPolicy {
     fn retire(&mut self, pid: Pid) {
         self.standings.remove(&pid);
     }
+
+    /// The level counted from the bottom, in the period of `c`'s entry (now, for a running one).
+    fn class(&self, c: &Candidate) -> i64 {
+        let level = self.level(c.pid, self.period(c.enqueued_ms));
+        i64::from(LEVELS - 1 - level)
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +127,7 @@ mod tests {
             nice: 0,
             enqueued_ms: ms,
             tokens_used: 0,
+            interactive: false,
         }
     }
 

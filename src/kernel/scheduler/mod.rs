@@ -4,9 +4,12 @@
 //! from an ordered set, O(log n), however long the queue. Policies plug in through [`Policy`]: the
 //! queue and the preemption rule stay the same for all of them.
 //!
-//! The preemption rule, for every policy: at a quantum boundary, the running process is ranked as if
-//! it entered the queue now; if it would not be first (its rank is at most the best waiting one's,
-//! and ties go to whoever has waited), it gives up the slot. Nothing waiting, nothing happens.
+//! The preemption rules, for every policy (applied in [`crate::kernel::state`]): a waiting process of
+//! a strictly more urgent [`Policy::class`] takes a slot from less urgent work at once; among the rest,
+//! at a quantum boundary the running process is ranked as if it entered the queue a little while ago
+//! ([`Policy::rank_at_boundary`]) and gives up the slot when the best waiting one outranks that. The
+//! waiting processes of an interactive type are also kept in a queue of their own, so the slots kept
+//! for interactive work (see [`crate::config::SchedulerSettings`]) can be filled without walking past background work.
 
 pub mod eta;
 pub mod fair;
@@ -15,6 +18,7 @@ pub mod priority;
 pub mod rr;
 #[cfg(test)]
 mod simulation;
+pub mod switches;
 
 use crate::config::{KernelConfig, PolicyKind};
 use crate::proto::Pid;
@@ -32,6 +36,18 @@ pub struct Candidate {
     /// quantum boundary.
     pub enqueued_ms: u64,
     pub tokens_used: u32,
+    /// Of an interactive type (see [`crate::config::SchedulerSettings`]): may use the slots kept from background work.
+    pub interactive: bool,
+}
+
+impl Candidate {
+    /// The same process weighed as if it entered the queue at `ms`.
+    pub fn entering_at(&self, ms: u64) -> Candidate {
+        Candidate {
+            enqueued_ms: ms,
+            ..*self
+        }
+    }
 }
 
 /// A scheduling policy. Ranks are compared within one policy only; higher runs first.
@@ -53,6 +69,24 @@ pub trait Policy: Send {
     fn charge(&mut self, _c: &Candidate, _tokens: u32, _now_ms: u64) {}
     /// The process is no longer runnable (stopped or ended): forget what the policy kept of it.
     fn retire(&mut self, _pid: Pid) {}
+    /// How urgent the process's kind of work is, whatever its waiting time: a waiting process of a
+    /// strictly higher class switches out a running one at once instead of at a quantum boundary.
+    /// Policies without classes keep the default: every process is of one class.
+    fn class(&self, _c: &Candidate) -> i64 {
+        0
+    }
+    /// The rank of a running process at a quantum boundary at `now_ms`, for the comparison with the
+    /// waiting ones: by default as if it entered the queue now. A policy whose ranks grow with waiting
+    /// time gives it `hold_ms` of credit, so a waiting process of its class displaces it only after
+    /// waiting that long (the margin that keeps aging from switching equals back and forth).
+    fn rank_at_boundary(&self, c: &Candidate, now_ms: u64, _hold_ms: u64) -> i64 {
+        self.rank(&c.entering_at(now_ms))
+    }
+    /// Whether running processes take turns at every quantum boundary by definition (round robin):
+    /// then a resumed process is not protected from being switched out again.
+    fn takes_turns_each_quantum(&self) -> bool {
+        false
+    }
 }
 
 /// Builds the policy `kind`, with its settings from `config` (the quantum, aging).
@@ -131,6 +165,8 @@ impl RunQueue {
 /// The run queue and the policy that orders it.
 pub struct Scheduler {
     queue: RunQueue,
+    /// The interactive processes of `queue`, in the same order.
+    interactive: RunQueue,
     policy: Box<dyn Policy>,
 }
 
@@ -138,6 +174,7 @@ impl Scheduler {
     pub fn new(policy: Box<dyn Policy>) -> Scheduler {
         Scheduler {
             queue: RunQueue::default(),
+            interactive: RunQueue::default(),
             policy,
         }
     }
@@ -152,17 +189,63 @@ impl Scheduler {
         self.policy.admit(c);
         let rank = self.policy.rank(c);
         self.queue.push(c.pid, rank);
+        if c.interactive {
+            self.interactive.push(c.pid, rank);
+        } else {
+            self.interactive.remove(c.pid);
+        }
     }
 
     /// The process stops being runnable (STOP, or its end): off the queue and out of the policy.
     pub fn retire(&mut self, pid: Pid) {
         self.queue.remove(pid);
+        self.interactive.remove(pid);
         self.policy.retire(pid);
     }
 
     /// The next process to run, off the queue: O(log n).
     pub fn pick(&mut self) -> Option<Pid> {
-        self.queue.pop()
+        let pid = self.queue.pop()?;
+        self.interactive.remove(pid);
+        Some(pid)
+    }
+
+    /// The next interactive process to run, off the queue (when background work may not take the
+    /// slot): O(log n).
+    pub fn pick_interactive(&mut self) -> Option<Pid> {
+        let pid = self.interactive.pop()?;
+        self.queue.remove(pid);
+        Some(pid)
+    }
+
+    /// The waiting process `skip` places behind the best (among the interactive ones only, with
+    /// `interactive_only`) and its rank: O(skip + log n).
+    pub fn nth_waiting(&self, skip: usize, interactive_only: bool) -> Option<(Pid, i64)> {
+        if interactive_only {
+            self.interactive.nth(skip)
+        } else {
+            self.queue.nth(skip)
+        }
+    }
+
+    /// Interactive processes waiting.
+    pub fn interactive_waiting(&self) -> usize {
+        self.interactive.len()
+    }
+
+    /// The class of `c` (see [`Policy::class`]).
+    pub fn class(&self, c: &Candidate) -> i64 {
+        self.policy.class(c)
+    }
+
+    /// The rank of the running `c` at a quantum boundary (see [`Policy::rank_at_boundary`]).
+    pub fn rank_at_boundary(&self, c: &Candidate, now_ms: u64, hold_ms: u64) -> i64 {
+        self.policy.rank_at_boundary(c, now_ms, hold_ms)
+    }
+
+    /// Whether the policy takes turns at every quantum boundary (see [`Policy`]).
+    pub fn takes_turns_each_quantum(&self) -> bool {
+        self.policy.takes_turns_each_quantum()
     }
 
     pub fn waiting(&self) -> usize {
@@ -178,15 +261,6 @@ impl Scheduler {
         self.policy.rank(c)
     }
 
-    /// Whether the waiting process `skip` places behind the best should take the slot of a running
-    /// process ranked `running_rank` now. `skip` counts waiting processes already promised a slot
-    /// (slots being given up), so two boundaries do not both yield to the same waiting process.
-    pub fn yields_to_waiting(&self, running_rank: i64, skip: usize) -> bool {
-        self.queue
-            .nth(skip)
-            .is_some_and(|(_, best)| running_rank <= best)
-    }
-
     pub fn charge(&mut self, c: &Candidate, tokens: u32, now_ms: u64) {
         self.policy.charge(c, tokens, now_ms);
     }
@@ -200,6 +274,7 @@ impl Scheduler {
     pub fn replace_policy(&mut self, policy: Box<dyn Policy>, waiting: &[Candidate]) {
         self.policy = policy;
         self.queue = RunQueue::default();
+        self.interactive = RunQueue::default();
         for c in waiting {
             self.enqueue(c);
         }
@@ -235,13 +310,32 @@ mod tests {
         assert!(q.is_empty());
     }
 
+    fn c(pid: u64, interactive: bool) -> Candidate {
+        Candidate {
+            pid: Pid(pid),
+            uid: 0,
+            base_priority: 1,
+            nice: 0,
+            enqueued_ms: pid,
+            tokens_used: 0,
+            interactive,
+        }
+    }
+
     #[test]
-    fn a_running_process_yields_on_a_tie_but_not_to_a_worse_one_or_a_promised_one() {
+    fn interactive_work_can_be_picked_past_background_work_ahead_of_it() {
         let mut s = Scheduler::new(Box::new(rr::RoundRobinPolicy));
-        assert!(!s.yields_to_waiting(0, 0), "nothing waits");
-        s.queue.push(Pid(1), 0);
-        assert!(s.yields_to_waiting(0, 0), "a tie goes to who waited");
-        assert!(!s.yields_to_waiting(1, 0));
-        assert!(!s.yields_to_waiting(0, 1), "already promised a slot");
+        s.enqueue(&c(1, false));
+        s.enqueue(&c(2, true));
+        s.enqueue(&c(3, true));
+        assert_eq!(s.nth_waiting(0, true), Some((Pid(2), 0)));
+        assert_eq!(s.nth_waiting(1, false), Some((Pid(2), 0)));
+        assert_eq!(s.interactive_waiting(), 2);
+        assert_eq!(s.pick_interactive(), Some(Pid(2)));
+        assert_eq!(s.pick(), Some(Pid(1)));
+        s.retire(Pid(3));
+        assert_eq!(s.interactive_waiting(), 0);
+        assert_eq!(s.waiting(), 0);
+        assert_eq!(s.pick_interactive(), None);
     }
 }

@@ -7,6 +7,10 @@
 //! processes never changes while they wait; the rank `points − aging × entry time` captures the whole
 //! effect, and the queue needs no re-sorting. Pick it when the process types mean what they say:
 //! system and user work first, background work when there is room, and everyone eventually.
+//!
+//! A process's class is its type's base priority: a waiting process of a higher type switches out a
+//! running one at once. At a quantum boundary the running process keeps the credit of `hold_ms` of
+//! waiting, so aging lets a waiting process of its own type displace it only after waiting that long.
 
 use super::{Candidate, Policy};
 use crate::config::PolicyKind;
@@ -53,6 +57,14 @@ impl Policy for PriorityPolicy {
             i128::from(Self::points(c)) + i128::from(self.aging_points_per_sec) * waited_ms / 1000;
         i32::try_from(points.clamp(i128::from(i32::MIN), i128::from(i32::MAX))).unwrap_or(i32::MAX)
     }
+
+    fn class(&self, c: &Candidate) -> i64 {
+        i64::from(c.base_priority)
+    }
+
+    fn rank_at_boundary(&self, c: &Candidate, now_ms: u64, hold_ms: u64) -> i64 {
+        self.rank(&c.entering_at(now_ms.saturating_sub(hold_ms)))
+    }
 }
 
 fn clamp_i64(n: i128) -> i64 {
@@ -73,6 +85,7 @@ mod tests {
             nice,
             enqueued_ms: at_ms,
             tokens_used: 0,
+            interactive: false,
         }
     }
 
@@ -141,6 +154,21 @@ mod tests {
         assert_eq!(p.display_priority(&c, thirty_days_ms), i32::MAX);
         let week_ms = 7 * 24 * 3600 * 1000;
         assert_eq!(p.display_priority(&c, week_ms), 20 - 19 + 604_800_000);
+    }
+
+    #[test]
+    fn a_running_process_holds_its_slot_against_its_own_type_until_the_margin_is_waited() {
+        let p = PriorityPolicy::new(2);
+        let waiting = candidate(1, ProcessType::Housekeeping, 0, 10_000);
+        let running = candidate(2, ProcessType::Housekeeping, 0, 0);
+        let hold_ms = 500;
+        assert!(p.rank(&waiting) < p.rank_at_boundary(&running, 10_400, hold_ms));
+        assert!(p.rank(&waiting) > p.rank_at_boundary(&running, 10_600, hold_ms));
+        let user = candidate(3, ProcessType::User, 0, 10_000);
+        assert!(
+            p.class(&user) > p.class(&running),
+            "USER is a more urgent class"
+        );
     }
 
     #[test]

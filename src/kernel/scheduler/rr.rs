@@ -23,6 +23,10 @@ impl Policy for RoundRobinPolicy {
     fn display_priority(&self, _c: &Candidate, _now_ms: u64) -> i32 {
         0
     }
+
+    fn takes_turns_each_quantum(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -42,6 +46,7 @@ mod tests {
                 nice,
                 enqueued_ms: pid * 10,
                 tokens_used: 0,
+                interactive: false,
             });
         }
         let order: Vec<_> = std::iter::from_fn(|| s.pick()).collect();

@@ -28,6 +28,8 @@ pub(super) struct Sim {
     runs: BTreeMap<Pid, SimRun>,
     lengths: BTreeMap<Pid, usize>,
     pub launches: usize,
+    /// The slot of each launch, by process, in order.
+    pub slots_of: BTreeMap<Pid, Vec<u32>>,
     /// Which process generated each token, in order.
     pub trace: Vec<Pid>,
     completions: BTreeMap<Pid, usize>,
@@ -35,21 +37,40 @@ pub(super) struct Sim {
 
 impl Sim {
     pub fn new(policy: PolicyKind, cpus: u32, quantum: u32) -> Sim {
-        let config = KernelConfig {
+        Sim::configured(policy, cpus, quantum, |_| {})
+    }
+
+    /// A simulation whose kernel config `adjust` changes first.
+    pub fn configured(
+        policy: PolicyKind,
+        cpus: u32,
+        quantum: u32,
+        adjust: impl FnOnce(&mut KernelConfig),
+    ) -> Sim {
+        let mut config = KernelConfig {
             cpus,
             quantum_tokens: quantum,
             policy,
             ..KernelConfig::default()
         };
+        adjust(&mut config);
         let policy = make_policy(policy, &config);
         Sim {
             state: KernelState::new(config, Scheduler::new(policy)),
             runs: BTreeMap::new(),
             lengths: BTreeMap::new(),
             launches: 0,
+            slots_of: BTreeMap::new(),
             trace: Vec::new(),
             completions: BTreeMap::new(),
         }
+    }
+
+    /// Moves the clock to the start of the next period of `period_ms` (the kernel clock follows the
+    /// wall clock, so a test about periods must not depend on where in one it starts).
+    pub fn align_clock(&mut self, period_ms: u64) {
+        let now = self.state.now_ms();
+        self.state.advance_clock(period_ms - now % period_ms);
     }
 
     /// Submits a process whose answer is `length` tokens.
@@ -83,6 +104,18 @@ impl Sim {
             let next = prefix.split_inclusive(' ').count();
             assert_eq!(prefix, answer(next), "the output so far is unbroken");
             let end = self.lengths[&launch.pid];
+            let slot = launch.generation.slot;
+            self.slots_of.entry(launch.pid).or_default().push(slot);
+            // The server reports the prompt it read: a word a token, in this model.
+            let prompt_tokens: usize = launch
+                .generation
+                .messages
+                .iter()
+                .map(|m| m.content.split_whitespace().count())
+                .sum();
+            let prompt_tokens = u32::try_from(prompt_tokens).unwrap_or(u32::MAX);
+            self.state
+                .on_usage(launch.pid, launch.run_id, prompt_tokens);
             let old = self.runs.insert(
                 launch.pid,
                 SimRun {
@@ -184,3 +217,6 @@ impl Rng {
 
 #[path = "simulation_tests.rs"]
 mod tests;
+
+#[path = "switching_tests.rs"]
+mod switching_tests;

@@ -104,6 +104,7 @@ fn fair_splits_tokens_evenly_across_users_whatever_their_process_count() {
 #[test]
 fn mlfq_demotes_a_long_runner_below_a_newcomer() {
     let mut sim = Sim::new(PolicyKind::Mlfq, 1, 4);
+    sim.align_clock(crate::kernel::scheduler::mlfq::BOOST_PERIOD_MS);
     let long = sim.submit(HK, 0, 1, 400);
     for _ in 0..100 {
         sim.tick();
@@ -124,7 +125,9 @@ fn mlfq_demotes_a_long_runner_below_a_newcomer() {
 #[test]
 fn priority_ages_a_starving_process_up_past_a_stream_of_system_work() {
     let mut sim = Sim::new(PolicyKind::Priority, 1, 4);
-    let victim = sim.submit(HK, 19, 1, 4);
+    // The first SYSTEM process switches it out at once; aged up, it finishes within the quantum it
+    // wins (a longer answer would wait out the aging again for each quantum).
+    let victim = sim.submit(HK, 19, 1, 3);
     let mut tick = 0;
     while !sim.finished(victim) {
         if tick % 7 == 0 {

@@ -56,7 +56,7 @@ impl KernelState {
 
     /// The output of `pid` so far, for `uid` (a snapshot: nothing is registered).
     pub fn output_of(&self, pid: Pid, uid: u32) -> Result<String, Failure> {
-        self.owned(pid, uid).map(|p| p.output.clone())
+        self.owned(pid, uid).map(|p| p.output().to_string())
     }
 
     /// Forgets the followers and waiters of `pid` whose clients have gone.

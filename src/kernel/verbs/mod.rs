@@ -40,6 +40,7 @@ pub async fn handle(
         Request::Sched(r) => sched::handle(kernel, peer, r),
         Request::Interrupts(r) => interrupts::handle(kernel, peer, r),
         Request::Stat(r) => stat::handle(kernel, peer, r),
+        Request::SchedInfo(r) => sched::handle_info(kernel, peer, r),
     };
     reply(conn, unary).await
 }

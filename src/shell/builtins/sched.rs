@@ -1,10 +1,11 @@
-//! `sched [POLICY]`: show the scheduling policy (and the others available, the quantum, the slots and
-//! the context switches so far), or switch to another at run time: `priority` (types, nice and aging;
-//! the default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
+//! `sched [POLICY]`: show the scheduling policy (and the others available, the quantum, the slots,
+//! the context switches so far, what switching processes out has cost, and the slots kept for
+//! interactive work), or switch to another at run time: `priority` (types, nice and aging; the
+//! default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
 //! process), `mlfq` (short interactive queries first, long generators sink).
 
 use super::{Help, usage_error};
-use crate::proto::{Request, Response, SchedRequest};
+use crate::proto::{FailureKind, Request, Response, SchedInfo, SchedRequest, SchedStatus};
 use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
@@ -17,18 +18,31 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     if args.len() > 1 {
         return usage_error(sh, &HELP, "too many arguments");
     }
-    match sh
-        .call(Request::Sched(SchedRequest {
-            policy: args.first().cloned(),
-        }))
-        .await
-    {
-        Ok(Response::Sched(s)) => {
-            println!("policy: {}", s.policy);
-            println!("available: {}", s.available.join(" "));
-            println!("quantum: {} tokens", s.quantum_tokens);
-            println!("cpus: {}", s.cpus);
-            println!("context switches: {}", s.context_switches);
+    let request = SchedRequest {
+        policy: args.first().cloned(),
+    };
+    match sh.call(Request::SchedInfo(request.clone())).await {
+        Ok(Response::SchedInfo(info)) => {
+            print!("{}", render_status(&info.status));
+            print!("{}", render_switching(&info));
+            0
+        }
+        // A kernel older than `SchedInfo` cannot read it (and so switched nothing): ask it the way
+        // it understands.
+        Err(e) if e.kind() == Some(FailureKind::BadFrame) => status_only(sh, request).await,
+        Ok(other) => sh.unexpected("sched", &other),
+        Err(e) => {
+            sh.complain("sched", e);
+            1
+        }
+    }
+}
+
+/// `sched` against a kernel that only answers `Sched`.
+async fn status_only(sh: &mut Shell, request: SchedRequest) -> i32 {
+    match sh.call(Request::Sched(request)).await {
+        Ok(Response::Sched(status)) => {
+            print!("{}", render_status(&status));
             0
         }
         Ok(other) => sh.unexpected("sched", &other),
@@ -36,5 +50,126 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             sh.complain("sched", e);
             1
         }
+    }
+}
+
+fn render_status(s: &SchedStatus) -> String {
+    format!(
+        "policy: {}\navailable: {}\nquantum: {} tokens\ncpus: {}\ncontext switches: {}\n",
+        s.policy,
+        s.available.join(" "),
+        s.quantum_tokens,
+        s.cpus,
+        s.context_switches
+    )
+}
+
+/// What switching processes out did and cost, and the slots kept for interactive work.
+fn render_switching(info: &SchedInfo) -> String {
+    let per_resume = match info.resumes_measured {
+        0 => String::new(),
+        n => format!(", {} a resume", info.reread_prompt_tokens / n),
+    };
+    let state = if info.reservation_active {
+        "kept now"
+    } else {
+        "free for background work now"
+    };
+    let reservation = match info.reserved_slots {
+        0 => "reserved: none\n".to_string(),
+        n => format!(
+            "reserved: {n} slot{} for {} and above, {state} (window {})\n",
+            if n == 1 { "" } else { "s" },
+            info.interactive_type,
+            seconds(info.reservation_window_ms),
+        ),
+    };
+    format!(
+        "switches: {} ({} at once for more urgent work)\nprompt tokens read again: {}{per_resume}\n{reservation}",
+        info.switches, info.urgent_switches, info.reread_prompt_tokens,
+    )
+}
+
+/// Milliseconds as seconds: `10s`, `0.5s`.
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::ProcessType;
+
+    #[test]
+    fn switching_shows_counts_cost_and_whether_slots_are_kept() {
+        let info = SchedInfo {
+            status: SchedStatus {
+                policy: "priority".into(),
+                available: vec!["priority".into(), "rr".into()],
+                quantum_tokens: 8,
+                cpus: 4,
+                context_switches: 3,
+            },
+            switches: 3,
+            urgent_switches: 2,
+            resumes_measured: 3,
+            reread_prompt_tokens: 900,
+            reserved_slots: 1,
+            reservation_active: true,
+            interactive_type: ProcessType::User,
+            reservation_window_ms: 10_000,
+        };
+        assert_eq!(
+            render_switching(&info),
+            "switches: 3 (2 at once for more urgent work)\nprompt tokens read again: 900, 300 a resume\nreserved: 1 slot for USER and above, kept now (window 10s)\n"
+        );
+        let idle = SchedInfo {
+            reserved_slots: 0,
+            resumes_measured: 0,
+            ..info
+        };
+        assert!(render_switching(&idle).ends_with("read again: 900\nreserved: none\n"));
+    }
+
+    /// A kernel from before `SchedInfo`: it cannot decode it, answers a bad frame and closes.
+    async fn older_kernel(listener: tokio::net::UnixListener) {
+        use crate::proto::{Connection, Failure, HelloReply, PROTOCOL_VERSION, Reply};
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut conn = Connection::new(stream);
+            let Ok(Some(Request::Hello(_))) = conn.read::<Request>().await else {
+                continue;
+            };
+            let hello = Response::Hello(HelloReply {
+                protocol_version: PROTOCOL_VERSION,
+                kernel_version: "old".into(),
+            });
+            let _ = conn.write::<Reply>(&Ok(hello)).await;
+            let reply = match conn.read::<Request>().await {
+                Ok(Some(Request::Sched(_))) => Ok(Response::Sched(SchedStatus {
+                    policy: "priority".into(),
+                    available: vec!["priority".into()],
+                    quantum_tokens: 32,
+                    cpus: 1,
+                    context_switches: 0,
+                })),
+                _ => Err(Failure::new(FailureKind::BadFrame, "unknown variant")),
+            };
+            let _ = conn.write::<Reply>(&reply).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sched_falls_back_to_the_older_request_on_an_older_kernel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("k.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let kernel = tokio::spawn(older_kernel(listener));
+        let mut sh = Shell::new(socket, false);
+        assert_eq!(run(&mut sh, &[]).await, 0);
+        kernel.abort();
     }
 }

@@ -1,11 +1,12 @@
 //! Preemptive scheduling end to end: token quanta, preemption and resumption as continuations,
 //! STOP/CONT, renice, the four policies, `ps`'s queue columns, and the backend-specific extras
 //! (llama-server slot pinning, vLLM priorities), against the fake server over real HTTP. The
-//! policies' own properties are in [`policies`], the backend extras in [`backends`]; the helpers here
-//! serve all three.
+//! policies' own properties are in [`policies`], the backend extras in [`backends`], switching at
+//! once and the slots kept for interactive work in [`switching`]; the helpers here serve them all.
 
 mod backends;
 mod policies;
+mod switching;
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, Recorded, answer};
 use crate::support::{TestKernel, job_pid, ps_row};
