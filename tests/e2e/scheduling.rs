@@ -15,8 +15,10 @@ async fn a_preempted_process_continues_its_own_answer() {
             "query --type housekeeping --max-tokens 48 \"Tell a short story about a lighthouse keeper.\"",
         )
         .await;
+    // A few words in, so that what it said before the switch is distinctive enough to tell a
+    // repetition from the story's own words (the question switches it out at once).
     eventually("the story to start", || async {
-        k.process(story).await.is_some_and(|p| p.tokens_used > 0)
+        k.process(story).await.is_some_and(|p| p.tokens_used >= 8)
     })
     .await;
     let question = k
