@@ -1,6 +1,6 @@
 """The systems `scripts/bench peers` compares, each in front of the run's one llama-server, configured as
-benches/peers/README.md (and /work's PEERS notes) describe: how each is started, how a request names its
-class, and, for llmkernel, how its context switches are read."""
+benches/peers/README.md describes: how each is started, how a request names its class, and, for llmkernel,
+how its context switches are read."""
 
 import asyncio
 import os
