@@ -44,6 +44,10 @@ pub struct Generation {
     pub slot: u32,
     /// The kernel's effective priority, higher runs first (passed to servers that take one).
     pub priority: i32,
+    /// The model the process asked for; `None` takes the configured one.
+    pub model: Option<String>,
+    /// The request's sampling parameters, a JSON object's text, forwarded untouched.
+    pub params: Option<String>,
 }
 
 /// A client for one OpenAI-compatible server. Cheap to share: reqwest pools connections.
@@ -137,6 +141,12 @@ impl Backend {
         Ok(self.listing().await?.model.clone())
     }
 
+    /// The server's model list (`GET {base}/models`) as it answers it; `None` when it does not list
+    /// models.
+    pub async fn models(&self) -> Result<Option<serde_json::Value>, BackendError> {
+        self.get_json(self.endpoint("models")).await
+    }
+
     /// llama-server's `/props`: `Some(slots)` when the server is one.
     async fn llamacpp_props(&self) -> Option<Option<u32>> {
         let url = format!("{}/props", root_url(&self.settings.url));
@@ -191,7 +201,10 @@ impl Backend {
             }) => content.clone(),
             _ => String::new(),
         };
-        let model = self.model().await?;
+        let model = match &generation.model {
+            Some(asked) => Some(asked.clone()),
+            None => self.model().await?,
+        };
         let traits = self.traits().await?;
         let resp = loop {
             let mut body = request_body(model.clone(), generation);
@@ -264,12 +277,19 @@ fn request_body(model: Option<String>, generation: &Generation) -> serde_json::V
         .iter()
         .map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content }))
         .collect();
-    let mut body = serde_json::json!({
-        "messages": messages,
-        "stream": true,
-        "max_tokens": generation.max_tokens,
-        "stream_options": { "include_usage": true },
-    });
+    let mut body = serde_json::json!({});
+    // The request's own parameters first; the fields the kernel owns are then set over them.
+    if let Some(serde_json::Value::Object(params)) = generation
+        .params
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+    {
+        body = serde_json::Value::Object(params);
+    }
+    body["messages"] = serde_json::Value::Array(messages);
+    body["stream"] = serde_json::Value::Bool(true);
+    body["max_tokens"] = generation.max_tokens.into();
+    body["stream_options"] = serde_json::json!({ "include_usage": true });
     if let Some(model) = model {
         body["model"] = serde_json::Value::String(model);
     }

@@ -84,6 +84,21 @@ fn requests() -> Vec<(&'static str, Request)> {
         ),
         ("interrupts", Request::Interrupts(InterruptsRequest {})),
         ("stat", Request::Stat(StatRequest { pid: Pid(7) })),
+        (
+            "submit-ask",
+            Request::SubmitAsk(SubmitAskRequest {
+                submit: SubmitRequest {
+                    prompt: "hi".into(),
+                    system: None,
+                    process_type: ProcessType::User,
+                    max_tokens: None,
+                    nice: 0,
+                    attach: true,
+                },
+                model: Some("m".into()),
+                continue_from: Some(Pid(7)),
+            }),
+        ),
     ]
 }
 
@@ -220,6 +235,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("sched", "0801027272"),
     ("interrupts", "09"),
     ("stat", "0a07"),
+    ("submit-ask", "0b026869000300000101016d0107"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("hello", "00000103302e31"),

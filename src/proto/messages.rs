@@ -28,6 +28,8 @@ pub enum Request {
     Sched(SchedRequest),
     Interrupts(InterruptsRequest),
     Stat(StatRequest),
+    /// `Submit` with a model or a follow-up of a finished process (`query --model`, `--continue`).
+    SubmitAsk(SubmitAskRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -49,6 +51,17 @@ pub struct SubmitRequest {
     pub max_tokens: Option<u32>,
     pub nice: i8,
     pub attach: bool,
+}
+
+/// Create a process as [`SubmitRequest`] does, asking for a `model` other than the configured one,
+/// or (`continue_from`) as a follow-up question to a finished process: the new process's
+/// conversation is that one's, its answer, then `submit.prompt`, for the same model and parameters.
+/// Answered as `Submit` is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitAskRequest {
+    pub submit: SubmitRequest,
+    pub model: Option<String>,
+    pub continue_from: Option<Pid>,
 }
 
 /// List processes (`ps`). Answered by `Processes`, or, for a table larger than a frame may be, by
