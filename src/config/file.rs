@@ -50,6 +50,9 @@ pub struct ConfigFile {
     /// `[interrupts.system]` and `[interrupts.timer]`: the handlers of the interrupt lines.
     #[serde(default)]
     pub interrupts: InterruptsSection,
+    /// `[http]`: the OpenAI-compatible front door.
+    #[serde(default)]
+    pub http: super::http::HttpSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +221,9 @@ impl ConfigFile {
             "max_output_bytes",
             "must be a positive number of bytes",
         )?;
+        if let Err((key, message)) = file.http.validate() {
+            return Err(invalid(section_key_line(text, "[http]", key), message));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -294,6 +300,7 @@ impl ConfigFile {
             set(&mut c.types[index].allowance_tokens, section.allowance);
         }
         self.interrupts.apply(&mut c.interrupts);
+        self.http.apply(&mut c.http);
     }
 }
 

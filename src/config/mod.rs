@@ -4,6 +4,7 @@
 //! what [`KernelConfig::from_file`] gives.
 
 pub mod file;
+pub mod http;
 pub mod interrupts;
 pub mod paths;
 pub mod policy;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use file::{ConfigError, ConfigFile};
+pub use http::HttpConfig;
 pub use interrupts::{InterruptHandler, InterruptsConfig};
 pub use policy::PolicyKind;
 
@@ -120,6 +122,8 @@ pub struct KernelConfig {
     pub state_dir: PathBuf,
     /// The interrupt lines' handlers, spool and interval timer.
     pub interrupts: InterruptsConfig,
+    /// The OpenAI-compatible front door (`[http]`).
+    pub http: HttpConfig,
 }
 
 /// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
@@ -160,6 +164,7 @@ impl Default for KernelConfig {
             journal_compact_records: 20_000,
             state_dir: paths::default_state_dir(),
             interrupts: InterruptsConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

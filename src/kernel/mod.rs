@@ -49,6 +49,8 @@ pub enum KernelError {
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     Backend(#[from] supervisor::SupervisorError),
+    #[error(transparent)]
+    Http(#[from] crate::http::door::DoorError),
 }
 
 /// The running kernel, shared by connection handlers and run tasks.
@@ -147,6 +149,8 @@ pub struct Started {
     listener: UnixListener,
     /// The managed backend server's supervisor, stopped once no run uses the server any more.
     supervisor: Option<supervisor::SupervisorHandle>,
+    /// The OpenAI-compatible front door's listeners ([`crate::http`]).
+    http: crate::http::door::Listeners,
 }
 
 /// Prepares a kernel: validates the config and builds the state. Once this returns, the kernel is
@@ -161,6 +165,13 @@ pub async fn start(
         return Err(KernelError::NoCpus);
     }
     let policy = make_policy(config.policy, &config);
+    // The front door beside the kernel's socket, and its TCP address if any: a bad address or keys
+    // file stops us here, before a server starts.
+    let kernel_socket = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
+    let http = crate::http::door::bind(&config.http, kernel_socket.as_deref()).await?;
     // The durable table first: a state directory that cannot be used stops us before a server starts.
     // Opening replays and may sync (a torn tail cut off): off the runtime's threads.
     let state_dir = config.state_dir.clone();
@@ -216,6 +227,7 @@ pub async fn start(
         kernel,
         listener,
         supervisor,
+        http,
     })
 }
 
@@ -262,7 +274,11 @@ impl Started {
             kernel,
             listener,
             supervisor,
+            http,
         } = self;
+        kernel
+            .tracker
+            .spawn(crate::http::door::serve(Arc::clone(&kernel), http));
         server::serve(&kernel, listener).await;
         kernel.update(|s| s.cancel_all_runs());
         kernel.tracker.close();

@@ -133,7 +133,10 @@ pub enum Record {
     NextPid(u64),
     /// What a process's request asked beyond a prompt (conversation, model, parameters, origin);
     /// follows its `Created` or `Image` record, and only when there is something to say.
-    Asked { pid: Pid, ask: Ask },
+    Asked {
+        pid: Pid,
+        ask: Ask,
+    },
 }
 
 /// Most bytes of output in one record: far below the frame limit, so no record of a process, however

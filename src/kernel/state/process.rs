@@ -52,8 +52,13 @@ impl Ask {
         let tools = map
             .get("tools")
             .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()));
-        let choices = map.get("n").and_then(serde_json::Value::as_u64).unwrap_or(1);
-        let logprobs = map.get("logprobs").is_some_and(|v| v.as_bool() != Some(false) && !v.is_null());
+        let choices = map
+            .get("n")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        let logprobs = map
+            .get("logprobs")
+            .is_some_and(|v| v.as_bool() != Some(false) && !v.is_null());
         tools || present("response_format") || choices > 1 || logprobs || present("top_logprobs")
     }
 }

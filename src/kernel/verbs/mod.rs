@@ -8,10 +8,10 @@ mod interrupt;
 mod interrupts;
 mod list;
 mod output;
-mod renice;
+pub(crate) mod renice;
 mod sched;
-mod signal;
-mod stat;
+pub(crate) mod signal;
+pub(crate) mod stat;
 pub(crate) mod submit;
 mod wait;
 
@@ -87,7 +87,11 @@ async fn durable(ack: Ack, what: &str) -> Result<(), Failure> {
 
 /// Checks that `peer` may create a process of `process_type`: SYSTEM outranks every other type, so
 /// like nice below 0 it is for a privileged peer only.
-pub(crate) fn check_type(kernel: &Kernel, peer: Peer, process_type: ProcessType) -> Result<(), Failure> {
+pub(crate) fn check_type(
+    kernel: &Kernel,
+    peer: Peer,
+    process_type: ProcessType,
+) -> Result<(), Failure> {
     if process_type == ProcessType::System && !privileged(kernel, peer) {
         return Err(Failure::new(
             FailureKind::PermissionDenied,

@@ -195,15 +195,30 @@ mod tests {
 
     #[test]
     fn model_and_continue_make_a_submit_ask_and_plain_queries_stay_submit() {
-        let r = parse_args(&args(&["--model", "qwen", "--continue", "7", "and", "then?"])).unwrap();
-        assert_eq!((r.model.as_deref(), r.continue_from), (Some("qwen"), Some(Pid(7))));
+        let r = parse_args(&args(&[
+            "--model",
+            "qwen",
+            "--continue",
+            "7",
+            "and",
+            "then?",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (r.model.as_deref(), r.continue_from),
+            (Some("qwen"), Some(Pid(7)))
+        );
         let Request::SubmitAsk(ask) = r.into_request() else {
             panic!("expected SubmitAsk")
         };
         assert_eq!(ask.submit.prompt, "and then?");
         let plain = parse_args(&args(&["hi"])).unwrap();
         assert!(matches!(plain.into_request(), Request::Submit(_)));
-        assert!(parse_args(&args(&["--continue", "x", "hi"])).unwrap_err().contains("invalid pid"));
+        assert!(
+            parse_args(&args(&["--continue", "x", "hi"]))
+                .unwrap_err()
+                .contains("invalid pid")
+        );
     }
 
     #[test]
