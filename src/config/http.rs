@@ -72,3 +72,28 @@ impl HttpSection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(listen: &str, keys: bool) -> HttpSection {
+        HttpSection {
+            enabled: None,
+            listen: Some(listen.into()),
+            keys_file: keys.then(|| PathBuf::from("/k")),
+        }
+    }
+
+    #[test]
+    fn an_address_beyond_loopback_needs_keys_and_a_bad_one_is_named() {
+        assert!(section("127.0.0.1:8080", false).validate().is_ok());
+        assert!(section("[::1]:8080", false).validate().is_ok());
+        assert!(section("0.0.0.0:8080", true).validate().is_ok());
+        let (key, message) = section("0.0.0.0:8080", false).validate().unwrap_err();
+        assert_eq!(key, "listen");
+        assert!(message.contains("keys_file"), "{message}");
+        let (_, message) = section("localhost", false).validate().unwrap_err();
+        assert!(message.contains("address and port"), "{message}");
+    }
+}

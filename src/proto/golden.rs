@@ -99,6 +99,10 @@ fn requests() -> Vec<(&'static str, Request)> {
                 continue_from: Some(Pid(7)),
             }),
         ),
+        (
+            "origins",
+            Request::Origins(OriginsRequest { pids: vec![Pid(7)] }),
+        ),
     ]
 }
 
@@ -155,6 +159,15 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         ("stopped", Ok(Response::Stopped(Pid(7)))),
+        (
+            "origins",
+            Ok(Response::Origins(OriginList {
+                origins: vec![ProcessOrigin {
+                    pid: Pid(7),
+                    origin: "llmsh".into(),
+                }],
+            })),
+        ),
         ("continued", Ok(Response::Continued(Pid(7)))),
         (
             "interrupted",
@@ -236,8 +249,10 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("interrupts", "09"),
     ("stat", "0a07"),
     ("submit-ask", "0b026869000300000101016d0107"),
+    ("origins", "0c0107"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
+    ("origins", "000e0107056c6c6d7368"),
     ("hello", "00000103302e31"),
     ("submitted", "000107"),
     (

@@ -30,6 +30,8 @@ pub enum Request {
     Stat(StatRequest),
     /// `Submit` with a model or a follow-up of a finished process (`query --model`, `--continue`).
     SubmitAsk(SubmitAskRequest),
+    /// Where processes came from (`ps -l`), answered by `Origins`.
+    Origins(OriginsRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -63,6 +65,18 @@ pub struct SubmitAskRequest {
     pub model: Option<String>,
     pub continue_from: Option<Pid>,
 }
+
+/// Where each of `pids` came from: `llmsh`, or `http` and the client's user agent. Processes the
+/// asker may not read, and those the kernel knows nothing of, are left out of the answer. Ask for at
+/// most [`MAX_ORIGIN_PIDS`] at a time, so the answer fits in a frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginsRequest {
+    pub pids: Vec<Pid>,
+}
+
+/// Pids one `Origins` request may name: an origin is at most a few dozen bytes, so ten thousand of
+/// them stay far below the frame limit.
+pub const MAX_ORIGIN_PIDS: usize = 10_000;
 
 /// List processes (`ps`). Answered by `Processes`, or, for a table larger than a frame may be, by
 /// `ProcessesPart` frames and the last rows as `Processes`. Prompts are previews (their first
@@ -158,6 +172,21 @@ pub enum Response {
     /// Some rows of a process table too large for one frame, with more to come; the last rows are
     /// `Processes`.
     ProcessesPart(ProcessList),
+    /// Where processes came from (the answer to `Origins`).
+    Origins(OriginList),
+}
+
+/// Processes and where they came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginList {
+    pub origins: Vec<ProcessOrigin>,
+}
+
+/// Where one process came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessOrigin {
+    pub pid: Pid,
+    pub origin: String,
 }
 
 /// The kernel's hello.

@@ -7,6 +7,7 @@
 mod interrupt;
 mod interrupts;
 mod list;
+mod origins;
 mod output;
 pub(crate) mod renice;
 mod sched;
@@ -41,6 +42,7 @@ pub async fn handle(
         Request::Sched(r) => sched::handle(kernel, peer, r),
         Request::Interrupts(r) => interrupts::handle(kernel, peer, r),
         Request::Stat(r) => stat::handle(kernel, peer, r),
+        Request::Origins(r) => origins::handle(kernel, peer, r),
     };
     reply(conn, unary).await
 }

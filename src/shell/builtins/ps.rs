@@ -1,11 +1,12 @@
 //! `ps [-a] [-l]`: the process table. A waiting process shows its place in the run queue (QPOS, 1 runs
 //! next) and an estimate of when it gets a slot (ETA, from recent token rates; `?` before any run has
 //! been timed). `-a` includes other users' processes (their prompts hidden), `-l` adds prompt tokens,
-//! context switches, the slot, tokens per second and notes. Prompts are previews (the kernel sends
+//! context switches, the slot, tokens per second, notes and where each process came from (`llmsh`, or
+//! `http` and the client's user agent). Prompts are previews (the kernel sends
 //! their first 256 characters); `cat` shows a process's output whole.
 
 use super::{Help, usage_error};
-use crate::proto::{ListRequest, ProcessList, Request, Response};
+use crate::proto::{ListRequest, MAX_ORIGIN_PIDS, OriginsRequest, ProcessList, Request, Response};
 use crate::shell::client::ClientError;
 use crate::shell::render;
 use crate::shell::session::Shell;
@@ -30,7 +31,11 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             }
         }
     }
-    match fetch(sh, all).await {
+    let fetched = match fetch(sh, all).await {
+        Ok(mut list) if long => add_origins(sh, &mut list).await.map(|()| list),
+        other => other,
+    };
+    match fetched {
         Ok(list) => {
             print!(
                 "{}",
@@ -43,6 +48,34 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// Puts where each process came from at the head of its note. A kernel that does not know the
+/// `Origins` verb leaves the table as it is.
+async fn add_origins(sh: &Shell, list: &mut ProcessList) -> Result<(), ClientError> {
+    let mut client = sh.client().await?;
+    let pids: Vec<_> = list.processes.iter().map(|p| p.pid).collect();
+    let mut origins = std::collections::HashMap::new();
+    for batch in pids.chunks(MAX_ORIGIN_PIDS) {
+        let request = Request::Origins(OriginsRequest {
+            pids: batch.to_vec(),
+        });
+        match client.call(request).await {
+            Ok(Response::Origins(found)) => {
+                origins.extend(found.origins.into_iter().map(|o| (o.pid, o.origin)));
+            }
+            _ => return Ok(()),
+        }
+    }
+    for p in &mut list.processes {
+        if let Some(origin) = origins.remove(&p.pid) {
+            p.note = Some(match p.note.take() {
+                Some(note) => format!("{origin}; {note}"),
+                None => origin,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The process table: one `Processes` frame, or `ProcessesPart` pages and the last as `Processes`
