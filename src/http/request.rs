@@ -300,7 +300,7 @@ mod tests {
                 "image_url",
             ),
             (
-                br#"{"messages":[{"role":"user","content":"x"}],"priority":99}"#,
+                br#"{"messages":[{"role":"user","content":"x"}],"priority":1000}"#,
                 "nice value",
             ),
             (
