@@ -8,11 +8,11 @@
 //! present `Authorization: Bearer KEY` from a 0600 keys file ([`keys`]) and a `Host` naming the
 //! listener (against DNS rebinding). No CORS headers are ever sent, so browsers keep other sites out.
 //!
-//! Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` ([`completions`], streamed by
-//! [`answer`]), `GET /v1/models` (the backend's list), `GET /health`, and the kernel's own under
-//! `/v1/processes` ([`processes`]). Every handler reaches the kernel through the same entry points
+//! Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (`completions`, streamed by
+//! `answer`), `GET /v1/models` (the backend's list), `GET /health`, and the kernel's own under
+//! `/v1/processes` (`processes`). Every handler reaches the kernel through the same entry points
 //! the socket verbs use (their checks, their `KernelState` transitions), never the scheduler itself.
-//! Errors take OpenAI's JSON shape ([`error`]).
+//! Errors take OpenAI's JSON shape (`error`).
 
 mod answer;
 mod completions;

@@ -245,3 +245,40 @@ async fn a_detached_request_goes_on_when_its_client_leaves() {
     let cat = k.sh(&format!("cat {pid}")).await;
     assert!(cat.stdout.contains(&answer(30)), "{cat:?}");
 }
+
+#[tokio::test]
+async fn a_request_with_tools_is_never_switched_out_at_a_quantum_boundary() {
+    let fake = FakeLlm::start(FakeConfig {
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    let k = TestKernel::start(&fake.url, &["--quantum", "4"]).await;
+    let body = chat_body(
+        "[tokens=30] call a tool",
+        r#""stream":true,"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]"#,
+    );
+    let mut stream =
+        Streaming::open(&http_socket(&k.socket), "/v1/chat/completions", &[], &body).await;
+    stream.read_until("t3 ").await;
+    let run = k.sh("query --type system \"[tokens=4] urgent\"").await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let reply = stream.finish().await;
+    assert_eq!(reply.streamed_text(), answer(30));
+    let requests = fake.requests();
+    assert_eq!(
+        requests[0].body["tools"][0]["function"]["name"], "f",
+        "tools reach the backend"
+    );
+    assert!(
+        requests.iter().all(|r| r.resumed_at() == 0),
+        "never continued"
+    );
+    let log = fake.token_log();
+    let last_of_first = log.iter().rposition(|(r, _)| *r == 0).unwrap();
+    let first_of_second = log.iter().position(|(r, _)| *r == 1).unwrap();
+    assert!(
+        last_of_first < first_of_second,
+        "the SYSTEM query waited for the whole answer"
+    );
+}
