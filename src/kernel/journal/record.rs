@@ -71,8 +71,9 @@ pub struct ProcessImage {
     pub exited_unix_ms: Option<u64>,
     /// What the request asked beyond a prompt: written as its own [`Record::Asked`] after the
     /// image, so the image's encoding stays version 1's.
+    /// Boxed: most processes ask nothing beyond a prompt, and records stay small in the writer's queue.
     #[serde(skip)]
-    pub ask: Ask,
+    pub ask: Box<Ask>,
 }
 
 impl ProcessImage {
@@ -88,7 +89,7 @@ impl ProcessImage {
             exit: None,
             note: None,
             exited_unix_ms: None,
-            ask: Ask::default(),
+            ask: Box::default(),
         }
     }
 
@@ -183,8 +184,8 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
     let ask = std::mem::take(&mut image.ask);
     let mut records = vec![Record::Image(image)];
-    if ask != Ask::default() {
-        records.push(Record::Asked { pid, ask });
+    if *ask != Ask::default() {
+        records.push(Record::Asked { pid, ask: *ask });
     }
     records.extend(output_records(
         pid,

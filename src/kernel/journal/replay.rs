@@ -99,7 +99,7 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
             }
             Record::Asked { pid, ask } => {
                 if let Some(p) = procs.get_mut(pid) {
-                    p.ask = ask.clone();
+                    *p.ask = ask.clone();
                 }
             }
         }

@@ -163,7 +163,9 @@ fn older_and_newer_formats_fail_with_a_clear_message() {
     ));
 }
 
-fn asked() -> crate::kernel::process::Ask {
+use crate::kernel::process::Ask;
+
+fn asked() -> Ask {
     crate::kernel::process::Ask {
         messages: vec![crate::proto::ChatMessage {
             role: crate::proto::Role::Tool,
@@ -189,11 +191,11 @@ fn a_request_beyond_a_prompt_survives_replay_and_compaction() {
     }
     let (mut j, r) = Journal::open(dir.path()).unwrap();
     let image = r.processes[&Pid(1)].clone();
-    assert_eq!(image.ask, asked());
+    assert_eq!(*image.ask, asked());
     j.compact(&image_records(image), 2).unwrap();
     drop(j);
     let (_, r) = Journal::open(dir.path()).unwrap();
-    assert_eq!(r.processes[&Pid(1)].ask, asked());
+    assert_eq!(*r.processes[&Pid(1)].ask, asked());
 }
 
 #[test]
@@ -207,5 +209,5 @@ fn a_version_1_journal_is_still_replayed() {
     bytes.extend(file::frame(&Record::Created(created(4))).unwrap());
     std::fs::write(dir.path().join(JOURNAL_FILE), bytes).unwrap();
     let (_, r) = Journal::open(dir.path()).unwrap();
-    assert_eq!(r.processes[&Pid(4)].ask, Default::default());
+    assert_eq!(*r.processes[&Pid(4)].ask, Ask::default());
 }

@@ -284,7 +284,7 @@ impl KernelState {
             exit: p.exit.clone(),
             note: p.note.clone(),
             exited_unix_ms: p.exited_unix_ms,
-            ask: p.ask.clone(),
+            ask: Box::new(p.ask.clone()),
         }
     }
 }
@@ -299,7 +299,8 @@ fn process_from_image(image: &ProcessImage, now_unix_ms: u64) -> Process {
         prompt: c.prompt.clone(),
         allowance: c.allowance,
     };
-    let mut p = Process::new(c.pid, spec, c.nice, c.enqueued_unix_ms).with_ask(image.ask.clone());
+    let mut p =
+        Process::new(c.pid, spec, c.nice, c.enqueued_unix_ms).with_ask((*image.ask).clone());
     let age = Duration::from_millis(now_unix_ms.saturating_sub(c.created_unix_ms));
     p.created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
     p.output = image.output.clone();
