@@ -3,6 +3,7 @@
 //! queue limit, kill, the priority and type fields, and TCP with and without keys.
 
 mod client;
+mod clients;
 mod control;
 mod tcp;
 
