@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::sync::Arc;
 
 pub async fn chat(
     State(door): State<Door>,
@@ -61,12 +62,14 @@ async fn complete(
         ask: plan.ask,
         nice: plan.submit.nice,
     };
-    let (pid, follower) = match submit::create(&kernel, peer, new, true).await {
-        Ok((pid, Some(Ok(follower)))) => (pid, follower),
-        Ok((_, Some(Err(failure)))) | Err(failure) => {
-            return ApiError::from(failure).into_response();
-        }
-        Ok((_, None)) => {
+    let created = match submit::create_now(&kernel, peer, new, true) {
+        Ok(created) => created,
+        Err(failure) => return ApiError::from(failure).into_response(),
+    };
+    let follower = match created.follower {
+        Some(Ok(follower)) => follower,
+        Some(Err(failure)) => return ApiError::from(failure).into_response(),
+        None => {
             let e = ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -75,7 +78,21 @@ async fn complete(
             return e.into_response();
         }
     };
-    let answer = Answer::new(kernel, pid, peer.uid, flavor, model, follower, plan.detach);
+    let pid = created.pid;
+    // The answer owns the process from here: a client that leaves while the creation is synced
+    // kills it too.
+    let answer = Answer::new(
+        Arc::clone(&kernel),
+        pid,
+        peer.uid,
+        flavor,
+        model,
+        follower,
+        plan.detach,
+    );
+    if let Err(failure) = submit::settle(&kernel, pid, created.ack).await {
+        return ApiError::from(failure).into_response();
+    }
     if plan.stream {
         answer::streamed(answer, plan.include_usage)
     } else {

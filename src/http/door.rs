@@ -6,25 +6,24 @@
 //! a loopback address, or the configured address, with its port), so a web page whose DNS name was
 //! rebound to 127.0.0.1 cannot reach it.
 
+use super::Door;
+use super::admitted::{PeerListener, Visitor};
 use super::error::ApiError;
 use super::keys::Keys;
-use super::{Door, SOCKET_NAME};
 use crate::config::HttpConfig;
 use crate::kernel::Kernel;
-use crate::kernel::admission::Caller;
 use crate::kernel::listener::{self, SocketGuard};
 use crate::kernel::server::Peer;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::IncomingStream;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener};
 
 /// The uid of TCP callers when no keys file names them: `nobody`, who may not raise priorities.
 pub const ANONYMOUS_UID: u32 = 65534;
@@ -49,48 +48,16 @@ pub enum DoorError {
 }
 
 /// How a connection reached the door (axum's connect info).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Origin {
     /// The Unix socket, with the caller's credentials when the kernel could read them.
-    Unix(Option<Caller>),
+    Unix(Visitor),
     Tcp(SocketAddr),
-}
-
-/// The Unix socket's listener: takes each caller's credentials at accept.
-pub struct PeerListener(UnixListener);
-
-impl Listener for PeerListener {
-    type Io = UnixStream;
-    type Addr = Option<Caller>;
-
-    async fn accept(&mut self) -> (UnixStream, Option<Caller>) {
-        loop {
-            match self.0.accept().await {
-                Ok((stream, _)) => {
-                    let caller = stream.peer_cred().ok().map(|cred| Caller {
-                        uid: cred.uid(),
-                        gid: cred.gid(),
-                        pid: cred.pid(),
-                    });
-                    return (stream, caller);
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: give the system a moment.
-                    tracing::warn!("HTTP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Option<Caller>> {
-        Ok(None)
-    }
 }
 
 impl Connected<IncomingStream<'_, PeerListener>> for Origin {
     fn connect_info(stream: IncomingStream<'_, PeerListener>) -> Origin {
-        Origin::Unix(*stream.remote_addr())
+        Origin::Unix(stream.remote_addr().clone())
     }
 }
 
@@ -120,6 +87,15 @@ impl TcpRules {
     }
 }
 
+/// The front door's socket for a kernel socket: `llmkernel.sock` → `llmkernel-http.sock` in the
+/// same directory, so kernels on differently named sockets in one directory do not collide.
+pub fn socket_path(kernel_socket: &Path) -> std::path::PathBuf {
+    let stem = kernel_socket
+        .file_stem()
+        .map_or("llmkernel".into(), |s| s.to_string_lossy().into_owned());
+    kernel_socket.with_file_name(format!("{stem}{}", super::SOCKET_SUFFIX))
+}
+
 /// The front door's listeners, bound at the kernel's start.
 pub struct Listeners {
     unix: Option<(UnixListener, SocketGuard)>,
@@ -132,16 +108,12 @@ pub async fn bind(
     config: &HttpConfig,
     kernel_socket: Option<&Path>,
 ) -> Result<Listeners, DoorError> {
-    let unix = match kernel_socket.and_then(Path::parent) {
-        Some(dir) if config.enabled => {
-            let (std_listener, guard) = listener::bind(&dir.join(SOCKET_NAME))?;
+    let unix = match kernel_socket.map(socket_path) {
+        Some(path) if config.enabled => {
+            let (std_listener, guard) = listener::bind(&path)?;
             let _ = std_listener.set_nonblocking(true);
-            let listener = UnixListener::from_std(std_listener).map_err(|source| {
-                listener::ListenError::Bind {
-                    path: dir.join(SOCKET_NAME),
-                    source,
-                }
-            })?;
+            let listener = UnixListener::from_std(std_listener)
+                .map_err(|source| listener::ListenError::Bind { path, source })?;
             Some((listener, guard))
         }
         _ => None,
@@ -194,10 +166,15 @@ pub async fn serve(kernel: Arc<Kernel>, listeners: Listeners) {
             tcp: None,
         });
         let shutdown = shutdown.clone();
+        let owner = Arc::clone(&kernel);
         tasks.spawn(async move {
             let _guard = guard;
             let service = app.into_make_service_with_connect_info::<Origin>();
-            let served = axum::serve(PeerListener(listener), service)
+            let listener = PeerListener {
+                listener,
+                kernel: owner,
+            };
+            let served = axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await;
             if let Err(e) = served {
@@ -242,11 +219,21 @@ pub async fn identify(
 
 fn peer_of(door: &Door, origin: Origin, headers: &HeaderMap) -> Result<Peer, ApiError> {
     match origin {
-        Origin::Unix(Some(caller)) if door.kernel.admission.admits(caller) => Ok(Peer {
-            uid: caller.uid,
-            pid: caller.pid,
-        }),
-        Origin::Unix(caller) => {
+        Origin::Unix(Visitor {
+            caller: Some(caller),
+            no_slot,
+        }) if door.kernel.admission.admits(caller) => match no_slot {
+            None => Ok(Peer {
+                uid: caller.uid,
+                pid: caller.pid,
+            }),
+            Some(why) => {
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", why);
+                e.retry_after = Some(1);
+                Err(e)
+            }
+        },
+        Origin::Unix(Visitor { caller, .. }) => {
             let who = caller.map_or("an unknown user".into(), |c| format!("uid {}", c.uid));
             Err(ApiError::forbidden(format!(
                 "permission denied: {who} may not use this kernel"
@@ -283,6 +270,16 @@ fn peer_of(door: &Door, origin: Origin, headers: &HeaderMap) -> Result<Peer, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_front_door_sits_beside_the_kernel_socket_named_after_it() {
+        let path = socket_path(Path::new("/run/user/1/llmkernel.sock"));
+        assert_eq!(path, Path::new("/run/user/1/llmkernel-http.sock"));
+        assert_eq!(
+            socket_path(Path::new("/t/k2.sock")),
+            Path::new("/t/k2-http.sock")
+        );
+    }
 
     #[test]
     fn only_hosts_naming_the_listener_with_its_port_are_allowed() {

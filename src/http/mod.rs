@@ -4,7 +4,7 @@
 //!
 //! HTTP/1.1 (axum over hyper) is served on a Unix socket beside the kernel's
 //! (`llmkernel-http.sock`, 0600), whose callers are identified by SO_PEERCRED and admitted exactly
-//! as `llmsh` is ([`door`]); and, when `[http] listen` says so, on a TCP address, whose callers
+//! as `llmsh` is, within the same connection caps ([`door`], [`admitted`]); and, when `[http] listen` says so, on a TCP address, whose callers
 //! present `Authorization: Bearer KEY` from a 0600 keys file ([`keys`]) and a `Host` naming the
 //! listener (against DNS rebinding). No CORS headers are ever sent, so browsers keep other sites out.
 //!
@@ -14,6 +14,7 @@
 //! the socket verbs use (their checks, their `KernelState` transitions), never the scheduler itself.
 //! Errors take OpenAI's JSON shape (`error`).
 
+pub mod admitted;
 mod answer;
 mod completions;
 pub mod door;
@@ -27,8 +28,9 @@ use axum::Router;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-/// The socket file of the front door, in the directory of the kernel's socket.
-pub const SOCKET_NAME: &str = "llmkernel-http.sock";
+/// What the front door's socket adds to the kernel socket's name (`llmkernel.sock` →
+/// `llmkernel-http.sock`, in the same directory; see [`door::socket_path`]).
+pub const SOCKET_SUFFIX: &str = "-http.sock";
 
 /// What every handler reaches: the kernel, and how TCP callers are checked.
 #[derive(Clone)]
@@ -53,6 +55,11 @@ pub fn router(door: Door) -> Router {
         .route("/v1/processes/{pid}/signal", post(processes::signal))
         .route("/v1/processes/{pid}/renice", post(processes::renice))
         .fallback(error::not_found)
+        // A request larger than a wire frame could not be journaled either; the kernel's own
+        // prompt limit (at most 3 MiB) is checked after.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::proto::MAX_FRAME_BYTES,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             door.clone(),
             door::identify,

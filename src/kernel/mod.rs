@@ -165,13 +165,6 @@ pub async fn start(
         return Err(KernelError::NoCpus);
     }
     let policy = make_policy(config.policy, &config);
-    // The front door beside the kernel's socket, and its TCP address if any: a bad address or keys
-    // file stops us here, before a server starts.
-    let kernel_socket = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
-    let http = crate::http::door::bind(&config.http, kernel_socket.as_deref()).await?;
     // The durable table first: a state directory that cannot be used stops us before a server starts.
     // Opening replays and may sync (a torn tail cut off): off the runtime's threads.
     let state_dir = config.state_dir.clone();
@@ -179,6 +172,14 @@ pub async fn start(
         tokio::task::spawn_blocking(move || journal::Journal::open(&state_dir))
             .await
             .map_err(|e| KernelError::Journal(journal::JournalError::Encode(e.to_string())))??;
+    // The front door beside the kernel's socket, and its TCP address if any: a bad address or keys
+    // file stops us here, before a server starts (after the state directory, whose
+    // lock names a kernel already running there).
+    let kernel_socket = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
+    let http = crate::http::door::bind(&config.http, kernel_socket.as_deref()).await?;
     let managed = match &config.managed_backend {
         Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
         None => None,

@@ -7,6 +7,7 @@
 //! [`create`] too, so both doors obey the same rules.
 
 use super::{Conn, Kernel, Peer, bad_request, check_nice, check_type, output, reply};
+use crate::kernel::journal::writer::Ack;
 use crate::kernel::process::{Ask, Spec};
 use crate::kernel::state::{Follower, KernelState};
 use crate::proto::{
@@ -94,13 +95,38 @@ pub async fn create(
     new: NewProcess,
     attach: bool,
 ) -> Result<(Pid, Option<Result<Follower, Failure>>), Failure> {
-    let (pid, ack, follower) = kernel.update(|s| {
+    let created = create_now(kernel, peer, new, attach)?;
+    settle(kernel, created.pid, created.ack).await?;
+    Ok((created.pid, created.follower))
+}
+
+/// A process just added to the table, whose creation may not be durable yet.
+pub struct Created {
+    pub pid: Pid,
+    pub ack: Ack,
+    pub follower: Option<Result<Follower, Failure>>,
+}
+
+/// The first half of [`create`]: adds the process at once. A caller that may be cancelled while
+/// the creation is synced (an HTTP handler whose client leaves) takes charge of the process here,
+/// before [`settle`].
+pub fn create_now(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    new: NewProcess,
+    attach: bool,
+) -> Result<Created, Failure> {
+    kernel.update(|s| {
         // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
         check_room(s)?;
         let (pid, ack) = s.create_asked(new.spec, new.ask, new.nice);
         let follower = attach.then(|| s.follow(pid, peer.uid));
-        Ok::<_, Failure>((pid, ack, follower))
-    })?;
+        Ok(Created { pid, ack, follower })
+    })
+}
+
+/// The second half of [`create`]: waits until the creation is durable, or takes the process back.
+pub async fn settle(kernel: &Arc<Kernel>, pid: Pid, ack: Ack) -> Result<(), Failure> {
     if let Err(e) = ack.durable().await {
         return Err(kernel.update(|s| {
             s.abort_creation(pid);
@@ -108,7 +134,7 @@ pub async fn create(
         }));
     }
     kernel.count_user_input();
-    Ok((pid, follower))
+    Ok(())
 }
 
 /// Checks a request against the kernel's limits and the peer's privileges; the spec to create.

@@ -6,10 +6,13 @@
 //! their first 256 characters); `cat` shows a process's output whole.
 
 use super::{Help, usage_error};
-use crate::proto::{ListRequest, MAX_ORIGIN_PIDS, OriginsRequest, ProcessList, Request, Response};
+use crate::proto::{
+    ListRequest, MAX_ORIGIN_PIDS, OriginsRequest, Pid, ProcessList, Request, Response,
+};
 use crate::shell::client::ClientError;
 use crate::shell::render;
 use crate::shell::session::Shell;
+use std::collections::HashMap;
 
 pub const HELP: Help = Help {
     name: "ps",
@@ -32,15 +35,13 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         }
     }
     let fetched = match fetch(sh, all).await {
-        Ok(mut list) if long => add_origins(sh, &mut list).await.map(|()| list),
-        other => other,
+        Ok(list) if long => origins(sh, &list).await.map(|o| (list, o)),
+        other => other.map(|list| (list, Default::default())),
     };
     match fetched {
-        Ok(list) => {
-            print!(
-                "{}",
-                render::ps_table(&list, long, render::terminal_width())
-            );
+        Ok((list, origins)) => {
+            let width = render::terminal_width();
+            print!("{}", render::ps_table_from(&list, &origins, long, width));
             0
         }
         Err(e) => {
@@ -50,12 +51,12 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     }
 }
 
-/// Puts where each process came from at the head of its note. A kernel that does not know the
-/// `Origins` verb leaves the table as it is.
-async fn add_origins(sh: &Shell, list: &mut ProcessList) -> Result<(), ClientError> {
+/// Where each listed process came from. A kernel that does not know the `Origins` verb answers
+/// with an error: the table is then shown without them.
+async fn origins(sh: &Shell, list: &ProcessList) -> Result<HashMap<Pid, String>, ClientError> {
     let mut client = sh.client().await?;
     let pids: Vec<_> = list.processes.iter().map(|p| p.pid).collect();
-    let mut origins = std::collections::HashMap::new();
+    let mut origins = HashMap::new();
     for batch in pids.chunks(MAX_ORIGIN_PIDS) {
         let request = Request::Origins(OriginsRequest {
             pids: batch.to_vec(),
@@ -64,18 +65,10 @@ async fn add_origins(sh: &Shell, list: &mut ProcessList) -> Result<(), ClientErr
             Ok(Response::Origins(found)) => {
                 origins.extend(found.origins.into_iter().map(|o| (o.pid, o.origin)));
             }
-            _ => return Ok(()),
+            _ => return Ok(HashMap::new()),
         }
     }
-    for p in &mut list.processes {
-        if let Some(origin) = origins.remove(&p.pid) {
-            p.note = Some(match p.note.take() {
-                Some(note) => format!("{origin}; {note}"),
-                None => origin,
-            });
-        }
-    }
-    Ok(())
+    Ok(origins)
 }
 
 /// The process table: one `Processes` frame, or `ProcessesPart` pages and the last as `Processes`

@@ -132,8 +132,8 @@ async fn nice_and_type_come_from_the_headers_or_the_body_and_show_in_ps() {
     )
     .await;
     assert_eq!(bad.status, 400, "{}", bad.body);
-    let ps = k.sh("ps -l").await;
-    assert!(ps.stdout.contains("agent-x/2"), "{ps:?}");
+    let ps = k.sh_wide("ps -l").await;
+    assert!(ps.stdout.contains("<http agent-x/2>"), "{ps:?}");
 }
 
 #[tokio::test]

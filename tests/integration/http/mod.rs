@@ -161,14 +161,20 @@ async fn a_client_that_leaves_kills_its_process_streaming_or_not() {
         if stream {
             s.read_until("t2 ").await;
         } else {
-            fake.wait_for("tokens", STEP, |f| !f.token_log().is_empty())
-                .await;
+            // Tokens of this request: its backend stream is under way, so dropping it is counted.
+            // (The fake does not announce single tokens: look until one is there.)
+            let deadline = tokio::time::Instant::now() + STEP;
+            while !fake.token_log().iter().any(|(r, _)| *r == n - 1) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no tokens for request {n}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         drop(s);
-        fake.wait_for("the backend stream to be dropped", STEP, |f| {
-            f.disconnects() >= n
-        })
-        .await;
+        let what = format!("the backend stream to be dropped (stream: {stream})");
+        fake.wait_for(&what, STEP, |f| f.disconnects() >= n).await;
     }
     let list = call(&sock, "GET", "/v1/processes", &[], "").await.json();
     let rows = list["data"].as_array().unwrap().clone();
