@@ -217,6 +217,58 @@ async fn a_client_that_leaves_while_queued_kills_its_waiting_process() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_during_prompt_processing_kills_its_process() {
+    // Every prompt word costs the fake a second: the answer's first token is far away.
+    let fake = FakeLlm::start(FakeConfig {
+        prefill: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let sock = http_socket(&k.socket);
+    for stream in [true, false] {
+        let body = chat_body("a long prompt to read", &format!(r#""stream":{stream}"#));
+        let mut s = Streaming::open(&sock, "/v1/chat/completions", &[], &body).await;
+        let pid = if stream {
+            s.pid().await
+        } else {
+            let list =
+                wait_row_list(&sock, |rows| rows.iter().any(|r| r["state"] == "Running")).await;
+            list.iter()
+                .find(|r| r["state"] == "Running")
+                .and_then(|r| r["pid"].as_u64())
+                .unwrap()
+        };
+        wait_row(&sock, pid, "it to run", |r| r["state"] == "Running").await;
+        drop(s);
+        let row = wait_row(&sock, pid, "it killed", |r| {
+            r["exit"].to_string().contains("Killed")
+        })
+        .await;
+        assert_eq!(row["tokens_used"], 0, "killed before its first token");
+    }
+}
+
+/// Polls `GET /v1/processes` until `cond` holds of its rows.
+async fn wait_row_list(socket: &Path, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let rows = call(socket, "GET", "/v1/processes", &[], "").await.json()["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if cond(&rows) {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out; last: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_detached_request_goes_on_when_its_client_leaves() {
     let fake = FakeLlm::start(FakeConfig {
         delay: Duration::from_millis(10),
