@@ -18,7 +18,8 @@
 //!    [`proto::Request::Hello`], the kernel answers [`proto::Response::Hello`] or, on a mismatch, a
 //!    [`proto::Failure`] naming both versions, and closes.
 //! 5. Then the client sends requests one at a time. Each is answered by one [`proto::Reply`]
-//!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` with
+//!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` (and
+//!    `SubmitAsk`, which adds a model or a follow-up) with
 //!    `attach` and `Output` with `follow` answer with the output so far, each new piece, `Stopped` /
 //!    `Continued` when a signal changes the process, and `Exited` last; `Wait` answers when the process
 //!    ends. An answer larger than a frame comes in pieces: `Output` without `follow` as `OutputPart`

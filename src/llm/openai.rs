@@ -403,3 +403,34 @@ impl TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_body_keeps_the_asked_parameters_and_the_kernel_sets_its_own_fields_over_them() {
+        let generation = Generation {
+            messages: vec![ChatMessage {
+                role: Role::Tool,
+                content: "42".into(),
+            }],
+            max_tokens: 7,
+            slot: 0,
+            priority: 0,
+            model: Some("asked".into()),
+            params: Some(r#"{"temperature":0.3,"seed":5,"stream":false,"max_tokens":99}"#.into()),
+        };
+        let body = request_body(Some("asked".into()), &generation);
+        assert_eq!(
+            (body["temperature"].clone(), body["seed"].clone()),
+            (0.3.into(), 5.into())
+        );
+        assert_eq!(
+            (body["stream"].clone(), body["max_tokens"].clone()),
+            (true.into(), 7.into())
+        );
+        assert_eq!(body["model"], "asked");
+        assert_eq!(body["messages"][0]["role"], "tool");
+    }
+}
