@@ -226,3 +226,60 @@ async fn llmsh_asks_a_follow_up_in_a_finished_conversation_and_for_another_model
         ]
     );
 }
+
+#[tokio::test]
+async fn a_queued_request_keeps_its_conversation_model_and_parameters_across_a_crash() {
+    let fake = FakeLlm::start(FakeConfig {
+        delay: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let sock = http_socket(&k.socket);
+    // SYSTEM outranks the request, which waits in the queue until the crash.
+    let busy = k
+        .sh("query --type system \"[tokens=5000] hold the slot\" &")
+        .await;
+    fake.wait_for("the first request", STEP, |f| f.requests().len() == 1)
+        .await;
+    let body = r#"{"model":"kept-model","temperature":0.7,"messages":[
+        {"role":"system","content":"sys"},{"role":"user","content":"[tokens=3] q1"},
+        {"role":"assistant","content":"a1"},{"role":"user","content":"q2"}]}"#;
+    let mut s = Streaming::open(
+        &sock,
+        "/v1/chat/completions",
+        &[("X-LLMKernel-Detach", "1")],
+        body,
+    )
+    .await;
+    let waiting = wait_row(&sock, 2, "the request queued", |r| r["state"] == "Waiting").await;
+    assert_eq!(
+        waiting["origin"].as_str().map(|o| o.starts_with("http")),
+        Some(true)
+    );
+    drop(s.pid().await);
+    drop(s);
+    let dir = k.crash().await;
+    let k = TestKernel::start_in(dir, &fake.url, &[]).await;
+    k.sh(&format!("kill -9 {}", job_pid(&busy.stdout))).await;
+    let sock = http_socket(&k.socket);
+    wait_row(&sock, 2, "the restored request to finish", |r| {
+        r["exit"] == "Finished"
+    })
+    .await;
+    let asked: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.body["model"] == "kept-model")
+        .collect();
+    assert_eq!(asked.len(), 1, "it ran once, after the crash");
+    let sent = &asked[0].body;
+    assert_eq!(sent["temperature"], 0.7);
+    let roles: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+}
