@@ -258,7 +258,10 @@ fn peer_of(door: &Door, origin: Origin, headers: &HeaderMap) -> Result<Peer, Api
             let presented = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok())
-                .and_then(|h| h.strip_prefix("Bearer "));
+                .and_then(|h| h.split_once(' '))
+                // The scheme is case-insensitive (RFC 9110).
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, key)| key);
             match presented.and_then(|key| keys.uid_of(key.trim())) {
                 Some(uid) => Ok(Peer { uid, pid: None }),
                 None => Err(ApiError::unauthorized()),

@@ -58,7 +58,7 @@ async fn with_keys_a_bearer_key_names_the_user_and_a_missing_one_is_refused() {
     }
     let headers = [
         ("Host", addr.as_str()),
-        ("Authorization", "Bearer sk-right"),
+        ("Authorization", "bearer sk-right"),
         ("X-LLMKernel-Detach", "1"),
     ];
     let reply = call_tcp(&addr, "POST", "/v1/chat/completions", &headers, &body).await;
