@@ -257,7 +257,7 @@ async fn a_queued_request_keeps_its_conversation_model_and_parameters_across_a_c
         waiting["origin"].as_str().map(|o| o.starts_with("http")),
         Some(true)
     );
-    drop(s.pid().await);
+    assert_eq!(s.pid().await, 2);
     drop(s);
     let dir = k.crash().await;
     let k = TestKernel::start_in(dir, &fake.url, &[]).await;
