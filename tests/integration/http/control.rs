@@ -242,7 +242,7 @@ async fn a_queued_request_keeps_its_conversation_model_and_parameters_across_a_c
         .await;
     fake.wait_for("the first request", STEP, |f| f.requests().len() == 1)
         .await;
-    let body = r#"{"model":"kept-model","temperature":0.7,"messages":[
+    let body = r#"{"model":"kept-model","temperature":0.7,"stream":true,"messages":[
         {"role":"system","content":"sys"},{"role":"user","content":"[tokens=3] q1"},
         {"role":"assistant","content":"a1"},{"role":"user","content":"q2"}]}"#;
     let mut s = Streaming::open(
@@ -257,9 +257,16 @@ async fn a_queued_request_keeps_its_conversation_model_and_parameters_across_a_c
         waiting["origin"].as_str().map(|o| o.starts_with("http")),
         Some(true)
     );
+    // The headers come once the creation is durable; then the client leaves (detached, it stays).
     assert_eq!(s.pid().await, 2);
     drop(s);
     let dir = k.crash().await;
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.body["model"] != "kept-model"),
+        "it had not run before the crash"
+    );
     let k = TestKernel::start_in(dir, &fake.url, &[]).await;
     k.sh(&format!("kill -9 {}", job_pid(&busy.stdout))).await;
     let sock = http_socket(&k.socket);
