@@ -134,6 +134,8 @@ fn generation(prompt: &str, max_tokens: u32) -> Generation {
         max_tokens,
         slot: 0,
         priority: 0,
+        model: None,
+        params: None,
     }
 }
 

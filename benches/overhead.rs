@@ -93,6 +93,8 @@ fn generation(max_tokens: u32) -> Generation {
         max_tokens,
         slot: 0,
         priority: 0,
+        model: None,
+        params: None,
     }
 }
 

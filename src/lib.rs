@@ -3,6 +3,8 @@
 //! The daemon (`llmkernel`, [`kernel`]) owns the generation slots of an OpenAI-compatible LLM server
 //! ([`llm`]) and time-shares them between processes with a preemptive scheduler; the shell (`llmsh`,
 //! [`shell`]) gives job control over them. They talk over a Unix socket with the protocol in [`proto`].
+//! Other programs reach the same processes through the OpenAI-compatible front door ([`http`]): HTTP
+//! on a socket beside the kernel's, whose handlers call the same kernel entry points as the verbs.
 //!
 //! # The wire protocol, step by step
 //!
@@ -16,7 +18,8 @@
 //!    [`proto::Request::Hello`], the kernel answers [`proto::Response::Hello`] or, on a mismatch, a
 //!    [`proto::Failure`] naming both versions, and closes.
 //! 5. Then the client sends requests one at a time. Each is answered by one [`proto::Reply`]
-//!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` with
+//!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` (and
+//!    `SubmitAsk`, which adds a model or a follow-up) with
 //!    `attach` and `Output` with `follow` answer with the output so far, each new piece, `Stopped` /
 //!    `Continued` when a signal changes the process, `Waiting` (at most about once a second) when why
 //!    it waits for a slot changes, and `Exited` last; `Wait` answers when the process
@@ -32,9 +35,13 @@
 //! Enum variants are append-only: a new verb or reply is a new last variant, never a reordering, and
 //! `Hello` stays variant 0 with the version first so that any two versions can recognise each other.
 //! Any change that an older peer would misread bumps [`proto::PROTOCOL_VERSION`]; golden-byte tests pin
-//! a sample of every message so such a change cannot happen by accident.
+//! a sample of every message so such a change cannot happen by accident. A client that uses a newer
+//! verb falls back where it can: `query` sends `Submit` unless `--model` or `--continue` needs
+//! `SubmitAsk`, and `ps -l` shows the table without origins when the kernel answers `Origins` with an
+//! error.
 
 pub mod config;
+pub mod http;
 pub mod kernel;
 pub mod llm;
 pub mod proto;

@@ -54,6 +54,9 @@ pub struct ConfigFile {
     /// `[interrupts.system]` and `[interrupts.timer]`: the handlers of the interrupt lines.
     #[serde(default)]
     pub interrupts: InterruptsSection,
+    /// `[http]`: the OpenAI-compatible front door.
+    #[serde(default)]
+    pub http: super::http::HttpSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +245,9 @@ impl ConfigFile {
             let offset = section_key_line(text, "[scheduler]", key);
             return Err(invalid(offset, format!("`{key}` in [scheduler] {message}")));
         }
+        if let Err((key, message)) = file.http.validate() {
+            return Err(invalid(section_key_line(text, "[http]", key), message));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -320,6 +326,7 @@ impl ConfigFile {
             set(&mut c.types[index].allowance_tokens, section.allowance);
         }
         self.interrupts.apply(&mut c.interrupts);
+        self.http.apply(&mut c.http);
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod backend_url;
 pub mod file;
+pub mod http;
 pub mod interrupts;
 pub mod paths;
 pub mod policy;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use file::{ConfigError, ConfigFile};
+pub use http::HttpConfig;
 pub use interrupts::{InterruptHandler, InterruptsConfig};
 pub use policy::PolicyKind;
 pub use scheduler::SchedulerSettings;
@@ -129,6 +131,8 @@ pub struct KernelConfig {
     pub state_dir: PathBuf,
     /// The interrupt lines' handlers, spool and interval timer.
     pub interrupts: InterruptsConfig,
+    /// The OpenAI-compatible front door (`[http]`).
+    pub http: HttpConfig,
 }
 
 /// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
@@ -170,6 +174,7 @@ impl Default for KernelConfig {
             journal_compact_records: 20_000,
             state_dir: paths::default_state_dir(),
             interrupts: InterruptsConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum KernelError {
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     Backend(#[from] supervisor::SupervisorError),
+    #[error(transparent)]
+    Http(#[from] crate::http::door::DoorError),
 }
 
 /// The running kernel, shared by connection handlers and run tasks.
@@ -148,6 +150,8 @@ pub struct Started {
     listener: UnixListener,
     /// The managed backend server's supervisor, stopped once no run uses the server any more.
     supervisor: Option<supervisor::SupervisorHandle>,
+    /// The OpenAI-compatible front door's listeners ([`crate::http`]).
+    http: crate::http::door::Listeners,
 }
 
 /// Prepares a kernel: validates the config and builds the state. Once this returns, the kernel is
@@ -169,6 +173,14 @@ pub async fn start(
         tokio::task::spawn_blocking(move || journal::Journal::open(&state_dir))
             .await
             .map_err(|e| KernelError::Journal(journal::JournalError::Encode(e.to_string())))??;
+    // The front door beside the kernel's socket, and its TCP address if any: a bad address or keys
+    // file stops us here, before a server starts (after the state directory, whose
+    // lock names a kernel already running there).
+    let kernel_socket = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
+    let http = crate::http::door::bind(&config.http, kernel_socket.as_deref()).await?;
     let managed = match &config.managed_backend {
         Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
         None => None,
@@ -220,6 +232,7 @@ pub async fn start(
         kernel,
         listener,
         supervisor,
+        http,
     })
 }
 
@@ -266,7 +279,11 @@ impl Started {
             kernel,
             listener,
             supervisor,
+            http,
         } = self;
+        kernel
+            .tracker
+            .spawn(crate::http::door::serve(Arc::clone(&kernel), http));
         server::serve(&kernel, listener).await;
         kernel.update(|s| s.cancel_all_runs());
         kernel.tracker.close();

@@ -11,8 +11,8 @@
 //! `max_connections_per_uid` and `allowed_group`; each change is reported in
 //! [`Reconfigured::applied`] (the daemon logs it), so a reload says whether it took.
 //!
-//! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir` and the
-//! managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
+//! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir`, the
+//! front door (`[http]`: its listeners and keys file) and the managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
 //! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
 //! count and the file's is not compared.
 
@@ -53,6 +53,11 @@ impl Kernel {
         if new.state_dir != old.state_dir {
             needs_restart.push("state_dir");
             new.state_dir = old.state_dir.clone();
+        }
+        // The front door's listeners and keys are taken at start.
+        if new.http != old.http {
+            needs_restart.push("http");
+            new.http = old.http.clone();
         }
         let policy = (new.policy != old.policy
             || new.aging_points_per_sec != old.aging_points_per_sec)
@@ -149,14 +154,19 @@ mod tests {
         };
         new.interrupts.system.template = "New: {message}".into();
         new.types[4].allowance_tokens = 7;
+        new.http.listen = Some("127.0.0.1:9".parse().unwrap());
         let done = k.reconfigure(new).unwrap();
-        assert_eq!(done.needs_restart, ["cpus", "state_dir"]);
+        assert_eq!(done.needs_restart, ["cpus", "state_dir", "http"]);
         let c = k.read(|s| s.config.clone());
         assert_eq!(c.quantum_tokens, 5);
         assert_eq!(c.cpus, 1, "the slot table keeps its size until a restart");
         assert_eq!(c.interrupts.system.prompt("x"), "New: x");
         assert_eq!(c.type_settings(ProcessType::System).allowance_tokens, 7);
         assert_eq!(k.backend().url(), "http://127.0.0.1:9/v1");
+        assert_eq!(
+            c.http.listen, None,
+            "the front door keeps its listeners until a restart"
+        );
         k.shutdown.cancel();
     }
 

@@ -32,8 +32,10 @@ use crate::config::KernelConfig;
 use crate::kernel::journal::record::Record;
 use crate::kernel::journal::writer::{Ack, JournalHandle};
 use crate::llm::Generation;
-use crate::proto::{ExitStatus, Failure, OutputChunk, Pid, ProcessState, Response, Signal};
-use process::{Process, Run, Spec};
+use crate::proto::{
+    ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
+};
+use process::{Ask, Process, Run, Spec};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -174,17 +176,48 @@ impl KernelState {
     /// creation is being synced; the acknowledgement says when the creation is durable. If it fails,
     /// the caller takes the process back with [`KernelState::abort_creation`].
     pub fn create_acked(&mut self, spec: Spec, nice: i8) -> (Pid, Ack) {
+        self.create_asked(spec, Ask::default(), nice)
+    }
+
+    /// [`KernelState::create_acked`] for a request that carries a conversation, a model or
+    /// sampling parameters.
+    pub fn create_asked(&mut self, spec: Spec, ask: Ask, nice: i8) -> (Pid, Ack) {
         let pid = Pid(self.next_pid);
         let now = self.now_ms();
-        let ack = self.record_creation(pid, &spec, nice, now);
+        let ack = self.record_creation(pid, &spec, &ask, nice, now);
         self.next_pid += 1;
         let uid = spec.uid;
-        let detail = format!("type={} nice={nice}", spec.process_type);
-        let process = Process::new(pid, spec, nice, now);
+        let mut detail = format!("type={} nice={nice}", spec.process_type);
+        if let Some(origin) = &ask.origin {
+            detail.push_str(&format!(" from={origin:?}"));
+        }
+        let process = Process::new(pid, spec, nice, now).with_ask(ask);
         self.table.insert(pid, process);
         self.enqueue(pid);
         self.audit(uid, "created", pid, &detail);
         (pid, ack)
+    }
+
+    /// What a follow-up question to `pid` asks (`query --continue`): its conversation with its
+    /// answer, then `question`, for the same model with the same parameters. Only a process that
+    /// has finished its answer can be followed up.
+    pub fn follow_up(&self, pid: Pid, uid: u32, question: &str) -> Result<Ask, Failure> {
+        let p = self.owned(pid, uid)?;
+        if p.state != ProcessState::Zombie {
+            return Err(Failure::new(
+                FailureKind::BadRequest,
+                format!("({pid}) has not finished; continue it once it has"),
+            ));
+        }
+        let mut messages = p.conversation();
+        messages.push(crate::proto::ChatMessage {
+            role: crate::proto::Role::User,
+            content: question.to_string(),
+        });
+        Ok(Ask {
+            messages,
+            ..p.ask.clone()
+        })
     }
 
     /// Takes back a process whose creation could not be made durable: it was never acknowledged, so
@@ -297,6 +330,8 @@ impl KernelState {
             max_tokens: p.remaining_tokens().max(1),
             slot,
             priority,
+            model: p.ask.model.clone(),
+            params: p.ask.params.clone(),
         };
         // The start is made durable by `record_started`, once the run is on its way.
         self.circuit.dispatched(run_id);
@@ -357,6 +392,11 @@ impl KernelState {
             return true;
         }
         self.checkpoint(pid);
+        // A process a continuation could break keeps its slot; a TERM still ends it here.
+        let p = &self.table[&pid];
+        if p.unsliced && p.at_boundary != process::AtBoundary::Terminate {
+            return true;
+        }
         self.quantum_boundary(pid)
     }
 

@@ -55,6 +55,10 @@ pub struct Generation {
     pub slot: u32,
     /// The kernel's effective priority, higher runs first (passed to servers that take one).
     pub priority: i32,
+    /// The model the process asked for; `None` takes the configured one.
+    pub model: Option<String>,
+    /// The request's sampling parameters, a JSON object's text, forwarded untouched.
+    pub params: Option<String>,
 }
 
 /// A client for one OpenAI-compatible server. Cheap to share: reqwest pools connections.
@@ -188,6 +192,13 @@ impl Backend {
         Ok(self.listing().await?.model.clone())
     }
 
+    /// The server's model list (`GET {base}/models`) as it answers it; `None` when it does not list
+    /// models.
+    pub async fn models(&self) -> Result<Option<serde_json::Value>, BackendError> {
+        self.get_json(self.endpoint("models"), "its model list")
+            .await
+    }
+
     /// llama-server's `/props`: `Some(slots)` when the server is one.
     async fn llamacpp_props(&self) -> Option<Option<u32>> {
         let url = format!("{}/props", root_url(&self.settings.url));
@@ -242,7 +253,10 @@ impl Backend {
             }) => content.clone(),
             _ => String::new(),
         };
-        let model = self.model().await?;
+        let model = match &generation.model {
+            Some(asked) => Some(asked.clone()),
+            None => self.model().await?,
+        };
         let traits = self.traits().await?;
         let resp = loop {
             let mut body = request_body(model.clone(), generation);
@@ -363,14 +377,52 @@ fn request_body(model: Option<String>, generation: &Generation) -> serde_json::V
         .iter()
         .map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content }))
         .collect();
-    let mut body = serde_json::json!({
-        "messages": messages,
-        "stream": true,
-        "max_tokens": generation.max_tokens,
-        "stream_options": { "include_usage": true },
-    });
+    let mut body = serde_json::json!({});
+    // The request's own parameters first; the fields the kernel owns are then set over them.
+    if let Some(serde_json::Value::Object(params)) = generation
+        .params
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+    {
+        body = serde_json::Value::Object(params);
+    }
+    body["messages"] = serde_json::Value::Array(messages);
+    body["stream"] = serde_json::Value::Bool(true);
+    body["max_tokens"] = generation.max_tokens.into();
+    body["stream_options"] = serde_json::json!({ "include_usage": true });
     if let Some(model) = model {
         body["model"] = serde_json::Value::String(model);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_body_keeps_the_asked_parameters_and_the_kernel_sets_its_own_fields_over_them() {
+        let generation = Generation {
+            messages: vec![ChatMessage {
+                role: Role::Tool,
+                content: "42".into(),
+            }],
+            max_tokens: 7,
+            slot: 0,
+            priority: 0,
+            model: Some("asked".into()),
+            params: Some(r#"{"temperature":0.3,"seed":5,"stream":false,"max_tokens":99}"#.into()),
+        };
+        let body = request_body(Some("asked".into()), &generation);
+        assert_eq!(
+            (body["temperature"].clone(), body["seed"].clone()),
+            (0.3.into(), 5.into())
+        );
+        assert_eq!(
+            (body["stream"].clone(), body["max_tokens"].clone()),
+            (true.into(), 7.into())
+        );
+        assert_eq!(body["model"], "asked");
+        assert_eq!(body["messages"][0]["role"], "tool");
+    }
 }

@@ -88,6 +88,25 @@ fn requests() -> Vec<(&'static str, Request)> {
             "sched-info",
             Request::SchedInfo(SchedRequest { policy: None }),
         ),
+        (
+            "submit-ask",
+            Request::SubmitAsk(SubmitAskRequest {
+                submit: SubmitRequest {
+                    prompt: "hi".into(),
+                    system: None,
+                    process_type: ProcessType::User,
+                    max_tokens: None,
+                    nice: 0,
+                    attach: true,
+                },
+                model: Some("m".into()),
+                continue_from: Some(Pid(7)),
+            }),
+        ),
+        (
+            "origins",
+            Request::Origins(OriginsRequest { pids: vec![Pid(7)] }),
+        ),
     ]
 }
 
@@ -154,6 +173,15 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         ("stopped", Ok(Response::Stopped(Pid(7)))),
+        (
+            "origins",
+            Ok(Response::Origins(OriginList {
+                origins: vec![ProcessOrigin {
+                    pid: Pid(7),
+                    origin: "llmsh".into(),
+                }],
+            })),
+        ),
         ("continued", Ok(Response::Continued(Pid(7)))),
         (
             "interrupted",
@@ -248,8 +276,11 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("interrupts", "09"),
     ("stat", "0a07"),
     ("sched-info", "0b00"),
+    ("submit-ask", "0c026869000300000101016d0107"),
+    ("origins", "0d0107"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
+    ("origins", "00100107056c6c6d7368"),
     ("hello", "00000103302e31"),
     ("submitted", "000107"),
     (

@@ -31,6 +31,10 @@ pub enum Request {
     /// `sched` with what switching did and the slots kept for interactive work: answered by
     /// [`Response::SchedInfo`]. Newer than `Sched`, whose answer stays as older shells read it.
     SchedInfo(SchedRequest),
+    /// `Submit` with a model or a follow-up of a finished process (`query --model`, `--continue`).
+    SubmitAsk(SubmitAskRequest),
+    /// Where processes came from (`ps -l`), answered by `Origins`.
+    Origins(OriginsRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -53,6 +57,29 @@ pub struct SubmitRequest {
     pub nice: i8,
     pub attach: bool,
 }
+
+/// Create a process as [`SubmitRequest`] does, asking for a `model` other than the configured one,
+/// or (`continue_from`) as a follow-up question to a finished process: the new process's
+/// conversation is that one's, its answer, then `submit.prompt`, for the same model and parameters.
+/// Answered as `Submit` is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitAskRequest {
+    pub submit: SubmitRequest,
+    pub model: Option<String>,
+    pub continue_from: Option<Pid>,
+}
+
+/// Where each of `pids` came from: `llmsh`, or `http` and the client's user agent. Processes the
+/// asker may not read, and those the kernel knows nothing of, are left out of the answer. Ask for at
+/// most [`MAX_ORIGIN_PIDS`] at a time, so the answer fits in a frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginsRequest {
+    pub pids: Vec<Pid>,
+}
+
+/// Pids one `Origins` request may name: an origin is at most a few dozen bytes, so ten thousand of
+/// them stay far below the frame limit.
+pub const MAX_ORIGIN_PIDS: usize = 10_000;
 
 /// List processes (`ps`). Answered by `Processes`, or, for a table larger than a frame may be, by
 /// `ProcessesPart` frames and the last rows as `Processes`. Prompts are previews (their first
@@ -151,6 +178,21 @@ pub enum Response {
     /// Why a followed process still waits (version 2).
     Waiting(WaitingNote),
     SchedInfo(SchedInfo),
+    /// Where processes came from (the answer to `Origins`).
+    Origins(OriginList),
+}
+
+/// Processes and where they came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginList {
+    pub origins: Vec<ProcessOrigin>,
+}
+
+/// Where one process came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessOrigin {
+    pub pid: Pid,
+    pub origin: String,
 }
 
 /// The kernel's hello.

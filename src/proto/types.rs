@@ -241,6 +241,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, sent back in a conversation (OpenAI's `tool` role).
+    Tool,
 }
 
 impl Role {
@@ -250,6 +252,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }

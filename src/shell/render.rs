@@ -98,6 +98,17 @@ fn one_line(text: &str, width: usize) -> String {
 
 /// The `ps` table: a header, then one row per process, PID first.
 pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
+    ps_table_from(list, &HashMap::new(), long, width)
+}
+
+/// [`ps_table`] where the long format ends each row with where its process came from
+/// (`<llmsh>`, `<http curl/8.5>`), for the pids `origins` knows.
+pub fn ps_table_from(
+    list: &ProcessList,
+    origins: &HashMap<crate::proto::Pid, String>,
+    long: bool,
+    width: usize,
+) -> String {
     let mut names = HashMap::new();
     let mut out = String::new();
     let header = if long {
@@ -178,6 +189,9 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
         let mut tail = prompt;
         if long && let Some(note) = &p.note {
             tail = format!("{} [{}]", one_line(&tail, 30), note);
+        }
+        if long && let Some(origin) = origins.get(&p.pid) {
+            tail = format!("{tail} <{}>", one_line(origin, 60));
         }
         out.push_str(&one_line(&tail, room));
         out.push('\n');

@@ -11,6 +11,7 @@ mod durability;
 mod durable_core;
 mod frames;
 mod hostile;
+mod http;
 mod interactive;
 mod jobs;
 mod listeners;

@@ -13,6 +13,9 @@
 //!   ExecStart as a daemon on the socket the socket unit names, `kill -s SIG` signals it, `stop`
 //!   stops it; the unit files themselves are checked by `systemd-analyze verify` in daemon.rs.
 //! - `toml`: the block parses as a config file.
+//! - `python`: the block runs in the pinned client venv of `scripts/python-clients` (skipped, with a
+//!   note, where it has not been set up) against a test kernel whose runtime directory holds its
+//!   sockets, as `XDG_RUNTIME_DIR` says.
 //! - `ci` and `e2e`: cargo and CI commands, which CI runs itself (`.ci/run`), and
 //!   `scripts/quickstart`, which the e2e suite runs against the real model.
 
@@ -98,18 +101,15 @@ fn assert_ran(block: &Block, out: &std::process::Output) {
     );
 }
 
-/// A kernel for the README's commands, with its runtime directory (for the spool) in `home`.
+/// A kernel for the README's commands whose runtime directory (the spool, and both sockets, as
+/// `$XDG_RUNTIME_DIR/llmkernel.sock` and `$XDG_RUNTIME_DIR/llmkernel-http.sock`) is its own directory
+/// in `home`; the blocks get the same `XDG_RUNTIME_DIR`.
 async fn kernel(fake: &FakeLlm, home: &Path) -> TestKernel {
-    let run = home.join("run");
-    std::fs::create_dir_all(&run).expect("run dir");
-    TestKernel::start_with(
-        tempfile::tempdir().expect("dir"),
-        &fake.url,
-        &[],
-        move |cmd| {
-            cmd.env("XDG_RUNTIME_DIR", run);
-        },
-    )
+    let dir = tempfile::tempdir_in(home).expect("dir");
+    let run = dir.path().to_path_buf();
+    TestKernel::start_with(dir, &fake.url, &[], move |cmd| {
+        cmd.env("XDG_RUNTIME_DIR", run);
+    })
     .await
 }
 
@@ -141,6 +141,7 @@ async fn every_readme_block_is_tagged_and_every_command_in_it_runs() {
                 );
             }
             "ci" | "e2e" => uncovered.extend(uncovered_commands(block)),
+            "python" => run_python_block(&fake, block).await,
             other => panic!(
                 "README.md:{}: unknown readme-test kind `{other}`",
                 block.line
@@ -157,7 +158,7 @@ async fn run_shell_block(fake: &FakeLlm, block: &Block) {
     let home = tempfile::tempdir().expect("home");
     let k = kernel(fake, home.path()).await;
     let pid = PathBuf::from(k.child.id().expect("pid").to_string());
-    let run = home.path().join("run");
+    let run = k.dir.path().to_path_buf();
     let env = [
         ("HOME", home.path()),
         ("XDG_RUNTIME_DIR", &run),
@@ -199,6 +200,34 @@ async fn run_session_block(fake: &FakeLlm, block: &Block) {
             run.stderr
         );
     }
+}
+
+async fn run_python_block(fake: &FakeLlm, block: &Block) {
+    let Ok(out) = std::process::Command::new("scripts/python-clients")
+        .arg("paths")
+        .current_dir(ROOT)
+        .output()
+    else {
+        return;
+    };
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || python.is_empty() {
+        eprintln!(
+            "README.md:{}: skipped: no client venv; run scripts/python-clients setup",
+            block.line
+        );
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let k = kernel(fake, home.path()).await;
+    let out = tokio::process::Command::new(python)
+        .args(["-c", &block.body])
+        .env("HOME", home.path())
+        .env("XDG_RUNTIME_DIR", k.dir.path())
+        .output()
+        .await
+        .expect("python");
+    assert_ran(block, &out);
 }
 
 async fn run_kernel_block(block: &Block) {

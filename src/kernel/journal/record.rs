@@ -1,12 +1,19 @@
 //! What the journal records: one [`Record`] per durable event in a process's life, and the
 //! [`ProcessImage`] that replaying them rebuilds. Variants are append-only, like the wire's; a change
-//! an older kernel would misread bumps [`FORMAT_VERSION`].
+//! an older kernel would misread bumps [`FORMAT_VERSION`]. Version 2 added [`Record::Asked`] (a
+//! request's conversation, model and parameters) after version 1's records, which it reads as they
+//! are: a version-2 kernel replays a version-1 journal, a version-1 kernel refuses a version-2 one
+//! as too new rather than misreading the new record.
 
+use crate::kernel::process::Ask;
 use crate::proto::{ExitStatus, Pid, ProcessType};
 use serde::{Deserialize, Serialize};
 
 /// The journal's format version, written in its header record.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this kernel still replays (its records are a subset of the current ones).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// The first record of every journal file.
 pub const MAGIC: &str = "llmkernel-journal";
@@ -62,6 +69,11 @@ pub struct ProcessImage {
     pub note: Option<String>,
     /// Wall-clock milliseconds when the process ended (for retention).
     pub exited_unix_ms: Option<u64>,
+    /// What the request asked beyond a prompt: written as its own [`Record::Asked`] after the
+    /// image, so the image's encoding stays version 1's.
+    /// Boxed: most processes ask nothing beyond a prompt, and records stay small in the writer's queue.
+    #[serde(skip)]
+    pub ask: Box<Ask>,
 }
 
 impl ProcessImage {
@@ -77,6 +89,7 @@ impl ProcessImage {
             exit: None,
             note: None,
             exited_unix_ms: None,
+            ask: Box::default(),
         }
     }
 
@@ -119,6 +132,12 @@ pub enum Record {
     Image(ProcessImage),
     /// The next pid to hand out (compaction; keeps pids unique after reaped ones are dropped).
     NextPid(u64),
+    /// What a process's request asked beyond a prompt (conversation, model, parameters, origin);
+    /// follows its `Created` or `Image` record, and only when there is something to say.
+    Asked {
+        pid: Pid,
+        ask: Ask,
+    },
 }
 
 /// Most bytes of output in one record: far below the frame limit, so no record of a process, however
@@ -163,7 +182,11 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     image.output = first.to_string();
     let first = image.output.len() as u64;
     let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
+    let ask = std::mem::take(&mut image.ask);
     let mut records = vec![Record::Image(image)];
+    if *ask != Ask::default() {
+        records.push(Record::Asked { pid, ask: *ask });
+    }
     records.extend(output_records(
         pid,
         first,

@@ -2,7 +2,9 @@
 //! output is spliced only at the offset it was written for, so a lost checkpoint cannot splice text
 //! wrongly; records of unknown processes are ignored.
 
-use super::record::{DurableState, FORMAT_VERSION, MAGIC, ProcessImage, Record};
+use super::record::{
+    DurableState, FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION, ProcessImage, Record,
+};
 use super::{JournalError, Recovered};
 use std::path::Path;
 
@@ -27,7 +29,7 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
                     supported: FORMAT_VERSION,
                 });
             }
-            if *format_version < FORMAT_VERSION {
+            if *format_version < OLDEST_FORMAT_VERSION {
                 return Err(JournalError::Unreadable {
                     path: path.into(),
                     found: *format_version,
@@ -93,6 +95,11 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
             Record::Reniced { pid, nice } => {
                 if let Some(p) = procs.get_mut(pid) {
                     p.created.nice = *nice;
+                }
+            }
+            Record::Asked { pid, ask } => {
+                if let Some(p) = procs.get_mut(pid) {
+                    *p.ask = ask.clone();
                 }
             }
         }

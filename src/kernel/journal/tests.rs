@@ -162,3 +162,52 @@ fn older_and_newer_formats_fail_with_a_clear_message() {
         Err(JournalError::NotAJournal { .. })
     ));
 }
+
+use crate::kernel::process::Ask;
+
+fn asked() -> Ask {
+    crate::kernel::process::Ask {
+        messages: vec![crate::proto::ChatMessage {
+            role: crate::proto::Role::Tool,
+            content: "42".into(),
+        }],
+        model: Some("m".into()),
+        params: Some(r#"{"temperature":0.1}"#.into()),
+        origin: Some("http curl/8".into()),
+    }
+}
+
+#[test]
+fn a_request_beyond_a_prompt_survives_replay_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        j.append(&Record::Created(created(1))).unwrap();
+        j.append(&Record::Asked {
+            pid: Pid(1),
+            ask: asked(),
+        })
+        .unwrap();
+    }
+    let (mut j, r) = Journal::open(dir.path()).unwrap();
+    let image = r.processes[&Pid(1)].clone();
+    assert_eq!(*image.ask, asked());
+    j.compact(&image_records(image), 2).unwrap();
+    drop(j);
+    let (_, r) = Journal::open(dir.path()).unwrap();
+    assert_eq!(*r.processes[&Pid(1)].ask, asked());
+}
+
+#[test]
+fn a_version_1_journal_is_still_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = file::frame(&Record::Header {
+        magic: MAGIC.into(),
+        format_version: 1,
+    })
+    .unwrap();
+    bytes.extend(file::frame(&Record::Created(created(4))).unwrap());
+    std::fs::write(dir.path().join(JOURNAL_FILE), bytes).unwrap();
+    let (_, r) = Journal::open(dir.path()).unwrap();
+    assert_eq!(*r.processes[&Pid(4)].ask, Ask::default());
+}

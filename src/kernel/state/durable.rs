@@ -19,7 +19,7 @@ use crate::kernel::journal::record::{
 };
 use crate::kernel::journal::writer::{Ack, Completion, JournalHandle, WriteError};
 use crate::kernel::journal::{Journal, JournalError, Recovered};
-use crate::kernel::process::{Process, Spec};
+use crate::kernel::process::{Ask, Process, Spec};
 use crate::proto::{Failure, FailureKind, Pid, ProcessState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -174,7 +174,14 @@ impl KernelState {
     /// Queues the creation of a new process. A damaged journal is rewritten first (from the table
     /// as it is, without the new process), so space returning on the disk is noticed by the next
     /// creation; if that fails too, so does the creation's acknowledgement.
-    pub(super) fn record_creation(&mut self, pid: Pid, spec: &Spec, nice: i8, now_ms: u64) -> Ack {
+    pub(super) fn record_creation(
+        &mut self,
+        pid: Pid,
+        spec: &Spec,
+        ask: &Ask,
+        nice: i8,
+        now_ms: u64,
+    ) -> Ack {
         if self
             .journal
             .as_ref()
@@ -193,7 +200,15 @@ impl KernelState {
             created_unix_ms: unix_ms(),
             enqueued_unix_ms: now_ms,
         });
-        self.record_acked(record)
+        if *ask == Ask::default() {
+            return self.record_acked(record);
+        }
+        // Records are written in order: the creation is durable once the request after it is.
+        self.record(record);
+        self.record_acked(Record::Asked {
+            pid,
+            ask: ask.clone(),
+        })
     }
 
     /// The failure a submitter sees when its process's creation could not be made durable.
@@ -269,6 +284,7 @@ impl KernelState {
             exit: p.exit.clone(),
             note: p.note.clone(),
             exited_unix_ms: p.exited_unix_ms,
+            ask: Box::new(p.ask.clone()),
         }
     }
 }
@@ -283,7 +299,8 @@ fn process_from_image(image: &ProcessImage, now_unix_ms: u64) -> Process {
         prompt: c.prompt.clone(),
         allowance: c.allowance,
     };
-    let mut p = Process::new(c.pid, spec, c.nice, c.enqueued_unix_ms);
+    let mut p =
+        Process::new(c.pid, spec, c.nice, c.enqueued_unix_ms).with_ask((*image.ask).clone());
     let age = Duration::from_millis(now_unix_ms.saturating_sub(c.created_unix_ms));
     p.created = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
     p.output = image.output.clone();

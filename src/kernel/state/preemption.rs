@@ -110,7 +110,7 @@ impl KernelState {
     fn cheapest_victim(&self, waiting: &Candidate, background_only: bool, now: u64) -> Option<Pid> {
         let class = self.scheduler.class(waiting);
         let rank = self.scheduler.rank(waiting);
-        self.running_processes()
+        self.switchable()
             .map(|p| (self.candidate_at(p, now), p))
             .filter(|(c, _)| !(background_only && c.interactive))
             .map(|(c, p)| (self.scheduler.class(&c), p))
@@ -215,11 +215,17 @@ impl KernelState {
             .filter(|p| p.run.as_ref().is_some_and(|r| !r.ending))
     }
 
+    /// The running processes the scheduler may switch out: not those a continuation could break
+    /// (tools, a response format, several choices, logprobs), which keep their slot until they end.
+    fn switchable(&self) -> impl Iterator<Item = &Process> {
+        self.running_processes().filter(|p| !p.unsliced)
+    }
+
     /// Whether another running process (not already leaving) ranks below `rank` now: it yields first,
     /// at its own boundary. Ties make `pid` the one to yield. Unless the slot is for more urgent work
     /// (`urgent`), a process protected by its guard does not count: it would not yield.
     fn another_runs_lower(&self, pid: Pid, rank: i64, now: u64, urgent: bool) -> bool {
-        self.running_processes()
+        self.switchable()
             .filter(|p| p.pid != pid)
             .filter(|p| urgent || !self.guarded(p))
             .any(|p| self.scheduler.rank(&self.candidate_at(p, now)) < rank)

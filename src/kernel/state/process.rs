@@ -22,6 +22,47 @@ pub struct Spec {
     pub allowance: u32,
 }
 
+/// What an OpenAI-style request asked for beyond a prompt: a whole conversation, a model and the
+/// sampling parameters, all passed to the backend as they came and kept across context switches.
+/// The default (an `llmsh` query) is a system prompt and one question for the configured model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ask {
+    /// The conversation to answer; empty means the spec's system prompt and prompt.
+    pub messages: Vec<ChatMessage>,
+    /// The model to ask for; `None` takes the configured one.
+    pub model: Option<String>,
+    /// The request's other fields (temperature, stop, tools, …) as a JSON object's text, forwarded
+    /// untouched. Text rather than a JSON value: the journal's encoding cannot hold a free-form value.
+    pub params: Option<String>,
+    /// Where the process came from, as `ps -l` shows it: `llmsh`, or `http` and the user agent.
+    pub origin: Option<String>,
+}
+
+impl Ask {
+    /// Whether a continuation could break the answer, so the process must not be switched out at
+    /// a quantum boundary: tool calls, a response format, several choices, or log-probabilities.
+    pub fn unsliced(&self) -> bool {
+        let Some(params) = self.params.as_deref() else {
+            return false;
+        };
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_str(params) else {
+            return false;
+        };
+        let present = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
+        let tools = map
+            .get("tools")
+            .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()));
+        let choices = map
+            .get("n")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        let logprobs = map
+            .get("logprobs")
+            .is_some_and(|v| v.as_bool() != Some(false) && !v.is_null());
+        tools || present("response_format") || choices > 1 || logprobs || present("top_logprobs")
+    }
+}
+
 /// A generation in progress on a slot.
 #[derive(Debug)]
 pub struct Run {
@@ -90,6 +131,9 @@ pub enum AtBoundary {
 pub struct Process {
     pub(super) pid: Pid,
     pub(super) spec: Spec,
+    pub(super) ask: Ask,
+    /// Never switched out at a quantum boundary (see [`Ask::unsliced`]).
+    pub(super) unsliced: bool,
     pub(super) nice: i8,
     pub(super) state: ProcessState,
     pub(super) output: String,
@@ -128,6 +172,8 @@ impl Process {
         Process {
             pid,
             spec,
+            ask: Ask::default(),
+            unsliced: false,
             nice,
             state: ProcessState::Waiting,
             output: String::new(),
@@ -152,8 +198,30 @@ impl Process {
         }
     }
 
+    /// The process with what its request asked for beyond a prompt.
+    pub fn with_ask(mut self, ask: Ask) -> Process {
+        self.unsliced = ask.unsliced();
+        self.ask = ask;
+        self
+    }
+
     pub fn state(&self) -> ProcessState {
         self.state
+    }
+
+    /// What it asked for beyond a prompt.
+    pub fn ask(&self) -> &Ask {
+        &self.ask
+    }
+
+    /// Its owner.
+    pub fn uid(&self) -> u32 {
+        self.spec.uid
+    }
+
+    /// Prompt tokens the backend processed for it, all runs together.
+    pub fn prompt_tokens(&self) -> u32 {
+        self.prompt_tokens
     }
 
     pub fn tokens_used(&self) -> u32 {
@@ -180,8 +248,28 @@ impl Process {
         self.spec.allowance.saturating_sub(self.tokens_used)
     }
 
-    /// The conversation to send: system, user, and the partial answer to continue after a switch.
+    /// The conversation to send: the request's messages (or system and user), and the partial
+    /// answer to continue after a switch, joined to a final assistant message if the request
+    /// ended with one (a prefilled answer).
     pub fn conversation(&self) -> Vec<ChatMessage> {
+        let mut messages = self.asked_messages();
+        if !self.output.is_empty() {
+            match messages.last_mut() {
+                Some(last) if last.role == Role::Assistant => last.content.push_str(&self.output),
+                _ => messages.push(ChatMessage {
+                    role: Role::Assistant,
+                    content: self.output.clone(),
+                }),
+            }
+        }
+        messages
+    }
+
+    /// The conversation as asked, without any answer.
+    pub fn asked_messages(&self) -> Vec<ChatMessage> {
+        if !self.ask.messages.is_empty() {
+            return self.ask.messages.clone();
+        }
         let mut messages = Vec::with_capacity(3);
         if let Some(system) = &self.spec.system {
             messages.push(ChatMessage {
@@ -193,12 +281,6 @@ impl Process {
             role: Role::User,
             content: self.spec.prompt.clone(),
         });
-        if !self.output.is_empty() {
-            messages.push(ChatMessage {
-                role: Role::Assistant,
-                content: self.output.clone(),
-            });
-        }
         messages
     }
 
@@ -334,6 +416,73 @@ mod tests {
         drop((gone_rx, gone_status));
         p.forget_departed();
         assert_eq!((p.followers.len(), p.waiters.len()), (1, 1));
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            uid: 1,
+            process_type: ProcessType::User,
+            system: Some("sys".into()),
+            prompt: "q".into(),
+            allowance: 10,
+        }
+    }
+
+    fn message(role: Role, content: &str) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn requests_that_a_continuation_could_break_are_unsliced() {
+        let ask = |params: &str| Ask {
+            params: Some(params.into()),
+            ..Ask::default()
+        };
+        for (params, unsliced) in [
+            (r#"{"temperature":0.2,"stop":["x"]}"#, false),
+            (r#"{"tools":[{"type":"function"}]}"#, true),
+            (r#"{"tools":[]}"#, false),
+            (r#"{"response_format":{"type":"json_object"}}"#, true),
+            (r#"{"n":2}"#, true),
+            (r#"{"n":1}"#, false),
+            (r#"{"logprobs":true}"#, true),
+            (r#"{"logprobs":false}"#, false),
+        ] {
+            assert_eq!(ask(params).unsliced(), unsliced, "{params}");
+        }
+        assert!(!Ask::default().unsliced());
+    }
+
+    #[test]
+    fn a_conversation_is_sent_as_asked_and_a_partial_answer_continues_it() {
+        let mut plain = Process::new(Pid(1), spec(), 0, 0);
+        plain.output = "part".into();
+        let roles: Vec<Role> = plain.conversation().iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::System, Role::User, Role::Assistant]);
+        let ask = Ask {
+            messages: vec![
+                message(Role::User, "a"),
+                message(Role::Assistant, "b"),
+                message(Role::Tool, "c"),
+            ],
+            ..Ask::default()
+        };
+        let mut asked = Process::new(Pid(2), spec(), 0, 0).with_ask(ask);
+        assert_eq!(asked.conversation().len(), 3);
+        asked.output = "d".into();
+        assert_eq!(asked.conversation()[3], message(Role::Assistant, "d"));
+        let prefilled = Ask {
+            messages: vec![message(Role::User, "a"), message(Role::Assistant, "The ")],
+            ..Ask::default()
+        };
+        let mut p = Process::new(Pid(3), spec(), 0, 0).with_ask(prefilled);
+        p.output = "end".into();
+        let conversation = p.conversation();
+        assert_eq!(conversation.len(), 2);
+        assert_eq!(conversation[1], message(Role::Assistant, "The end"));
     }
 
     #[test]

@@ -7,12 +7,13 @@
 mod interrupt;
 mod interrupts;
 mod list;
+mod origins;
 mod output;
-mod renice;
+pub(crate) mod renice;
 mod sched;
-mod signal;
-mod stat;
-mod submit;
+pub(crate) mod signal;
+pub(crate) mod stat;
+pub(crate) mod submit;
 mod wait;
 
 use super::Kernel;
@@ -33,6 +34,7 @@ pub async fn handle(
         Request::List(r) => return list::handle(kernel, peer, r, conn).await,
         Request::Wait(r) => return wait::handle(kernel, peer, r, conn).await,
         Request::Output(r) => return output::handle(kernel, peer, r, conn).await,
+        Request::SubmitAsk(r) => return submit::handle_ask(kernel, peer, r, conn).await,
         Request::Hello(_) => Err(bad_request("hello was already exchanged")),
         Request::Signal(r) => signal::handle(kernel, peer, r).await,
         Request::Renice(r) => renice::handle(kernel, peer, r).await,
@@ -41,6 +43,7 @@ pub async fn handle(
         Request::Interrupts(r) => interrupts::handle(kernel, peer, r),
         Request::Stat(r) => stat::handle(kernel, peer, r),
         Request::SchedInfo(r) => sched::handle_info(kernel, peer, r),
+        Request::Origins(r) => origins::handle(kernel, peer, r),
     };
     reply(conn, unary).await
 }
@@ -55,12 +58,12 @@ fn bad_request(message: impl Into<String>) -> Failure {
 
 /// Whether `peer` may raise priority above the default (nice below 0, a SYSTEM process): root or the
 /// kernel's own user, never another member of a shared kernel's group.
-fn privileged(kernel: &Kernel, peer: Peer) -> bool {
+pub(crate) fn privileged(kernel: &Kernel, peer: Peer) -> bool {
     peer.uid == 0 || peer.uid == kernel.owner_uid
 }
 
 /// Checks a nice value: in range, and below 0 only for a privileged peer.
-fn check_nice(kernel: &Kernel, peer: Peer, nice: i8) -> Result<(), Failure> {
+pub(crate) fn check_nice(kernel: &Kernel, peer: Peer, nice: i8) -> Result<(), Failure> {
     if !(-20..=19).contains(&nice) {
         return Err(bad_request(format!(
             "nice {nice} is out of range (-20 to 19)"
@@ -87,7 +90,11 @@ async fn durable(ack: Ack, what: &str) -> Result<(), Failure> {
 
 /// Checks that `peer` may create a process of `process_type`: SYSTEM outranks every other type, so
 /// like nice below 0 it is for a privileged peer only.
-fn check_type(kernel: &Kernel, peer: Peer, process_type: ProcessType) -> Result<(), Failure> {
+pub(crate) fn check_type(
+    kernel: &Kernel,
+    peer: Peer,
+    process_type: ProcessType,
+) -> Result<(), Failure> {
     if process_type == ProcessType::System && !privileged(kernel, peer) {
         return Err(Failure::new(
             FailureKind::PermissionDenied,

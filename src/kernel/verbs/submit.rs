@@ -1,15 +1,26 @@
-//! `Submit`: create a process (`query`). Checks the request against the kernel's limits, adds the
-//! process to the table and run queue, acknowledges its pid once its creation is durable, and with
-//! `attach` streams its output. The process may start on a slot while its creation is being synced:
-//! the backend request and the sync overlap, and no token reaches the client before the pid does.
-//! SYSTEM processes, like nice below 0, are for root and the kernel's user; stopped processes hold
-//! their place toward `max_queue`.
+//! `Submit` and `SubmitAsk`: create a process (`query`). Checks the request against the kernel's
+//! limits, adds the process to the table and run queue, acknowledges its pid once its creation is
+//! durable, and with `attach` streams its output. The process may start on a slot while its creation
+//! is being synced: the backend request and the sync overlap, and no token reaches the client before
+//! the pid does. SYSTEM processes, like nice below 0, are for root and the kernel's user; stopped
+//! processes hold their place toward `max_queue`. The HTTP front door creates its processes through
+//! [`create`] too, so both doors obey the same rules.
 
 use super::{Conn, Kernel, Peer, bad_request, check_nice, check_type, output, reply};
-use crate::kernel::process::Spec;
-use crate::kernel::state::KernelState;
-use crate::proto::{CodecError, Failure, FailureKind, Response, SubmitRequest, Submitted};
+use crate::kernel::journal::writer::Ack;
+use crate::kernel::process::{Ask, Spec};
+use crate::kernel::state::{Follower, KernelState};
+use crate::proto::{
+    CodecError, Failure, FailureKind, Pid, Response, SubmitAskRequest, SubmitRequest, Submitted,
+};
 use std::sync::Arc;
+
+/// A process to create, as either door asked for it.
+pub struct NewProcess {
+    pub spec: Spec,
+    pub ask: Ask,
+    pub nice: i8,
+}
 
 pub async fn handle(
     kernel: &Arc<Kernel>,
@@ -17,29 +28,55 @@ pub async fn handle(
     req: SubmitRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let created = validate(kernel, peer, &req).and_then(|spec| {
-        kernel.update(|s| {
-            // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
-            check_room(s)?;
-            let (pid, ack) = s.create_acked(spec, req.nice);
-            let follower = req.attach.then(|| s.follow(pid, peer.uid));
-            Ok((pid, ack, follower))
-        })
-    });
-    let created = match created {
-        Ok((pid, ack, follower)) => match ack.durable().await {
-            Ok(()) => Ok((pid, follower)),
-            Err(e) => Err(kernel.update(|s| {
-                s.abort_creation(pid);
-                s.creation_failure(&e)
-            })),
+    let ask = Ask {
+        origin: Some("llmsh".into()),
+        ..Ask::default()
+    };
+    submit(kernel, peer, &req, ask, conn).await
+}
+
+/// `SubmitAsk`: a model, or a follow-up question to a finished process.
+pub async fn handle_ask(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitAskRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    let mut ask = match req.continue_from {
+        Some(pid) => match kernel.read(|s| s.follow_up(pid, peer.uid, &req.submit.prompt)) {
+            Ok(ask) => ask,
+            Err(failure) => return reply(conn, Err(failure)).await,
         },
+        None => Ask::default(),
+    };
+    if req.model.is_some() {
+        ask.model = req.model.clone();
+    }
+    ask.origin = Some("llmsh".into());
+    submit(kernel, peer, &req.submit, ask, conn).await
+}
+
+async fn submit(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: &SubmitRequest,
+    ask: Ask,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    let created = match validate(kernel, peer, req, &ask) {
+        Ok(spec) => {
+            let new = NewProcess {
+                spec,
+                ask,
+                nice: req.nice,
+            };
+            create(kernel, peer, new, req.attach).await
+        }
         Err(failure) => Err(failure),
     };
     match created {
         Err(failure) => reply(conn, Err(failure)).await,
         Ok((pid, follower)) => {
-            kernel.count_user_input();
             reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
             match follower {
                 Some(Ok(follower)) => output::follow(kernel, conn, pid, follower).await,
@@ -50,16 +87,74 @@ pub async fn handle(
     }
 }
 
-fn validate(kernel: &Kernel, peer: Peer, req: &SubmitRequest) -> Result<Spec, Failure> {
+/// Creates a checked process and waits until its creation is durable; with `attach`, registers a
+/// follower of its output in the same update, so no token is missed.
+pub async fn create(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    new: NewProcess,
+    attach: bool,
+) -> Result<(Pid, Option<Result<Follower, Failure>>), Failure> {
+    let created = create_now(kernel, peer, new, attach)?;
+    settle(kernel, created.pid, created.ack).await?;
+    Ok((created.pid, created.follower))
+}
+
+/// A process just added to the table, whose creation may not be durable yet.
+pub struct Created {
+    pub pid: Pid,
+    pub ack: Ack,
+    pub follower: Option<Result<Follower, Failure>>,
+}
+
+/// The first half of [`create`]: adds the process at once. A caller that may be cancelled while
+/// the creation is synced (an HTTP handler whose client leaves) takes charge of the process here,
+/// before [`settle`].
+pub fn create_now(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    new: NewProcess,
+    attach: bool,
+) -> Result<Created, Failure> {
+    kernel.update(|s| {
+        // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
+        check_room(s)?;
+        let (pid, ack) = s.create_asked(new.spec, new.ask, new.nice);
+        let follower = attach.then(|| s.follow(pid, peer.uid));
+        Ok(Created { pid, ack, follower })
+    })
+}
+
+/// The second half of [`create`]: waits until the creation is durable, or takes the process back.
+pub async fn settle(kernel: &Arc<Kernel>, pid: Pid, ack: Ack) -> Result<(), Failure> {
+    if let Err(e) = ack.durable().await {
+        return Err(kernel.update(|s| {
+            s.abort_creation(pid);
+            s.creation_failure(&e)
+        }));
+    }
+    kernel.count_user_input();
+    Ok(())
+}
+
+/// Checks a request against the kernel's limits and the peer's privileges; the spec to create.
+pub fn validate(
+    kernel: &Kernel,
+    peer: Peer,
+    req: &SubmitRequest,
+    ask: &Ask,
+) -> Result<Spec, Failure> {
     let (max_allowance, max_prompt, default_allowance) = kernel.read(|s| {
         let c = &s.config;
         let allowance = c.type_settings(req.process_type).allowance_tokens;
         (c.max_allowance_tokens, c.max_prompt_bytes, allowance)
     });
-    if req.prompt.trim().is_empty() {
+    if req.prompt.trim().is_empty() && ask.messages.is_empty() {
         return Err(bad_request("the prompt is empty"));
     }
-    let prompt_bytes = req.prompt.len() + req.system.as_ref().map_or(0, String::len);
+    let asked_bytes: usize = ask.messages.iter().map(|m| m.content.len()).sum::<usize>()
+        + ask.params.as_ref().map_or(0, String::len);
+    let prompt_bytes = req.prompt.len() + req.system.as_ref().map_or(0, String::len) + asked_bytes;
     if prompt_bytes > max_prompt {
         return Err(bad_request(format!(
             "the prompt is {prompt_bytes} bytes, over the kernel's limit of {max_prompt}"

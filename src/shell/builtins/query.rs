@@ -1,8 +1,11 @@
 //! `query`: create a process. In the foreground it streams the answer as it comes; with `&` it prints
 //! `[JOB] PID` and returns. Also takes the prototype's form `query user="..." system="..."`.
+//! `--model NAME` asks for another model than the kernel's; `--continue PID` asks a follow-up question
+//! in the context of a finished process (a new process whose conversation is that one's and its
+//! answer, then the question).
 
 use super::{Help, usage_error};
-use crate::proto::{ProcessType, Request, Response, SubmitRequest};
+use crate::proto::{Pid, ProcessType, Request, Response, SubmitAskRequest, SubmitRequest};
 use crate::shell::foreground;
 use crate::shell::jobs::JobState;
 use crate::shell::parser::Command;
@@ -10,19 +13,60 @@ use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
     name: "query",
-    usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] PROMPT... [&]",
+    usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] [--model NAME] \
+            [--continue PID] PROMPT... [&]",
     summary: "run a prompt as a process (foreground, or background with &)",
 };
 
+/// A parsed `query`: the request, and what only `SubmitAsk` carries. Reads as its request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryArgs {
+    pub submit: SubmitRequest,
+    pub model: Option<String>,
+    pub continue_from: Option<Pid>,
+}
+
+impl std::ops::Deref for QueryArgs {
+    type Target = SubmitRequest;
+    fn deref(&self) -> &SubmitRequest {
+        &self.submit
+    }
+}
+
+impl std::ops::DerefMut for QueryArgs {
+    fn deref_mut(&mut self) -> &mut SubmitRequest {
+        &mut self.submit
+    }
+}
+
+impl QueryArgs {
+    /// The request to send: plain `Submit` unless a model or a follow-up asks for `SubmitAsk`, so an
+    /// older kernel still serves every query it can.
+    fn into_request(self) -> Request {
+        if self.model.is_none() && self.continue_from.is_none() {
+            return Request::Submit(self.submit);
+        }
+        Request::SubmitAsk(SubmitAskRequest {
+            submit: self.submit,
+            model: self.model,
+            continue_from: self.continue_from,
+        })
+    }
+}
+
 /// Parses `query`'s arguments into a request (without `attach`).
-pub fn parse_args(args: &[String]) -> Result<SubmitRequest, String> {
-    let mut req = SubmitRequest {
-        prompt: String::new(),
-        system: None,
-        process_type: ProcessType::User,
-        max_tokens: None,
-        nice: 0,
-        attach: false,
+pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
+    let mut req = QueryArgs {
+        submit: SubmitRequest {
+            prompt: String::new(),
+            system: None,
+            process_type: ProcessType::User,
+            max_tokens: None,
+            nice: 0,
+            attach: false,
+        },
+        model: None,
+        continue_from: None,
     };
     let mut words: Vec<&str> = Vec::new();
     let mut it = args.iter();
@@ -43,6 +87,11 @@ pub fn parse_args(args: &[String]) -> Result<SubmitRequest, String> {
                     v.parse()
                         .map_err(|_| format!("{v}: invalid number of tokens"))?,
                 );
+            }
+            "--model" if !flags_done => req.model = Some(value(arg)?),
+            "-c" | "--continue" if !flags_done => {
+                let v = value(arg)?;
+                req.continue_from = Some(v.parse().map_err(|_| format!("{v}: invalid pid"))?);
             }
             "-n" | "--nice" if !flags_done => {
                 let v = value(arg)?;
@@ -83,7 +132,7 @@ pub async fn run(sh: &mut Shell, args: &[String], command: &Command) -> i32 {
 }
 
 /// Submits a request, in the foreground or the background as `command` says.
-pub async fn submit(sh: &mut Shell, mut req: SubmitRequest, command: &Command) -> i32 {
+pub async fn submit(sh: &mut Shell, mut req: QueryArgs, command: &Command) -> i32 {
     req.attach = !command.background;
     let mut client = match sh.client().await {
         Ok(c) => c,
@@ -92,7 +141,7 @@ pub async fn submit(sh: &mut Shell, mut req: SubmitRequest, command: &Command) -
             return 1;
         }
     };
-    let pid = match client.call(Request::Submit(req)).await {
+    let pid = match client.call(req.into_request()).await {
         Ok(Response::Submitted(s)) => s.pid,
         Ok(other) => {
             sh.complain(
@@ -142,6 +191,34 @@ mod tests {
         assert_eq!(r.system.as_deref(), Some("be brief"));
         assert_eq!(r.process_type, ProcessType::System);
         assert_eq!((r.max_tokens, r.nice), (Some(9), 5));
+    }
+
+    #[test]
+    fn model_and_continue_make_a_submit_ask_and_plain_queries_stay_submit() {
+        let r = parse_args(&args(&[
+            "--model",
+            "qwen",
+            "--continue",
+            "7",
+            "and",
+            "then?",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (r.model.as_deref(), r.continue_from),
+            (Some("qwen"), Some(Pid(7)))
+        );
+        let Request::SubmitAsk(ask) = r.into_request() else {
+            panic!("expected SubmitAsk")
+        };
+        assert_eq!(ask.submit.prompt, "and then?");
+        let plain = parse_args(&args(&["hi"])).unwrap();
+        assert!(matches!(plain.into_request(), Request::Submit(_)));
+        assert!(
+            parse_args(&args(&["--continue", "x", "hi"]))
+                .unwrap_err()
+                .contains("invalid pid")
+        );
     }
 
     #[test]
