@@ -15,6 +15,7 @@ pub mod circuit;
 pub mod cli;
 pub mod daemon;
 pub mod dispatcher;
+pub mod events;
 pub mod interrupts;
 pub mod journal;
 pub mod listener;
@@ -74,6 +75,8 @@ pub struct Kernel {
     pub interrupts: interrupts::Interrupts,
     /// Woken after every state update, for tasks that follow the table (interrupt backlog, STATUS=).
     pub(crate) changed: Notify,
+    /// What subscribers and metrics hear of every update ([`events`]).
+    pub(crate) events: events::EventBus,
     /// Whether the backend can take generations (a managed server may be restarting).
     backend_status: watch::Receiver<supervisor::BackendStatus>,
 }
@@ -98,6 +101,7 @@ impl Kernel {
         }
         state.record_started(&started);
         state.after_update();
+        self.events.after_update(&state);
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }
@@ -200,6 +204,7 @@ pub async fn start(
         frame_budget: crate::proto::FrameBudget::new(server::FRAME_BUDGET_BYTES),
         interrupts: interrupts::Interrupts::default(),
         changed: Notify::new(),
+        events: events::EventBus::default(),
         backend_status,
     });
     kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
@@ -209,6 +214,7 @@ pub async fn start(
     kernel
         .tracker
         .spawn(follow_backend_status(Arc::clone(&kernel)));
+    kernel.tracker.spawn(events::sample(Arc::clone(&kernel)));
     // Restored processes take the free slots at once.
     kernel.update(|_| ());
     let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));

@@ -84,6 +84,10 @@ fn requests() -> Vec<(&'static str, Request)> {
         ),
         ("interrupts", Request::Interrupts(InterruptsRequest {})),
         ("stat", Request::Stat(StatRequest { pid: Pid(7) })),
+        (
+            "subscribe",
+            Request::Subscribe(SubscribeRequest { all_users: true }),
+        ),
     ]
 }
 
@@ -201,6 +205,68 @@ fn replies() -> Vec<(&'static str, Reply)> {
                 status: ExitStatus::Failed { reason: "r".into() },
             })),
         ),
+        (
+            "event-snapshot",
+            Ok(Response::Event(Event::Snapshot(Snapshot {
+                processes: vec![info()],
+                complete: true,
+                cpus: 2,
+                policy: "p".into(),
+                backend: BackendHealth {
+                    circuit: Circuit::Open { retry_in_ms: 500 },
+                    failures: 2,
+                },
+                context_switches: 3,
+            }))),
+        ),
+        ("event-created", Ok(Response::Event(Event::Created(info())))),
+        ("event-changed", Ok(Response::Event(Event::Changed(info())))),
+        ("event-reaped", Ok(Response::Event(Event::Reaped(Pid(7))))),
+        (
+            "event-switch",
+            Ok(Response::Event(Event::ContextSwitch {
+                pid: Pid(7),
+                slot: 1,
+            })),
+        ),
+        (
+            "event-sample",
+            Ok(Response::Event(Event::Sample(Sample {
+                interval_ms: 1000,
+                tokens_per_s: 2.5,
+                switches_per_s: 0.5,
+                queue: 1,
+                running: 1,
+                cpus: 2,
+                slots: vec![Some(Pid(7)), None],
+                processes: vec![ProcessTick {
+                    pid: Pid(7),
+                    priority: 80,
+                    tokens_used: 3,
+                    prompt_tokens: 9,
+                    cpu_ms: 1500,
+                    tokens_per_s: 2.5,
+                }],
+            }))),
+        ),
+        (
+            "event-backend",
+            Ok(Response::Event(Event::Backend(BackendHealth {
+                circuit: Circuit::HalfOpen,
+                failures: 1,
+            }))),
+        ),
+        (
+            "event-interrupt",
+            Ok(Response::Event(Event::Interrupt(InterruptRaised {
+                kind: InterruptKind::Timer,
+                handler: None,
+            }))),
+        ),
+        (
+            "event-lost",
+            Ok(Response::Event(Event::Lost { count: 300 })),
+        ),
     ]
 }
 
@@ -220,6 +286,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("sched", "0801027272"),
     ("interrupts", "09"),
     ("stat", "0a07"),
+    ("subscribe", "0b01"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("hello", "00000103302e31"),
@@ -247,6 +314,27 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
         "processes-part",
         "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
     ),
+    (
+        "event-snapshot",
+        "000e000107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc050102017001fbf4010203",
+    ),
+    (
+        "event-created",
+        "000e0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05",
+    ),
+    (
+        "event-changed",
+        "000e0207fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05",
+    ),
+    ("event-reaped", "000e0307"),
+    ("event-switch", "000e040701"),
+    (
+        "event-sample",
+        "000e05fbe8030000000000000440000000000000e03f010102020107000107a00309fbdc050000000000000440",
+    ),
+    ("event-backend", "000e060201"),
+    ("event-interrupt", "000e070100"),
+    ("event-lost", "000e08fb2c01"),
 ];
 
 #[test]

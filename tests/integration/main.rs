@@ -9,6 +9,7 @@ mod daemon;
 mod docs;
 mod durability;
 mod durable_core;
+mod events;
 mod frames;
 mod hostile;
 mod interactive;

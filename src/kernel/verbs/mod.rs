@@ -13,7 +13,10 @@ mod sched;
 mod signal;
 mod stat;
 mod submit;
+mod subscribe;
 mod wait;
+
+pub use list::pages as list_pages;
 
 use super::Kernel;
 use super::journal::writer::Ack;
@@ -33,6 +36,7 @@ pub async fn handle(
         Request::List(r) => return list::handle(kernel, peer, r, conn).await,
         Request::Wait(r) => return wait::handle(kernel, peer, r, conn).await,
         Request::Output(r) => return output::handle(kernel, peer, r, conn).await,
+        Request::Subscribe(r) => return subscribe::handle(kernel, peer, r, conn).await,
         Request::Hello(_) => Err(bad_request("hello was already exchanged")),
         Request::Signal(r) => signal::handle(kernel, peer, r).await,
         Request::Renice(r) => renice::handle(kernel, peer, r).await,
