@@ -26,4 +26,5 @@ mod retention;
 mod scheduling;
 mod signals;
 mod terminal_safe;
+mod top;
 mod trust;

@@ -15,6 +15,7 @@ pub mod ps;
 pub mod query;
 pub mod renice;
 pub mod sched;
+pub mod top;
 pub mod wait;
 
 use super::parser::Command;
@@ -42,6 +43,7 @@ pub const ALL: &[&Help] = &[
     &interrupt::HELP,
     &interrupts::HELP,
     &sched::HELP,
+    &top::HELP,
     &help::HELP,
     &exit::HELP,
 ];
@@ -68,6 +70,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "interrupt" => interrupt::run(sh, args).await,
         "interrupts" => interrupts::run(sh, args).await,
         "sched" => sched::run(sh, args).await,
+        "top" => top::run(sh, args).await,
         "help" => help::run(sh, args),
         "exit" | "logout" => exit::run(sh, args),
         other => {
