@@ -34,6 +34,7 @@
 //! a sample of every message so such a change cannot happen by accident.
 
 pub mod config;
+pub mod http;
 pub mod kernel;
 pub mod llm;
 pub mod proto;

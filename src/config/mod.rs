@@ -120,6 +120,8 @@ pub struct KernelConfig {
     pub state_dir: PathBuf,
     /// The interrupt lines' handlers, spool and interval timer.
     pub interrupts: InterruptsConfig,
+    /// Where GET /metrics is served (`[metrics] listen`, loopback only); `None`: not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
@@ -160,6 +162,7 @@ impl Default for KernelConfig {
             journal_compact_records: 20_000,
             state_dir: paths::default_state_dir(),
             interrupts: InterruptsConfig::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -50,6 +50,11 @@ pub enum KernelError {
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     Backend(#[from] supervisor::SupervisorError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The running kernel, shared by connection handlers and run tasks.
@@ -172,6 +177,14 @@ pub async fn start(
         tokio::task::spawn_blocking(move || journal::Journal::open(&state_dir))
             .await
             .map_err(|e| KernelError::Journal(journal::JournalError::Encode(e.to_string())))??;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            crate::http::metrics_listener::bind(addr)
+                .await
+                .map_err(|source| KernelError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
     let managed = match &config.managed_backend {
         Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
         None => None,
@@ -215,6 +228,10 @@ pub async fn start(
         .tracker
         .spawn(follow_backend_status(Arc::clone(&kernel)));
     kernel.tracker.spawn(events::sample(Arc::clone(&kernel)));
+    if let Some(listener) = metrics {
+        let serve = crate::http::metrics_listener::serve(Arc::clone(&kernel), listener);
+        kernel.tracker.spawn(serve);
+    }
     // Restored processes take the free slots at once.
     kernel.update(|_| ());
     let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));

@@ -16,6 +16,7 @@ mod interactive;
 mod jobs;
 mod listeners;
 mod managed;
+mod metrics;
 mod packaging;
 mod peer_rules;
 mod peers;

@@ -95,6 +95,10 @@ impl Tracker {
         let Some(before) = before else {
             if let Some(r) = recorder {
                 r.created(now);
+                // Created and put on a free slot in the same update.
+                if now.state == ProcessState::Running {
+                    r.dispatched(now, now_ms.saturating_sub(now.enqueued_ms));
+                }
             }
             events.extend(row(now.pid).map(|r| (Event::Created(r), owner)));
             return;

@@ -41,6 +41,11 @@ impl KernelState {
         })
     }
 
+    /// The journal's synced batches and the nanoseconds spent on them, when there is a journal.
+    pub fn journal_syncs(&self) -> Option<(u64, u64)> {
+        self.journal.as_ref().map(|j| (j.batches(), j.sync_nanos()))
+    }
+
     /// The process on each slot, by slot number.
     pub fn slot_holders(&self) -> Vec<Option<Pid>> {
         self.slots.clone()
