@@ -1,5 +1,5 @@
-//! The `[metrics] listen` endpoint: GET /metrics on a loopback address (the config refuses any other),
-//! served with axum until the kernel shuts down.
+//! The `[metrics] listen` endpoint: GET /metrics, and the read-only dashboard at `/`, on a loopback
+//! address (the config refuses any other), served with axum until the kernel shuts down.
 
 use super::metrics::Metrics;
 use crate::kernel::Kernel;
@@ -33,6 +33,8 @@ pub async fn serve(kernel: Arc<Kernel>, listener: TcpListener) {
     kernel.read(|s| kernel.events.set_recorder(s, recorder));
     let app = Router::new()
         .route("/metrics", get(scrape))
+        .route("/", get(super::dashboard::index))
+        .route("/api/view", get(super::dashboard::view::<Arc<Metrics>>))
         .with_state((Arc::clone(&kernel), metrics));
     let shutdown = kernel.shutdown.clone();
     let served = axum::serve(listener, app)
