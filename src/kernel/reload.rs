@@ -11,7 +11,8 @@
 //! `max_connections_per_uid` and `allowed_group`; each change is reported in
 //! [`Reconfigured::applied`] (the daemon logs it), so a reload says whether it took.
 //!
-//! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir` and the
+//! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir`, the
+//! metrics address (`[metrics] listen`) and the
 //! managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
 //! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
 //! count and the file's is not compared.
@@ -53,6 +54,10 @@ impl Kernel {
         if new.state_dir != old.state_dir {
             needs_restart.push("state_dir");
             new.state_dir = old.state_dir.clone();
+        }
+        if new.metrics_listen != old.metrics_listen {
+            needs_restart.push("metrics.listen");
+            new.metrics_listen = old.metrics_listen;
         }
         let policy = (new.policy != old.policy
             || new.aging_points_per_sec != old.aging_points_per_sec)
@@ -145,12 +150,13 @@ mod tests {
             cpus: 3,
             state_dir: tmp.path().join("elsewhere"),
             backend_url: "http://127.0.0.1:9/v1".into(),
+            metrics_listen: Some(([127, 0, 0, 1], 9).into()),
             ..KernelConfig::default()
         };
         new.interrupts.system.template = "New: {message}".into();
         new.types[4].allowance_tokens = 7;
         let done = k.reconfigure(new).unwrap();
-        assert_eq!(done.needs_restart, ["cpus", "state_dir"]);
+        assert_eq!(done.needs_restart, ["cpus", "state_dir", "metrics.listen"]);
         let c = k.read(|s| s.config.clone());
         assert_eq!(c.quantum_tokens, 5);
         assert_eq!(c.cpus, 1, "the slot table keeps its size until a restart");
