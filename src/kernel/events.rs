@@ -36,6 +36,8 @@ pub trait Recorder: Send + Sync {
     fn dispatched(&self, process: &Observed, waited_ms: u64);
     fn context_switches(&self, count: u64);
     fn backend(&self, health: &BackendHealth);
+    /// A dispatch pass that put processes on slots took `took`.
+    fn scheduled(&self, took: Duration);
 }
 
 #[derive(Default)]
@@ -110,14 +112,18 @@ impl EventBus {
         inner.recorder = Some(recorder);
     }
 
-    /// Publishes what changed in `state` since the last look. Called with the state locked.
-    pub fn after_update(&self, state: &KernelState) {
+    /// Publishes what changed in `state` since the last look; `decided` is how long the update's
+    /// dispatch pass took, when it put processes on slots. Called with the state locked.
+    pub fn after_update(&self, state: &KernelState, decided: Option<Duration>) {
         let mut inner = self.lock();
         inner.subscribers.retain(|q| !q.is_closed());
         if !inner.watched() {
             return;
         }
         let recorder = inner.recorder.clone();
+        if let (Some(r), Some(took)) = (&recorder, decided) {
+            r.scheduled(took);
+        }
         let events = inner.tracker.changes(state, recorder.as_deref());
         for (event, owner) in events {
             inner.deliver(&event, owner);

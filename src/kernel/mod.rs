@@ -98,7 +98,9 @@ impl Kernel {
     pub(crate) fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut KernelState) -> R) -> R {
         let mut state = self.lock();
         let result = f(&mut state);
+        let deciding = std::time::Instant::now();
         let launches = state.dispatch();
+        let decided = (!launches.is_empty()).then(|| deciding.elapsed());
         let started: Vec<_> = launches.iter().map(|l| l.pid).collect();
         for launch in launches {
             self.tracker
@@ -106,7 +108,7 @@ impl Kernel {
         }
         state.record_started(&started);
         state.after_update();
-        self.events.after_update(&state);
+        self.events.after_update(&state, decided);
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }

@@ -88,6 +88,8 @@ async fn metrics_count_a_scripted_workload() {
     );
     assert!(value(&m, "llmkernel_journal_syncs_total", &[]).is_some_and(|n| n >= 4.0));
     assert!(value(&m, "llmkernel_context_switches_total", &[]).is_some());
+    let decisions = value(&m, "llmkernel_scheduling_decision_seconds", &[]);
+    assert!(decisions.is_some_and(|n| n >= 4.0), "{decisions:?}");
     let waiting_users = [("state", "waiting"), ("process_type", "USER")];
     assert_eq!(value(&m, "llmkernel_processes", &waiting_users), Some(0.0));
 }
