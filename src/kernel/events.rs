@@ -307,6 +307,36 @@ mod tests {
     }
 
     #[test]
+    fn a_subscriber_that_does_not_read_loses_events_and_is_told_how_many() {
+        use crate::config::KernelConfig;
+        use crate::kernel::scheduler::{Scheduler, make_policy};
+        let config = KernelConfig::default();
+        let policy = make_policy(config.policy, &config);
+        let state = KernelState::new(config, Scheduler::new(policy));
+        let bus = EventBus::default();
+        let (sub, snapshot) = bus.subscribe(&state, 1, false, 1 << 20);
+        assert!(
+            matches!(&snapshot[..], [Event::Snapshot(s)] if s.complete && s.processes.is_empty())
+        );
+        let raised = Event::Interrupt(crate::proto::InterruptRaised {
+            kind: crate::proto::InterruptKind::Timer,
+            handler: None,
+        });
+        for _ in 0..queue::SUBSCRIBER_BUFFER + 10 {
+            bus.publish(raised.clone());
+        }
+        let events = sub.queue.drain();
+        assert_eq!(events.len(), queue::SUBSCRIBER_BUFFER + 1);
+        assert_eq!(events.last(), Some(&Event::Lost { count: 10 }));
+        drop(sub);
+        bus.publish(raised);
+        assert!(
+            bus.lock().subscribers.is_empty(),
+            "a dropped subscription is forgotten"
+        );
+    }
+
+    #[test]
     fn another_users_process_is_seen_as_ps_shows_it() {
         let event = Event::Changed(row(1000));
         let own = Queue::new(1000, false, 4);
