@@ -1,6 +1,6 @@
 //! The kernel's event bus: what `Subscribe` streams (`top`, the dashboard) and what the metrics count.
 //!
-//! After every update ([`super::Kernel::update`], the one place every change passes through) the bus
+//! After every update (`Kernel::update`, the one place every change passes through) the bus
 //! compares the state with its last look ([`tracker`]) and hands the differences to each subscriber's
 //! bounded queue ([`queue`]): process created, state/slot/nice changed or ended, reaped, context
 //! switches, backend health. Interrupts are published by the interrupt lines, and a sampler task adds
