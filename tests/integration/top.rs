@@ -59,3 +59,22 @@ async fn sigterm_while_top_runs_restores_the_terminal_and_ends_the_shell() {
     t.expect_screen("the alternate screen left", |t| !t.alternate_screen())
         .await;
 }
+
+#[tokio::test]
+async fn s_and_c_stop_and_continue_the_selected_process_and_n_renices_it() {
+    let (_fake, k, home) = setup().await;
+    let pid = job_pid(&k.sh("query keep going &").await.stdout).to_string();
+    let mut t = Terminal::spawn_sized(&k.socket, home.path(), &[], (24, 80));
+    t.expect("llmsh$ ").await;
+    t.line("top");
+    t.expect_row_with(&[&pid, " R ", "keep going"]).await;
+    t.send("s");
+    t.expect_row_with(&[&pid, " T ", "keep going"]).await;
+    t.send("c");
+    t.expect_row_with(&[&pid, " R ", "keep going"]).await;
+    t.send("n");
+    t.expect_row_with(&[&pid, " RN ", "keep going"]).await;
+    t.send("q");
+    t.expect_screen("the alternate screen left", |t| !t.alternate_screen())
+        .await;
+}
