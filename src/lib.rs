@@ -23,7 +23,8 @@
 //!    `attach` and `Output` with `follow` answer with the output so far, each new piece, `Stopped` /
 //!    `Continued` when a signal changes the process, `Waiting` (at most about once a second) when why
 //!    it waits for a slot changes, and `Exited` last; `Wait` answers when the process
-//!    ends. An answer larger than a frame comes in pieces: `Output` without `follow` as `OutputPart`
+//!    ends; `Subscribe` answers with `Event` frames, a snapshot first, until the client speaks or
+//!    closes (a subscriber too slow to read loses events and is told how many). An answer larger than a frame comes in pieces: `Output` without `follow` as `OutputPart`
 //!    frames and the last piece as `Output`, `List` as `ProcessesPart` pages and the last as
 //!    `Processes` (a short answer is the one frame an older client expects). A client that wants to
 //!    act while it follows a stream opens a second connection.

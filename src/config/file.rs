@@ -57,6 +57,32 @@ pub struct ConfigFile {
     /// `[http]`: the OpenAI-compatible front door.
     #[serde(default)]
     pub http: super::http::HttpSection,
+    /// `[metrics]`: where GET /metrics is served.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// A loopback address and port (`127.0.0.1:9464`) to serve GET /metrics on; none by default.
+    pub listen: Option<String>,
+}
+
+/// Reads `[metrics] listen`: an address and port on loopback only (the metrics name prompts' types
+/// and counts, and nothing authenticates a scraper).
+pub fn metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not an address and port such as 127.0.0.1:9464"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +274,10 @@ impl ConfigFile {
         if let Err((key, message)) = file.http.validate() {
             return Err(invalid(section_key_line(text, "[http]", key), message));
         }
+        if let Some(Err(e)) = file.metrics.listen.as_deref().map(metrics_listen) {
+            let offset = section_key_line(text, "[metrics]", "listen");
+            return Err(invalid(offset, format!("`listen` in [metrics] {e}")));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -327,6 +357,9 @@ impl ConfigFile {
         }
         self.interrupts.apply(&mut c.interrupts);
         self.http.apply(&mut c.http);
+        if let Some(Ok(addr)) = self.metrics.listen.as_deref().map(metrics_listen) {
+            c.metrics_listen = Some(addr);
+        }
     }
 }
 
@@ -525,6 +558,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("reservation_window_secs"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_must_be_a_loopback_address() {
+        let c = parse("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert_eq!(c.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
+        for bad in ["0.0.0.0:9464", "192.168.1.2:80", "localhost", "[::]:1"] {
+            let err = parse(&format!("[metrics]\nlisten = \"{bad}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("c.toml:2") && err.contains("[metrics]"),
+                "{err}"
+            );
+        }
+        assert!(parse("[metrics]\nlisten = \"[::1]:9464\"\n").is_ok());
     }
 
     #[test]

@@ -133,6 +133,8 @@ pub struct KernelConfig {
     pub interrupts: InterruptsConfig,
     /// The OpenAI-compatible front door (`[http]`).
     pub http: HttpConfig,
+    /// Where GET /metrics is served (`[metrics] listen`, loopback only); `None`: not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
@@ -175,6 +177,7 @@ impl Default for KernelConfig {
             state_dir: paths::default_state_dir(),
             interrupts: InterruptsConfig::default(),
             http: HttpConfig::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -13,13 +13,19 @@
 //! `/v1/processes` (`processes`). Every handler reaches the kernel through the same entry points
 //! the socket verbs use (their checks, their `KernelState` transitions), never the scheduler itself.
 //! Errors take OpenAI's JSON shape (`error`).
+//!
+//! Beside it, on their own loopback listener ([`metrics_listener`], `[metrics] listen`): the
+//! Prometheus metrics ([`metrics`]) and a read-only dashboard ([`dashboard`]).
 
 pub mod admitted;
 mod answer;
 mod completions;
+pub mod dashboard;
 pub mod door;
 mod error;
 pub mod keys;
+pub mod metrics;
+pub mod metrics_listener;
 mod processes;
 mod request;
 

@@ -15,6 +15,7 @@ pub mod circuit;
 pub mod cli;
 pub mod daemon;
 pub mod dispatcher;
+pub mod events;
 pub mod interrupts;
 pub mod journal;
 pub mod listener;
@@ -52,6 +53,11 @@ pub enum KernelError {
     Backend(#[from] supervisor::SupervisorError),
     #[error(transparent)]
     Http(#[from] crate::http::door::DoorError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The running kernel, shared by connection handlers and run tasks.
@@ -77,6 +83,8 @@ pub struct Kernel {
     pub interrupts: interrupts::Interrupts,
     /// Woken after every state update, for tasks that follow the table (interrupt backlog, STATUS=).
     pub(crate) changed: Notify,
+    /// What subscribers and metrics hear of every update ([`events`]).
+    pub(crate) events: events::EventBus,
     /// Whether the backend can take generations (a managed server may be restarting).
     backend_status: watch::Receiver<supervisor::BackendStatus>,
 }
@@ -93,7 +101,9 @@ impl Kernel {
     pub(crate) fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut KernelState) -> R) -> R {
         let mut state = self.lock();
         let result = f(&mut state);
+        let deciding = std::time::Instant::now();
         let launches = state.dispatch();
+        let decided = (!launches.is_empty()).then(|| deciding.elapsed());
         let started: Vec<_> = launches.iter().map(|l| l.pid).collect();
         for launch in launches {
             self.tracker
@@ -101,6 +111,7 @@ impl Kernel {
         }
         state.record_started(&started);
         state.after_update();
+        self.events.after_update(&state, decided);
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }
@@ -181,6 +192,14 @@ pub async fn start(
         .ok()
         .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
     let http = crate::http::door::bind(&config.http, kernel_socket.as_deref()).await?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            crate::http::metrics_listener::bind(addr)
+                .await
+                .map_err(|source| KernelError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
     let managed = match &config.managed_backend {
         Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
         None => None,
@@ -213,6 +232,7 @@ pub async fn start(
         frame_budget: crate::proto::FrameBudget::new(server::FRAME_BUDGET_BYTES),
         interrupts: interrupts::Interrupts::default(),
         changed: Notify::new(),
+        events: events::EventBus::default(),
         backend_status,
     });
     kernel.tracker.spawn(interrupts::serve(Arc::clone(&kernel)));
@@ -225,6 +245,11 @@ pub async fn start(
     kernel
         .tracker
         .spawn(waiting::report_waits(Arc::clone(&kernel)));
+    kernel.tracker.spawn(events::sample(Arc::clone(&kernel)));
+    if let Some(listener) = metrics {
+        let serve = crate::http::metrics_listener::serve(Arc::clone(&kernel), listener);
+        kernel.tracker.spawn(serve);
+    }
     // Restored processes take the free slots at once.
     kernel.update(|_| ());
     let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));

@@ -12,7 +12,7 @@
 //! [`Reconfigured::applied`] (the daemon logs it), so a reload says whether it took.
 //!
 //! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir`, the
-//! front door (`[http]`: its listeners and keys file) and the managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
+//! front door (`[http]`: its listeners and keys file), the metrics address (`[metrics] listen`) and the managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
 //! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
 //! count and the file's is not compared.
 
@@ -58,6 +58,10 @@ impl Kernel {
         if new.http != old.http {
             needs_restart.push("http");
             new.http = old.http.clone();
+        }
+        if new.metrics_listen != old.metrics_listen {
+            needs_restart.push("metrics.listen");
+            new.metrics_listen = old.metrics_listen;
         }
         let policy = (new.policy != old.policy
             || new.aging_points_per_sec != old.aging_points_per_sec)
@@ -150,13 +154,17 @@ mod tests {
             cpus: 3,
             state_dir: tmp.path().join("elsewhere"),
             backend_url: "http://127.0.0.1:9/v1".into(),
+            metrics_listen: Some(([127, 0, 0, 1], 9).into()),
             ..KernelConfig::default()
         };
         new.interrupts.system.template = "New: {message}".into();
         new.types[4].allowance_tokens = 7;
         new.http.listen = Some("127.0.0.1:9".parse().unwrap());
         let done = k.reconfigure(new).unwrap();
-        assert_eq!(done.needs_restart, ["cpus", "state_dir", "http"]);
+        assert_eq!(
+            done.needs_restart,
+            ["cpus", "state_dir", "http", "metrics.listen"]
+        );
         let c = k.read(|s| s.config.clone());
         assert_eq!(c.quantum_tokens, 5);
         assert_eq!(c.cpus, 1, "the slot table keeps its size until a restart");

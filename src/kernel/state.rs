@@ -10,6 +10,7 @@ mod audit;
 mod control;
 mod durable;
 mod listing;
+pub mod observe;
 mod output;
 mod preemption;
 pub mod process;

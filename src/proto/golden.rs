@@ -107,6 +107,10 @@ fn requests() -> Vec<(&'static str, Request)> {
             "origins",
             Request::Origins(OriginsRequest { pids: vec![Pid(7)] }),
         ),
+        (
+            "subscribe",
+            Request::Subscribe(SubscribeRequest { all_users: true }),
+        ),
     ]
 }
 
@@ -256,6 +260,68 @@ fn replies() -> Vec<(&'static str, Reply)> {
                 status: ExitStatus::Failed { reason: "r".into() },
             })),
         ),
+        (
+            "event-snapshot",
+            Ok(Response::Event(Event::Snapshot(Snapshot {
+                processes: vec![info()],
+                complete: true,
+                cpus: 2,
+                policy: "p".into(),
+                backend: BackendHealth {
+                    circuit: Circuit::Open { retry_in_ms: 500 },
+                    failures: 2,
+                },
+                context_switches: 3,
+            }))),
+        ),
+        ("event-created", Ok(Response::Event(Event::Created(info())))),
+        ("event-changed", Ok(Response::Event(Event::Changed(info())))),
+        ("event-reaped", Ok(Response::Event(Event::Reaped(Pid(7))))),
+        (
+            "event-switch",
+            Ok(Response::Event(Event::ContextSwitch {
+                pid: Pid(7),
+                slot: 1,
+            })),
+        ),
+        (
+            "event-sample",
+            Ok(Response::Event(Event::Sample(Sample {
+                interval_ms: 1000,
+                tokens_per_s: 2.5,
+                switches_per_s: 0.5,
+                queue: 1,
+                running: 1,
+                cpus: 2,
+                slots: vec![Some(Pid(7)), None],
+                processes: vec![ProcessTick {
+                    pid: Pid(7),
+                    priority: 80,
+                    tokens_used: 3,
+                    prompt_tokens: 9,
+                    cpu_ms: 1500,
+                    tokens_per_s: 2.5,
+                }],
+            }))),
+        ),
+        (
+            "event-backend",
+            Ok(Response::Event(Event::Backend(BackendHealth {
+                circuit: Circuit::HalfOpen,
+                failures: 1,
+            }))),
+        ),
+        (
+            "event-interrupt",
+            Ok(Response::Event(Event::Interrupt(InterruptRaised {
+                kind: InterruptKind::Timer,
+                handler: None,
+            }))),
+        ),
+        (
+            "event-lost",
+            Ok(Response::Event(Event::Lost { count: 300 })),
+        ),
     ]
 }
 
@@ -278,6 +344,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("sched-info", "0b00"),
     ("submit-ask", "0c026869000300000101016d0107"),
     ("origins", "0d0107"),
+    ("subscribe", "0e01"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("origins", "00100107056c6c6d7368"),
@@ -311,6 +378,27 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
         "sched-info",
         "000f087072696f7269747901087072696f72697479200104030203fb8403010103fb1027",
     ),
+    (
+        "event-snapshot",
+        "0011000107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc050102017001fbf4010203",
+    ),
+    (
+        "event-created",
+        "00110107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05",
+    ),
+    (
+        "event-changed",
+        "00110207fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05",
+    ),
+    ("event-reaped", "00110307"),
+    ("event-switch", "0011040701"),
+    (
+        "event-sample",
+        "001105fbe8030000000000000440000000000000e03f010102020107000107a00309fbdc050000000000000440",
+    ),
+    ("event-backend", "0011060201"),
+    ("event-interrupt", "0011070100"),
+    ("event-lost", "001108fb2c01"),
 ];
 
 #[test]

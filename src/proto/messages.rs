@@ -35,6 +35,7 @@ pub enum Request {
     SubmitAsk(SubmitAskRequest),
     /// Where processes came from (`ps -l`), answered by `Origins`.
     Origins(OriginsRequest),
+    Subscribe(SubscribeRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -152,6 +153,17 @@ pub struct StatRequest {
     pub pid: Pid,
 }
 
+/// Follow the kernel's events (`top`, the dashboard). Answered by `Event` frames: a `Snapshot` of the
+/// table first (in several frames when it is large), then one frame per event until the client sends
+/// anything or closes. A client that reads too slowly loses events, and is told how many by `Lost`.
+/// Other users' processes are shown as `ps` shows them: only with `all_users`, and with their prompts
+/// hidden.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    /// Include other users' processes.
+    pub all_users: bool,
+}
+
 /// What the kernel sends: an answer, or an error that travels as a normal reply.
 pub type Reply = Result<Response, Failure>;
 
@@ -180,6 +192,8 @@ pub enum Response {
     SchedInfo(SchedInfo),
     /// Where processes came from (the answer to `Origins`).
     Origins(OriginList),
+    /// One event of a subscription (see [`SubscribeRequest`]).
+    Event(super::events::Event),
 }
 
 /// Processes and where they came from.

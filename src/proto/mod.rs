@@ -2,6 +2,7 @@
 //! frames them. See the crate docs for the exchange step by step.
 
 mod codec;
+mod events;
 mod messages;
 mod pieces;
 mod types;
@@ -13,6 +14,7 @@ pub use codec::{
     CodecError, Connection, FrameBudget, INLINE_FRAME_BYTES, LENGTH_PREFIX_BYTES, MAX_FRAME_BYTES,
     ReadLimits, decode, encode,
 };
+pub use events::*;
 pub use messages::*;
 pub use pieces::pieces;
 pub use types::*;

@@ -20,6 +20,7 @@ pub mod session;
 pub mod signals;
 pub mod terminal_safe;
 pub mod tokens;
+pub mod top;
 
 use session::Shell;
 use std::io::{BufRead, IsTerminal};

@@ -146,6 +146,7 @@ impl Kernel {
         lines.get(line).record_raises(1, pid.is_some());
         drop(lines);
         if pid.is_none() {
+            self.announce(line, None);
             self.update(|_| ()); // the tick's dispatch pass, even when coalesced
         }
         Ok(pid)
@@ -221,6 +222,7 @@ impl Kernel {
                     .start_handler(&mut lines, Line::Timer, &config, None, owner)
                     .is_ok();
             if !started {
+                self.announce(Line::Timer, None);
                 self.update(|_| ());
             }
             lines.timer.record_raises(timer_rings, started);
@@ -237,6 +239,9 @@ impl Kernel {
                 self.deliver_spooled(&mut lines, &config) > 0
             };
             lines.system.record_raises(system_rings, started);
+            if !started {
+                self.announce(Line::System, None);
+            }
         } else if !lines.backlog.is_empty() {
             self.deliver_spooled(&mut lines, &config);
         }
@@ -264,6 +269,16 @@ impl Kernel {
             lines.backlog.pop_front();
         }
         delivered
+    }
+
+    /// Tells subscribers of a raise: the handler it started, or `None` when it merged into waiting ones.
+    fn announce(&self, line: Line, handler: Option<Pid>) {
+        let kind = match line {
+            Line::Timer => InterruptKind::Timer,
+            Line::System => InterruptKind::System,
+        };
+        let raised = crate::proto::InterruptRaised { kind, handler };
+        self.events.publish(crate::proto::Event::Interrupt(raised));
     }
 
     /// Whether `line` may queue another handler (forgetting those that have started meanwhile).
@@ -309,6 +324,7 @@ impl Kernel {
             .inspect_err(|e| tracing::error!(interrupt = ?line, "cannot start a handler: {e}"))?;
         lines.get(line).started(pid);
         tracing::info!(%pid, interrupt = ?line, "interrupt handler started");
+        self.announce(line, Some(pid));
         Ok(pid)
     }
 }

@@ -59,6 +59,8 @@ struct Shared {
     synced_len: AtomicU64,
     /// Batches written and synced: with records, the measure of group commit.
     batches: AtomicU64,
+    /// Nanoseconds spent writing and syncing those batches (the metrics' journal sync latency).
+    sync_nanos: AtomicU64,
 }
 
 /// A record's acknowledgement: resolves once the record is on disk, or with why it is not. Clones
@@ -206,6 +208,11 @@ impl JournalHandle {
         self.shared.batches.load(Ordering::Relaxed)
     }
 
+    /// Nanoseconds spent writing and syncing batches so far.
+    pub fn sync_nanos(&self) -> u64 {
+        self.shared.sync_nanos.load(Ordering::Relaxed)
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
@@ -301,12 +308,15 @@ impl Writer {
         if self.buf.is_empty() && self.then.is_empty() && self.creations.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let result = self
             .journal
             .write_synced(&self.buf)
             .map_err(|e| WriteError::from(e.to_string()));
         match &result {
             Ok(()) => {
+                let nanos = started.elapsed().as_nanos() as u64;
+                self.shared.sync_nanos.fetch_add(nanos, Ordering::Relaxed);
                 self.shared.batches.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {

@@ -14,7 +14,10 @@ mod sched;
 pub(crate) mod signal;
 pub(crate) mod stat;
 pub(crate) mod submit;
+mod subscribe;
 mod wait;
+
+pub use list::pages as list_pages;
 
 use super::Kernel;
 use super::journal::writer::Ack;
@@ -35,6 +38,7 @@ pub async fn handle(
         Request::Wait(r) => return wait::handle(kernel, peer, r, conn).await,
         Request::Output(r) => return output::handle(kernel, peer, r, conn).await,
         Request::SubmitAsk(r) => return submit::handle_ask(kernel, peer, r, conn).await,
+        Request::Subscribe(r) => return subscribe::handle(kernel, peer, r, conn).await,
         Request::Hello(_) => Err(bad_request("hello was already exchanged")),
         Request::Signal(r) => signal::handle(kernel, peer, r).await,
         Request::Renice(r) => renice::handle(kernel, peer, r).await,

@@ -16,6 +16,7 @@ pub mod ps;
 pub mod query;
 pub mod renice;
 pub mod sched;
+pub mod top;
 pub mod wait;
 
 use super::parser::Command;
@@ -44,6 +45,7 @@ pub const ALL: &[&Help] = &[
     &interrupts::HELP,
     &sched::HELP,
     &clear::HELP,
+    &top::HELP,
     &help::HELP,
     &exit::HELP,
 ];
@@ -71,6 +73,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "interrupts" => interrupts::run(sh, args).await,
         "sched" => sched::run(sh, args).await,
         "clear" => clear::run(sh, args),
+        "top" => top::run(sh, args).await,
         "help" => help::run(sh, args),
         "exit" | "logout" => exit::run(sh, args),
         other => {

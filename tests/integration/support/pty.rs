@@ -45,15 +45,22 @@ pub struct Terminal {
     changed: watch::Receiver<u64>,
     /// How much of the text [`Terminal::expect`] has already matched past.
     consumed: usize,
+    cols: u16,
 }
 
 impl Terminal {
     /// Starts `llmsh --socket SOCKET ARGS…` with `home` as its HOME and `home/state` as its
     /// XDG_STATE_HOME, so the user's real history is never touched.
     pub fn spawn(socket: &Path, home: &Path, args: &[&str]) -> Terminal {
+        Self::spawn_sized(socket, home, args, (ROWS, COLS))
+    }
+
+    /// As [`Terminal::spawn`], on a terminal of `(rows, cols)`.
+    pub fn spawn_sized(socket: &Path, home: &Path, args: &[&str], size: (u16, u16)) -> Terminal {
+        let (rows, cols) = size;
         let size = nix::pty::Winsize {
-            ws_row: ROWS,
-            ws_col: COLS,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -89,7 +96,7 @@ impl Terminal {
         let master = File::from(pty.master);
         let keyboard = Arc::new(Mutex::new(master.try_clone().expect("dup master")));
         let screen = Arc::new(Mutex::new(Screen {
-            model: vt100::Parser::new(nonzero(ROWS), nonzero(COLS), 0),
+            model: vt100::Parser::new(nonzero(rows), nonzero(cols), 0),
             raw: Vec::new(),
             closed: false,
         }));
@@ -102,6 +109,7 @@ impl Terminal {
             screen,
             changed,
             consumed: 0,
+            cols,
         }
     }
 
@@ -138,14 +146,18 @@ impl Terminal {
     /// The screen's rows as shown now.
     pub fn rows(&self) -> Vec<String> {
         let screen = self.screen.lock().unwrap();
-        screen.model.screen().rows(0, COLS).collect()
+        screen.model.screen().rows(0, self.cols).collect()
     }
 
     /// The screen row the cursor is on.
     pub fn cursor_row(&self) -> String {
         let screen = self.screen.lock().unwrap();
         let (row, _) = screen.model.screen().cursor_position();
-        let row = screen.model.screen().rows(0, COLS).nth(usize::from(row));
+        let row = screen
+            .model
+            .screen()
+            .rows(0, self.cols)
+            .nth(usize::from(row));
         row.unwrap_or_default()
     }
 
@@ -200,8 +212,24 @@ impl Terminal {
         .await;
     }
 
+    /// Sends `signal` to the shell.
+    pub fn kill(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("llmsh is running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal llmsh");
+    }
+
+    /// Whether the screen is the alternate one (a full-screen program holds it).
+    pub fn alternate_screen(&self) -> bool {
+        self.screen
+            .lock()
+            .unwrap()
+            .model
+            .screen()
+            .alternate_screen()
+    }
+
     /// Waits until `cond` holds of the screen.
-    async fn expect_screen(&mut self, what: &str, cond: impl Fn(&Terminal) -> bool) {
+    pub async fn expect_screen(&mut self, what: &str, cond: impl Fn(&Terminal) -> bool) {
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
             self.changed.borrow_and_update();
