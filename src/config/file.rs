@@ -50,6 +50,18 @@ pub struct ConfigFile {
     /// `[interrupts.system]` and `[interrupts.timer]`: the handlers of the interrupt lines.
     #[serde(default)]
     pub interrupts: InterruptsSection,
+    /// `[swap]`: slot caches saved to disk.
+    #[serde(default)]
+    pub swap: SwapSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapSection {
+    /// The directory llama-server was given as `--slot-save-path`.
+    pub dir: Option<PathBuf>,
+    pub max_bytes: Option<u64>,
+    pub min_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +91,8 @@ pub struct BackendSection {
     pub health_url: Option<String>,
     /// How long it may take to become ready.
     pub startup_timeout_secs: Option<f64>,
+    /// Tokens one slot's context holds, for a server that does not say.
+    pub context: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +244,11 @@ impl ConfigFile {
             "must be a positive number of bytes",
         )?;
         check(
+            file.backend.context.is_none_or(|n| n >= 1),
+            "context",
+            "must be at least 1 token",
+        )?;
+        check(
             file.backend.request_attempts.is_none_or(|n| n >= 1),
             "request_attempts",
             "must be at least 1",
@@ -311,6 +330,14 @@ impl ConfigFile {
             set(&mut c.types[index].allowance_tokens, section.allowance);
         }
         self.interrupts.apply(&mut c.interrupts);
+        if b.context.is_some() {
+            c.context_tokens = b.context;
+        }
+        if self.swap.dir.is_some() {
+            c.swap.dir = self.swap.dir.clone();
+        }
+        set(&mut c.swap.max_bytes, self.swap.max_bytes);
+        set(&mut c.swap.min_tokens, self.swap.min_tokens);
     }
 }
 

@@ -125,6 +125,32 @@ pub struct KernelConfig {
     pub state_dir: PathBuf,
     /// The interrupt lines' handlers, spool and interval timer.
     pub interrupts: InterruptsConfig,
+    /// Tokens one slot's context holds, for a backend that does not say (`[backend] context`).
+    pub context_tokens: Option<u32>,
+    /// Slot caches saved to disk instead of recomputed (`[swap]`).
+    pub swap: SwapConfig,
+}
+
+/// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwapConfig {
+    /// The server's `--slot-save-path`; `None` turns swap off.
+    pub dir: Option<PathBuf>,
+    /// The most bytes of swap files kept; the least recently used go first.
+    pub max_bytes: u64,
+    /// Conversations shorter than this are recomputed (cheap) rather than saved.
+    pub min_tokens: u32,
+}
+
+impl Default for SwapConfig {
+    fn default() -> Self {
+        SwapConfig {
+            dir: None,
+            // A 1,500-token conversation of a small model is some MiB; a GiB keeps many of them.
+            max_bytes: 1 << 30,
+            min_tokens: 256,
+        }
+    }
 }
 
 /// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
@@ -165,6 +191,8 @@ impl Default for KernelConfig {
             journal_compact_records: 20_000,
             state_dir: paths::default_state_dir(),
             interrupts: InterruptsConfig::default(),
+            context_tokens: None,
+            swap: SwapConfig::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod dispatcher;
 pub mod interrupts;
 pub mod journal;
 pub mod listener;
+pub mod memory;
 pub mod notify;
 pub mod reload;
 pub mod retention;

@@ -14,8 +14,11 @@ pub enum StreamEvent {
         prompt_tokens: u32,
         completion_tokens: u32,
     },
-    /// The server says the answer is complete; `length` means it stopped at `max_tokens`.
+    /// The server says the answer is complete; `length` means it stopped at `max_tokens` (or, before
+    /// that, at the end of the slot's context).
     Finished { reason: String },
+    /// Prompt tokens the server found in the slot's cache (llama-server's `timings.cache_n`).
+    Cached { tokens: u32 },
 }
 
 #[derive(Deserialize)]
@@ -26,6 +29,14 @@ struct Chunk {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+    #[serde(default)]
+    timings: Option<Timings>,
+}
+
+#[derive(Deserialize)]
+struct Timings {
+    #[serde(default)]
+    cache_n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +90,9 @@ pub fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
         if let Some(reason) = choice.finish_reason {
             events.push(StreamEvent::Finished { reason });
         }
+    }
+    if let Some(tokens) = chunk.timings.and_then(|t| t.cache_n) {
+        events.push(StreamEvent::Cached { tokens });
     }
     if let Some(u) = chunk.usage {
         events.push(StreamEvent::Usage {

@@ -23,6 +23,12 @@ fn info() -> ProcessInfo {
         exit: None,
         note: None,
         eta_ms: Some(1500),
+        context: Some(ContextUse {
+            used: 300,
+            size: Some(2048),
+            estimated: true,
+            swapped: false,
+        }),
     }
 }
 
@@ -84,6 +90,7 @@ fn requests() -> Vec<(&'static str, Request)> {
         ),
         ("interrupts", Request::Interrupts(InterruptsRequest {})),
         ("stat", Request::Stat(StatRequest { pid: Pid(7) })),
+        ("free", Request::Free(FreeRequest {})),
     ]
 }
 
@@ -203,6 +210,37 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         (
+            "memory",
+            Ok(Response::Memory(MemoryStatus {
+                backends: vec![BackendMemory {
+                    url: "u".into(),
+                    context_tokens: Some(2048),
+                    context_source: "server".into(),
+                    tokenizer: "server".into(),
+                    slots: vec![SlotMemory {
+                        slot: 0,
+                        running: Some(Pid(7)),
+                        cached: Some(Pid(7)),
+                        used: Some(300),
+                    }],
+                }],
+                swap: SwapUse {
+                    enabled: true,
+                    dir: Some("/s".into()),
+                    used_bytes: 1000,
+                    max_bytes: 4000,
+                    processes: 1,
+                    saves: 2,
+                    restores: 1,
+                    lost_restores: 0,
+                },
+            })),
+        ),
+        (
+            "out-of-memory",
+            Err(Failure::new(FailureKind::OutOfMemory, "m")),
+        ),
+        (
             "failed",
             Ok(Response::Exited(Exited {
                 pid: Pid(1),
@@ -228,13 +266,14 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("sched", "0801027272"),
     ("interrupts", "09"),
     ("stat", "0a07"),
+    ("free", "0b"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("hello", "00000103302e31"),
     ("submitted", "000107"),
     (
         "processes",
-        "00020107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
+        "00020107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb00080100020170",
     ),
     ("signalled", "00030702"),
     ("reniced", "0004070005"),
@@ -250,11 +289,16 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ),
     ("waiting", "000e07016e01"),
     ("failure", "0101026e6f"),
+    (
+        "memory",
+        "000f01017501fb0008067365727665720673657276657201000107010701fb2c010101022f73fbe803fba00f01020100",
+    ),
+    ("out-of-memory", "0108016d"),
     ("failed", "000501010172"),
     ("output-part", "000c0703743020"),
     (
         "processes-part",
-        "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
+        "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb00080100020170",
     ),
 ];
 

@@ -210,6 +210,7 @@ mod tests {
             exit: None,
             note: None,
             eta_ms,
+            context: None,
         }
     }
 

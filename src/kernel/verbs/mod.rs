@@ -4,6 +4,7 @@
 //! one place; a verb that streams (`Submit` with its output, `List` in pages, `Output`, `Wait`
 //! watching for its client to leave) writes its own frames.
 
+mod free;
 mod interrupt;
 mod interrupts;
 mod list;
@@ -40,6 +41,7 @@ pub async fn handle(
         Request::Sched(r) => sched::handle(kernel, peer, r),
         Request::Interrupts(r) => interrupts::handle(kernel, peer, r),
         Request::Stat(r) => stat::handle(kernel, peer, r),
+        Request::Free(r) => free::handle(kernel, r),
     };
     reply(conn, unary).await
 }

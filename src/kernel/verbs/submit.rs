@@ -3,9 +3,11 @@
 //! `attach` streams its output. The process may start on a slot while its creation is being synced:
 //! the backend request and the sync overlap, and no token reaches the client before the pid does.
 //! SYSTEM processes, like nice below 0, are for root and the kernel's user; stopped processes hold
-//! their place toward `max_queue`.
+//! their place toward `max_queue`. A prompt must fit a slot's context, and an allowance past it is
+//! cut (see [`crate::kernel::memory::admission`]).
 
 use super::{Conn, Kernel, Peer, bad_request, check_nice, check_type, output, reply};
+use crate::kernel::memory;
 use crate::kernel::process::Spec;
 use crate::kernel::state::KernelState;
 use crate::proto::{CodecError, Failure, FailureKind, Response, SubmitRequest, Submitted};
@@ -17,11 +19,18 @@ pub async fn handle(
     req: SubmitRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    let created = validate(kernel, peer, &req).and_then(|spec| {
+    let admitted = match validate(kernel, peer, &req) {
+        Ok(mut spec) => memory::admission::admit(kernel, &mut spec)
+            .await
+            .map(|admitted| (spec, admitted)),
+        Err(failure) => Err(failure),
+    };
+    let created = admitted.and_then(|(spec, admitted)| {
         kernel.update(|s| {
             // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
             check_room(s)?;
             let (pid, ack) = s.create_acked(spec, req.nice);
+            s.admitted(pid, &admitted);
             let follower = req.attach.then(|| s.follow(pid, peer.uid));
             Ok((pid, ack, follower))
         })
