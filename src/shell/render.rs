@@ -1,9 +1,9 @@
-//! How the shell prints the kernel's tables: `ps` rows (cut to the terminal's width) and the `sched`
-//! summary. Pure functions of the data, so tests pin the exact text. Prompts and notes are shown
+//! How the shell prints the kernel's tables: `ps` rows (cut to the terminal's width, CTX and swap in
+//! `-l`) and the `free` memory table. Pure functions of the data, so tests pin the exact text. Prompts and notes are shown
 //! with their control characters made visible, never interpreted.
 
 use super::terminal_safe;
-use crate::proto::{ProcessInfo, ProcessList};
+use crate::proto::{MemoryStatus, ProcessInfo, ProcessList};
 use std::collections::HashMap;
 
 /// Line width on a terminal that does not report its size.
@@ -73,7 +73,8 @@ fn queue_columns(p: &ProcessInfo) -> (String, String) {
     (qpos, eta)
 }
 
-/// The STAT column: the state letter, `<` for raised priority, `N` for lowered.
+/// The STAT column: the state letter, `<` for raised priority, `N` for lowered, `W` for swapped out
+/// (its slot cache saved to disk, as old Linux ps marked a paged-out process).
 pub fn stat(p: &ProcessInfo) -> String {
     let mut s = p.state.letter().to_string();
     if p.nice < 0 {
@@ -81,7 +82,77 @@ pub fn stat(p: &ProcessInfo) -> String {
     } else if p.nice > 0 {
         s.push('N');
     }
+    if p.context.as_ref().is_some_and(|c| c.swapped) {
+        s.push('W');
+    }
     s
+}
+
+/// The CTX column: tokens of the conversation over a slot's context (`~` when estimated, `?` when
+/// the slot size is unknown).
+pub fn ctx(p: &ProcessInfo) -> String {
+    match &p.context {
+        None => "-".to_string(),
+        Some(c) => {
+            let about = if c.estimated { "~" } else { "" };
+            let size = c.size.map_or("?".to_string(), |n| n.to_string());
+            format!("{about}{}/{size}", c.used)
+        }
+    }
+}
+
+/// The `free` table: one line per slot of each backend, then swap.
+pub fn free_table(m: &MemoryStatus) -> String {
+    let mut out = String::new();
+    for b in &m.backends {
+        let size = b
+            .context_tokens
+            .map_or("unknown".to_string(), |n| format!("{n} tokens"));
+        out.push_str(&format!(
+            "backend {}: context {size} per slot ({}), tokens counted by {}\n",
+            terminal_safe::one_line(&b.url),
+            b.context_source,
+            b.tokenizer
+        ));
+        out.push_str(&format!(
+            "{:>5} {:>8} {:>8} {:>11}\n",
+            "SLOT", "RUNNING", "CACHED", "USED"
+        ));
+        for s in &b.slots {
+            let pid = |p: Option<crate::proto::Pid>| p.map_or("-".to_string(), |p| p.to_string());
+            let used = match (s.used, b.context_tokens) {
+                (Some(u), Some(n)) => format!("{u}/{n}"),
+                (Some(u), None) => u.to_string(),
+                (None, _) => "-".to_string(),
+            };
+            out.push_str(&format!(
+                "{:>5} {:>8} {:>8} {:>11}\n",
+                s.slot,
+                pid(s.running),
+                pid(s.cached),
+                used
+            ));
+        }
+    }
+    let w = &m.swap;
+    match (&w.dir, w.enabled) {
+        (Some(dir), true) => out.push_str(&format!(
+            "swap: {} of {} bytes in {}, {} processes swapped out; {} saves, {} restores, {} lost\n",
+            w.used_bytes,
+            w.max_bytes,
+            terminal_safe::one_line(dir),
+            w.processes,
+            w.saves,
+            w.restores,
+            w.lost_restores
+        )),
+        (Some(_), false) => out.push_str(&format!(
+            "swap: off (a restore was lost: {} of {} restores); conversations are recomputed\n",
+            w.lost_restores, w.restores
+        )),
+        (None, _) => out.push_str("swap: off (set [swap] dir to llama-server's --slot-save-path)\n"),
+    }
+    out
 }
 
 /// `text` as one table cell of at most `width` characters: newlines and tabs become spaces, other
@@ -102,7 +173,7 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
     let mut out = String::new();
     let header = if long {
         format!(
-            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6} ",
+            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>11} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6} ",
             "PID",
             "USER",
             "TYPE",
@@ -111,6 +182,7 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
             "STAT",
             "TOKENS",
             "PTOK",
+            "CTX",
             "TIME",
             "CSW",
             "SLOT",
@@ -143,7 +215,7 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
             };
             let slot = p.slot.map_or("-".to_string(), |s| s.to_string());
             format!(
-                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6.1} ",
+                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>11} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6.1} ",
                 p.pid.0,
                 user,
                 p.process_type.name(),
@@ -152,6 +224,7 @@ pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
                 stat(p),
                 tokens,
                 p.prompt_tokens,
+                ctx(p),
                 format_time(p.cpu_ms),
                 p.context_switches,
                 slot,
@@ -238,7 +311,63 @@ mod tests {
         assert_eq!(unknown[9], "?", "no estimate before any run");
         let long = ps_table(&list, true, 200);
         let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(&row[9..15], ["2", "-", "2", "5s", "32.0", "hi"]);
+        assert_eq!(&row[8..15], ["-", "0:02", "2", "-", "2", "5s", "32.0"]);
+    }
+
+    #[test]
+    fn ctx_shows_used_over_the_slot_and_marks_estimates_and_swapped_processes() {
+        let mut row = waiting(Some(1), None);
+        row.context = Some(crate::proto::ContextUse {
+            used: 300,
+            size: Some(2048),
+            estimated: true,
+            swapped: true,
+        });
+        assert_eq!((ctx(&row), stat(&row)), ("~300/2048".into(), "QW".into()));
+        let list = ProcessList {
+            processes: vec![row],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        let long = ps_table(&list, true, 300);
+        let header: Vec<_> = long.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header[8], "CTX");
+        let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[8], "~300/2048");
+    }
+
+    #[test]
+    fn free_lists_each_slot_and_swap() {
+        use crate::proto::{BackendMemory, Pid, SlotMemory, SwapUse};
+        let status = MemoryStatus {
+            backends: vec![BackendMemory {
+                url: "http://h/v1".into(),
+                context_tokens: Some(2048),
+                context_source: "server".into(),
+                tokenizer: "server".into(),
+                slots: vec![SlotMemory {
+                    slot: 0,
+                    running: None,
+                    cached: Some(Pid(4)),
+                    used: Some(300),
+                }],
+            }],
+            swap: SwapUse {
+                enabled: true,
+                dir: Some("/tmp/swap".into()),
+                used_bytes: 10,
+                max_bytes: 100,
+                processes: 1,
+                saves: 1,
+                restores: 0,
+                lost_restores: 0,
+            },
+        };
+        let text = free_table(&status);
+        assert!(text.contains("context 2048 tokens per slot (server)"), "{text}");
+        let slot: Vec<_> = text.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(slot, ["0", "-", "4", "300/2048"]);
+        assert!(text.contains("swap: 10 of 100 bytes in /tmp/swap, 1 processes swapped out"));
     }
 
     #[test]
