@@ -49,7 +49,10 @@ impl Backend {
             .map(|m| serde_json::json!({ "role": m.role.as_str(), "content": m.content }))
             .collect();
         let templated = self
-            .post_root("apply-template", &serde_json::json!({ "messages": messages }))
+            .post_root(
+                "apply-template",
+                &serde_json::json!({ "messages": messages }),
+            )
             .await
             .ok()?;
         let prompt = templated["prompt"].as_str()?;

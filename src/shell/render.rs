@@ -364,7 +364,10 @@ mod tests {
             },
         };
         let text = free_table(&status);
-        assert!(text.contains("context 2048 tokens per slot (server)"), "{text}");
+        assert!(
+            text.contains("context 2048 tokens per slot (server)"),
+            "{text}"
+        );
         let slot: Vec<_> = text.lines().nth(2).unwrap().split_whitespace().collect();
         assert_eq!(slot, ["0", "-", "4", "300/2048"]);
         assert!(text.contains("swap: 10 of 100 bytes in /tmp/swap, 1 processes swapped out"));

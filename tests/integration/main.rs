@@ -15,6 +15,7 @@ mod interactive;
 mod jobs;
 mod listeners;
 mod managed;
+mod memory;
 mod packaging;
 mod peer_rules;
 mod peers;

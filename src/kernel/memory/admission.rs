@@ -89,9 +89,9 @@ fn fit(spec: &mut Spec, prompt: TokenCount, size: u32) -> Result<Option<u32>, Fa
 /// The note of a process whose allowance admission cut.
 pub fn cut_note(asked: u32, allowance: u32, size: Option<u32>) -> String {
     match size {
-        Some(size) => format!(
-            "token allowance cut from {asked} to {allowance} to fit a {size}-token slot"
-        ),
+        Some(size) => {
+            format!("token allowance cut from {asked} to {allowance} to fit a {size}-token slot")
+        }
         None => format!("token allowance cut from {asked} to {allowance} to fit the context"),
     }
 }
@@ -140,7 +140,10 @@ mod tests {
             estimated: true,
         };
         let err = fit(&mut spec(10), estimated, 2048).unwrap_err();
-        assert_eq!(err.message, "the prompt is about 3000 tokens; a slot holds 2048");
+        assert_eq!(
+            err.message,
+            "the prompt is about 3000 tokens; a slot holds 2048"
+        );
     }
 
     #[test]

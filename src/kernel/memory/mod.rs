@@ -85,7 +85,7 @@ impl Memory {
     pub fn context_full_note(&self) -> String {
         match self.context_tokens() {
             Some(n) => format!("context full: {n} tokens per slot"),
-            None => "context full: the backend stopped before the token allowance".to_string(),
+            None => "context full: the backend's slot ended the answer".to_string(),
         }
     }
 
@@ -107,6 +107,8 @@ pub struct ProcessMemory {
     pub prompt: Option<TokenCount>,
     /// The allowance it asked for, when admission cut it to fit the context.
     pub cut_from: Option<u32>,
+    /// The slot's context size at admission (for the note of a cut allowance).
+    pub context_size: Option<u32>,
     /// Tokens a swap restore put in its slot, until the backend's answer says how many it found.
     pub restored: Option<u32>,
 }

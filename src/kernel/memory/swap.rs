@@ -116,7 +116,8 @@ impl SwapSpace {
         let save = cached
             .filter(|(q, tokens)| *q != pid && *tokens >= self.min_tokens && !self.holds(*q))
             .map(|(q, _)| (q, file_name(q)));
-        let restore = (cached.map(|(q, _)| q) != Some(pid) && self.holds(pid)).then(|| file_name(pid));
+        let restore =
+            (cached.map(|(q, _)| q) != Some(pid) && self.holds(pid)).then(|| file_name(pid));
         SwapPlan { save, restore }
     }
 
@@ -125,10 +126,21 @@ impl SwapSpace {
         self.clock += 1;
         self.saves += 1;
         let used = self.clock;
-        self.files.insert(pid, SwapFile { bytes, tokens, used });
+        self.files.insert(
+            pid,
+            SwapFile {
+                bytes,
+                tokens,
+                used,
+            },
+        );
         let mut evicted = Vec::new();
         while self.used_bytes() > self.max_bytes {
-            let Some(oldest) = self.files.iter().min_by_key(|(_, f)| f.used).map(|(p, _)| *p)
+            let Some(oldest) = self
+                .files
+                .iter()
+                .min_by_key(|(_, f)| f.used)
+                .map(|(p, _)| *p)
             else {
                 break;
             };
@@ -199,7 +211,13 @@ fn remove_stale(dir: &Path) {
 
 /// Carries out `plan` on `slot` before `pid`'s generation starts. Failures are logged and fall back
 /// to recomputing: a failed save leaves the other process to recompute, a failed restore this one.
-pub async fn carry_out(kernel: &Arc<Kernel>, backend: &Backend, pid: Pid, slot: u32, plan: &SwapPlan) {
+pub async fn carry_out(
+    kernel: &Arc<Kernel>,
+    backend: &Backend,
+    pid: Pid,
+    slot: u32,
+    plan: &SwapPlan,
+) {
     if let Some((owner, name)) = &plan.save {
         match backend.save_slot(slot, name).await {
             Ok(file) => kernel.update(|s| s.swapped_out(*owner, file)),

@@ -19,7 +19,10 @@ impl Process {
             let texts = self.spec.system.iter().chain([&self.spec.prompt]);
             estimate_tokens(texts.map(String::as_str))
         });
-        (prompt.tokens.saturating_add(self.tokens_used), prompt.estimated)
+        (
+            prompt.tokens.saturating_add(self.tokens_used),
+            prompt.estimated,
+        )
     }
 
     /// The note of a process that reached its token allowance (saying so when admission cut it).
@@ -43,9 +46,13 @@ impl KernelState {
         };
         p.memory.prompt = Some(admitted.prompt);
         p.memory.cut_from = admitted.cut_from;
-        if let Some(asked) = admitted.cut_from {
-            p.note = Some(cut_note(asked, p.spec.allowance, size));
-        }
+        p.memory.context_size = size;
+    }
+
+    /// The note of a process whose allowance admission cut, while nothing else is worth saying.
+    pub(super) fn admission_note(p: &Process) -> Option<String> {
+        let asked = p.memory.cut_from?;
+        Some(cut_note(asked, p.spec.allowance, p.memory.context_size))
     }
 
     /// Whether a run that the backend ended with `length` before the allowance met the end of the
@@ -98,7 +105,10 @@ impl KernelState {
     /// The backend's count of cached prompt tokens for `pid`'s run: after a restore, fewer than it
     /// restored means the server lost the cache (and recomputed).
     pub fn on_cached(&mut self, pid: Pid, cached: u32) {
-        let Some(expected) = self.table.get_mut(&pid).and_then(|p| p.memory.restored.take())
+        let Some(expected) = self
+            .table
+            .get_mut(&pid)
+            .and_then(|p| p.memory.restored.take())
         else {
             return;
         };

@@ -56,11 +56,10 @@ impl KernelState {
         }
         match outcome {
             // `length` before the allowance: the server met the end of the slot's context.
-            RunOutcome::Completed { finish_reason } if finish_reason.as_deref() == Some("length") => {
+            RunOutcome::Completed { finish_reason }
+                if finish_reason.as_deref() == Some("length") =>
+            {
                 let note = self.context_full(pid);
-                if let Some(p) = self.table.get_mut(&pid) {
-                    p.note = None;
-                }
                 self.finish(pid, ExitStatus::Finished, note);
             }
             RunOutcome::Completed { .. } => self.finish(pid, ExitStatus::Finished, None),

@@ -34,7 +34,11 @@ pub(super) async fn tokenize(State(_): State<Arc<Inner>>, body: bytes::Bytes) ->
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "bad json").into_response();
     };
-    let n = body["content"].as_str().unwrap_or("").split_whitespace().count();
+    let n = body["content"]
+        .as_str()
+        .unwrap_or("")
+        .split_whitespace()
+        .count();
     let tokens: Vec<usize> = (0..n).collect();
     axum::Json(json!({ "tokens": tokens })).into_response()
 }
@@ -77,7 +81,11 @@ pub(super) async fn slot_action(
                 return (StatusCode::BAD_REQUEST, "failed to restore slot").into_response();
             };
             let n = held.len();
-            let kept = if config.lossy_restore { Vec::new() } else { held };
+            let kept = if config.lossy_restore {
+                Vec::new()
+            } else {
+                held
+            };
             c.slot_cache.insert(slot, kept);
             json!({ "id_slot": slot, "filename": filename, "n_restored": n, "n_read": n * 3, "timings": { "restore_ms": 1.0 } })
         }
