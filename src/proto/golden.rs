@@ -233,6 +233,7 @@ fn replies() -> Vec<(&'static str, Reply)> {
                     saves: 2,
                     restores: 1,
                     lost_restores: 0,
+                    off_reason: None,
                 },
             })),
         ),
@@ -291,7 +292,7 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("failure", "0101026e6f"),
     (
         "memory",
-        "000f01017501fb0008067365727665720673657276657201000107010701fb2c010101022f73fbe803fba00f01020100",
+        "000f01017501fb0008067365727665720673657276657201000107010701fb2c010101022f73fbe803fba00f0102010000",
     ),
     ("out-of-memory", "0108016d"),
     ("failed", "000501010172"),

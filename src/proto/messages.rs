@@ -272,6 +272,8 @@ pub struct SwapUse {
     pub saves: u64,
     pub restores: u64,
     pub lost_restores: u64,
+    /// Why swap turned itself off (a restore the server lost, a server that refuses saves).
+    pub off_reason: Option<String>,
 }
 
 /// A signal was delivered; the process's state afterwards.

@@ -147,8 +147,8 @@ pub fn free_table(m: &MemoryStatus) -> String {
             w.lost_restores
         )),
         (Some(_), false) => out.push_str(&format!(
-            "swap: off (a restore was lost: {} of {} restores); conversations are recomputed\n",
-            w.lost_restores, w.restores
+            "swap: off ({}); conversations are recomputed\n",
+            terminal_safe::one_line(w.off_reason.as_deref().unwrap_or("turned off"))
         )),
         (None, _) => out.push_str("swap: off (set [swap] dir to llama-server's --slot-save-path)\n"),
     }
@@ -361,6 +361,7 @@ mod tests {
                 saves: 1,
                 restores: 0,
                 lost_restores: 0,
+                off_reason: None,
             },
         };
         let text = free_table(&status);

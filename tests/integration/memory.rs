@@ -239,10 +239,10 @@ async fn a_restore_the_server_silently_loses_is_recomputed_and_turns_swap_off() 
     assert!(fake.prefilled() > 7 + 4, "the resume was evaluated again");
     let free = k
         .eventually("free", "swap to turn itself off", |f| {
-            f.contains("swap: off (a restore was lost")
+            f.contains("swap: off (the server reported 0 cached tokens after restoring")
         })
         .await;
-    assert!(free.contains("1 of 1 restores"), "{free}");
+    assert!(free.contains("conversations are recomputed"), "{free}");
 }
 
 #[tokio::test]
@@ -260,4 +260,33 @@ async fn swap_files_of_an_earlier_kernel_are_removed_at_start() {
     );
     let free = k.sh("free").await.stdout;
     assert!(free.contains("0 processes swapped out"), "{free}");
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_saves_turns_swap_off_and_processes_recompute() {
+    let swap = tempfile::tempdir().expect("swap dir");
+    let fake = llama(8192).await; // no --slot-save-path: saves are refused
+    let config = format!(
+        "[swap]\ndir = {:?}\nmin_tokens = 0\n",
+        swap.path().display().to_string()
+    );
+    let k = kernel_with_config(&fake.url, &config, &["--cpus", "1"]).await;
+    let long = background(&k, "query '[tokens=400] [delay=10] long'").await;
+    k.eventually("ps", "the long one to produce tokens", |ps| {
+        ps_row(ps, long).is_some_and(|r| r[6].split('/').next().is_some_and(|t| t != "0"))
+    })
+    .await;
+    assert_eq!(k.sh(&format!("kill -STOP {long}")).await.status, 0);
+    state_is(&k, long, "T").await;
+    let short = background(&k, "query '[tokens=5] short'").await;
+    final_output(&k, short).await;
+    let free = k
+        .eventually("free", "swap to turn off", |f| {
+            f.contains("swap: off (the server refused to save slot 0")
+        })
+        .await;
+    assert!(free.contains("conversations are recomputed"), "{free}");
+    assert_eq!(k.sh(&format!("kill -CONT {long}")).await.status, 0);
+    let out = final_output(&k, long).await;
+    assert_eq!(out.trim_end(), answer(400).trim_end());
 }

@@ -221,6 +221,13 @@ pub async fn carry_out(
     if let Some((owner, name)) = &plan.save {
         match backend.save_slot(slot, name).await {
             Ok(file) => kernel.update(|s| s.swapped_out(*owner, file)),
+            // A server that refuses saves (no `--slot-save-path`, not llama-server) will go on
+            // refusing: swap turns off rather than asking at every switch.
+            Err(e @ crate::llm::BackendError::Http { .. }) => {
+                let reason = format!("the server refused to save slot {slot} ({e}); swap is off");
+                tracing::warn!("{reason}");
+                kernel.update(|s| s.memory.swap.off_reason = Some(reason));
+            }
             Err(e) => tracing::warn!(pid = %owner, "swap: saving slot {slot} failed: {e}"),
         }
     }

@@ -174,6 +174,7 @@ impl KernelState {
                 saves: swap.saves,
                 restores: swap.restores,
                 lost_restores: swap.lost_restores,
+                off_reason: swap.off_reason.clone(),
             },
         }
     }
