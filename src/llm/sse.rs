@@ -150,6 +150,23 @@ mod tests {
     }
 
     #[test]
+    fn llama_servers_timings_say_how_much_of_the_prompt_was_cached() {
+        let got = parse_chunk(
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"timings":{"cache_n":120,"prompt_n":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StreamEvent::Finished {
+                    reason: "stop".into()
+                },
+                StreamEvent::Cached { tokens: 120 }
+            ]
+        );
+    }
+
+    #[test]
     fn a_whole_completion_reads_like_its_stream() {
         let got = parse_chunk(
             r#"{"choices":[{"message":{"role":"assistant","content":"t0 t1 "},"finish_reason":"stop"}]}"#,

@@ -290,3 +290,39 @@ async fn a_server_that_refuses_saves_turns_swap_off_and_processes_recompute() {
     let out = final_output(&k, long).await;
     assert_eq!(out.trim_end(), answer(400).trim_end());
 }
+
+#[tokio::test]
+async fn a_swapped_out_process_that_ends_leaves_no_swap_file() {
+    let swap = tempfile::tempdir().expect("swap dir");
+    let (_fake, k) = swapping(swap.path(), false).await;
+    let long = background(&k, "query '[tokens=400] long'").await;
+    k.eventually("ps", "the long one to produce tokens", |ps| {
+        ps_row(ps, long).is_some_and(|r| r[6].split('/').next().is_some_and(|t| t != "0"))
+    })
+    .await;
+    assert_eq!(k.sh(&format!("kill -STOP {long}")).await.status, 0);
+    state_is(&k, long, "T").await;
+    let short = background(&k, "query '[tokens=5] short'").await;
+    final_output(&k, short).await;
+    k.eventually("ps", "the stopped one to be swapped out", |ps| {
+        ps_row(ps, long).is_some_and(|r| r[5] == "TW")
+    })
+    .await;
+    let file = swap.path().join(format!("llmkernel-{long}.swap"));
+    assert!(file.exists());
+    assert_eq!(k.sh(&format!("kill -KILL {long}")).await.status, 0);
+    k.eventually("free", "the swap to be empty", |f| {
+        f.contains("0 of 1073741824 bytes")
+    })
+    .await;
+    for _ in 0..400 {
+        if !file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !file.exists(),
+        "the swap file is removed when its process ends"
+    );
+}
