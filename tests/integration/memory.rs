@@ -125,6 +125,11 @@ async fn ps_l_shows_ctx_counted_by_the_server_and_free_shows_the_slots() {
         free.stdout
     );
     assert!(free.stdout.contains("swap: off"), "{}", free.stdout);
+    let sched = k.sh("sched").await.stdout;
+    assert!(
+        sched.contains("context per slot: 8192 tokens\nswap: off\n"),
+        "{sched}"
+    );
     let slot: Vec<_> = free
         .stdout
         .lines()

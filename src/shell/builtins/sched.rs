@@ -1,10 +1,12 @@
 //! `sched [POLICY]`: show the scheduling policy (and the others available, the quantum, the slots and
 //! the context switches so far), or switch to another at run time: `priority` (types, nice and aging;
 //! the default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
-//! process), `mlfq` (short interactive queries first, long generators sink).
+//! process), `mlfq` (short interactive queries first, long generators sink). It ends with the memory
+//! in brief: the context per slot and swap (`free` shows each slot).
 
 use super::{Help, usage_error};
-use crate::proto::{Request, Response, SchedRequest};
+use crate::proto::{FreeRequest, Request, Response, SchedRequest};
+use crate::shell::render;
 use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
@@ -29,6 +31,10 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             println!("quantum: {} tokens", s.quantum_tokens);
             println!("cpus: {}", s.cpus);
             println!("context switches: {}", s.context_switches);
+            // The memory in a line each (`free` has the detail); an older kernel without it says nothing.
+            if let Ok(Response::Memory(m)) = sh.call(Request::Free(FreeRequest {})).await {
+                print!("{}", render::memory_summary(&m));
+            }
             0
         }
         Ok(other) => sh.unexpected("sched", &other),
