@@ -1,6 +1,6 @@
 //! How the shell prints the kernel's tables: `ps` rows (cut to the terminal's width, CTX and swap in
-//! `-l`) and, in [`memory`], the `free` table. Pure functions of the data, so tests pin the exact text. Prompts and notes are shown
-//! with their control characters made visible, never interpreted.
+//! `-l`) and, in [`memory`], the `free` table. Pure functions of the data, so tests pin the exact
+//! text. Prompts and notes are shown with their control characters made visible, never interpreted.
 
 use super::terminal_safe;
 

@@ -30,11 +30,11 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             println!("available: {}", s.available.join(" "));
             println!("quantum: {} tokens", s.quantum_tokens);
             println!("cpus: {}", s.cpus);
-            println!("context switches: {}", s.context_switches);
-            // The memory in a line each (`free` has the detail); an older kernel without it says nothing.
+            // The memory in brief (`free` has the detail); an older kernel without it says nothing.
             if let Ok(Response::Memory(m)) = sh.call(Request::Free(FreeRequest {})).await {
                 print!("{}", render::memory_summary(&m));
             }
+            println!("context switches: {}", s.context_switches);
             0
         }
         Ok(other) => sh.unexpected("sched", &other),
