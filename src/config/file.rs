@@ -60,6 +60,9 @@ pub struct ConfigFile {
     /// `[metrics]`: where GET /metrics is served.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// `[swap]`: slot caches saved to disk.
+    #[serde(default)]
+    pub swap: SwapSection,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -83,6 +86,15 @@ pub fn metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
         ));
     }
     Ok(addr)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapSection {
+    /// The directory llama-server was given as `--slot-save-path`.
+    pub dir: Option<PathBuf>,
+    pub max_bytes: Option<u64>,
+    pub min_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +124,8 @@ pub struct BackendSection {
     pub health_url: Option<String>,
     /// How long it may take to become ready.
     pub startup_timeout_secs: Option<f64>,
+    /// Tokens one slot's context holds, for a server that does not say.
+    pub context: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +277,11 @@ impl ConfigFile {
             "must be a positive number of bytes",
         )?;
         check(
+            file.backend.context.is_none_or(|n| n >= 1),
+            "context",
+            "must be at least 1 token",
+        )?;
+        check(
             file.backend.request_attempts.is_none_or(|n| n >= 1),
             "request_attempts",
             "must be at least 1",
@@ -360,6 +379,14 @@ impl ConfigFile {
         if let Some(Ok(addr)) = self.metrics.listen.as_deref().map(metrics_listen) {
             c.metrics_listen = Some(addr);
         }
+        if b.context.is_some() {
+            c.context_tokens = b.context;
+        }
+        if self.swap.dir.is_some() {
+            c.swap.dir = self.swap.dir.clone();
+        }
+        set(&mut c.swap.max_bytes, self.swap.max_bytes);
+        set(&mut c.swap.min_tokens, self.swap.min_tokens);
     }
 }
 

@@ -135,6 +135,32 @@ pub struct KernelConfig {
     pub http: HttpConfig,
     /// Where GET /metrics is served (`[metrics] listen`, loopback only); `None`: not served.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Tokens one slot's context holds, for a backend that does not say (`[backend] context`).
+    pub context_tokens: Option<u32>,
+    /// Slot caches saved to disk instead of recomputed (`[swap]`).
+    pub swap: SwapConfig,
+}
+
+/// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwapConfig {
+    /// The server's `--slot-save-path`; `None` turns swap off.
+    pub dir: Option<PathBuf>,
+    /// The most bytes of swap files kept; the least recently used go first.
+    pub max_bytes: u64,
+    /// Conversations shorter than this are recomputed (cheap) rather than saved.
+    pub min_tokens: u32,
+}
+
+impl Default for SwapConfig {
+    fn default() -> Self {
+        SwapConfig {
+            dir: None,
+            // A 1,500-token conversation of a small model is some MiB; a GiB keeps many of them.
+            max_bytes: 1 << 30,
+            min_tokens: 256,
+        }
+    }
 }
 
 /// The largest `max_prompt_bytes` a config may set: a prompt and its system text travel in one wire
@@ -178,6 +204,8 @@ impl Default for KernelConfig {
             interrupts: InterruptsConfig::default(),
             http: HttpConfig::default(),
             metrics_listen: None,
+            context_tokens: None,
+            swap: SwapConfig::default(),
         }
     }
 }

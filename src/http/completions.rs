@@ -62,7 +62,11 @@ async fn complete(
         ask: plan.ask,
         nice: plan.submit.nice,
     };
-    let created = match submit::create_now(&kernel, peer, new, true) {
+    let admitted = match submit::admit(&kernel, new).await {
+        Ok(admitted) => admitted,
+        Err(failure) => return ApiError::from(failure).into_response(),
+    };
+    let created = match submit::create_now(&kernel, peer, admitted, true) {
         Ok(created) => created,
         Err(failure) => return ApiError::from(failure).into_response(),
     };

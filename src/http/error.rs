@@ -87,11 +87,16 @@ impl From<Failure> for ApiError {
             FailureKind::NoSuchProcess => (StatusCode::NOT_FOUND, "not_found_error"),
             FailureKind::PermissionDenied => (StatusCode::FORBIDDEN, "permission_error"),
             FailureKind::QueueFull => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+            // A prompt that does not fit a slot's context: OpenAI answers 400 for that too.
+            FailureKind::OutOfMemory => (StatusCode::BAD_REQUEST, "invalid_request_error"),
             FailureKind::Unavailable | FailureKind::ShuttingDown => {
                 (StatusCode::SERVICE_UNAVAILABLE, "server_error")
             }
         };
         let mut e = ApiError::new(status, kind, f.message);
+        if f.kind == FailureKind::OutOfMemory {
+            e.code = Some("context_length_exceeded");
+        }
         if f.kind == FailureKind::QueueFull {
             e.code = Some("queue_full");
             // The queue drains at the backend's pace; a second is the shortest sensible wait.

@@ -9,6 +9,7 @@
 //! [`super::circuit`]).
 
 use super::Kernel;
+use super::memory;
 use super::state::{Launch, RunOutcome};
 use crate::llm::{Backend, StreamEvent};
 use crate::proto::Pid;
@@ -21,12 +22,18 @@ pub async fn run_generation(kernel: Arc<Kernel>, launch: Launch) {
         run_id,
         generation,
         cancel,
+        swap,
     } = launch;
     let backend = kernel.backend();
     let outcome = tokio::select! {
         biased;
         _ = cancel.cancelled() => RunOutcome::Cancelled,
-        outcome = run(&kernel, &backend, pid, run_id, &generation) => outcome,
+        outcome = async {
+            if !swap.is_empty() {
+                memory::swap::carry_out(&kernel, &backend, pid, generation.slot, &swap).await;
+            }
+            run(&kernel, &backend, pid, run_id, &generation).await
+        } => outcome,
     };
     tracing::debug!(%pid, run_id, ?outcome, "run ended");
     kernel.update(|s| s.on_run_end(pid, run_id, outcome));
@@ -76,6 +83,7 @@ async fn stream(
                 kernel.update(|s| s.on_usage(pid, run_id, prompt_tokens));
             }
             Ok(StreamEvent::Finished { reason }) => finish_reason = Some(reason),
+            Ok(StreamEvent::Cached { tokens }) => kernel.update(|s| s.on_cached(pid, tokens)),
             Err(e) => return RunOutcome::Failed(e),
         }
     }

@@ -296,6 +296,7 @@ mod tests {
             exit: None,
             note: None,
             eta_ms: None,
+            context: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod events;
 pub mod interrupts;
 pub mod journal;
 pub mod listener;
+pub mod memory;
 pub mod notify;
 pub mod reload;
 pub mod retention;

@@ -10,6 +10,7 @@ mod audit;
 mod control;
 mod durable;
 mod listing;
+mod memory;
 pub mod observe;
 mod output;
 mod preemption;
@@ -47,6 +48,8 @@ pub struct Launch {
     pub run_id: u64,
     pub generation: Generation,
     pub cancel: CancellationToken,
+    /// Slot caches to save and restore before the generation starts (see [`crate::kernel::memory::swap`]).
+    pub swap: crate::kernel::memory::swap::SwapPlan,
 }
 
 /// How a run task ended.
@@ -91,12 +94,17 @@ pub struct KernelState {
     /// Wall-clock milliseconds at start: the kernel clock continues from it monotonically, so queue
     /// entry times mean the same after a restart.
     clock_base_ms: u64,
+    /// Context sizes, slot caches and swap (see [`crate::kernel::memory`]).
+    pub memory: crate::kernel::memory::Memory,
 }
 
 impl KernelState {
     pub fn new(config: KernelConfig, scheduler: Scheduler) -> KernelState {
         let slots = vec![None; config.cpus as usize];
+        let swap = crate::kernel::memory::swap::SwapSpace::new(&config.swap);
+        let memory = crate::kernel::memory::Memory::new(config.cpus, swap);
         KernelState {
+            memory,
             config,
             table: BTreeMap::new(),
             scheduler,
@@ -336,11 +344,13 @@ impl KernelState {
         };
         // The start is made durable by `record_started`, once the run is on its way.
         self.circuit.dispatched(run_id);
+        let swap = self.plan_swap(pid, slot);
         Some(Launch {
             pid,
             run_id,
             generation,
             cancel,
+            swap,
         })
     }
 
@@ -364,7 +374,7 @@ impl KernelState {
         }
         if p.remaining_tokens() == 0 {
             // A server that ignores max_tokens: the kernel holds the allowance itself.
-            let note = allowance_note(p.spec.allowance);
+            let note = p.allowance_note();
             self.finish(pid, ExitStatus::Finished, Some(note));
             return false;
         }
@@ -442,6 +452,7 @@ impl KernelState {
         };
         let notice = p.exit_with(status);
         p.collected = notice.collects();
+        self.memory.forget(pid);
         let collected = p.collected;
         self.checkpoint(pid);
         let (ack, resolve) = Ack::pending();

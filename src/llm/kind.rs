@@ -94,6 +94,8 @@ pub(crate) struct ServerTraits {
     pub kind: BackendKind,
     /// llama-server's slot count (`total_slots` of `/props`): a slot beyond it is not pinned.
     pub slots: Option<u32>,
+    /// Tokens one slot's context holds, when the server says (llama-server's `/props`).
+    pub context: Option<u32>,
 }
 
 /// The extras for one request: `body` is the JSON request, `slot` the kernel slot, `priority` the
@@ -135,6 +137,16 @@ pub(crate) fn llamacpp_props(value: &serde_json::Value) -> Option<Option<u32>> {
     })
 }
 
+/// The context one slot holds, from llama-server's `/props`: `default_generation_settings.n_ctx`
+/// (per slot), else a top-level `n_ctx`.
+pub(crate) fn llamacpp_context(value: &serde_json::Value) -> Option<u32> {
+    value["default_generation_settings"]["n_ctx"]
+        .as_u64()
+        .or_else(|| value["n_ctx"].as_u64())
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0)
+}
+
 /// The server's root URL: the base without a trailing `/v1` (where llama-server serves `/props`).
 pub(crate) fn root_url(base: &str) -> &str {
     let base = base.trim_end_matches('/');
@@ -147,7 +159,11 @@ mod tests {
     use serde_json::json;
 
     fn traits(kind: BackendKind, slots: Option<u32>) -> ServerTraits {
-        ServerTraits { kind, slots }
+        ServerTraits {
+            kind,
+            slots,
+            context: None,
+        }
     }
 
     #[test]
@@ -204,6 +220,10 @@ mod tests {
             Some(None)
         );
         assert_eq!(llamacpp_props(&json!({ "object": "list" })), None);
+        let props = json!({ "default_generation_settings": { "n_ctx": 2048 }, "n_ctx": 8192 });
+        assert_eq!(llamacpp_context(&props), Some(2048));
+        assert_eq!(llamacpp_context(&json!({ "n_ctx": 4096 })), Some(4096));
+        assert_eq!(llamacpp_context(&json!({ "n_ctx": 0 })), None);
         assert_eq!(root_url("http://h:1/v1/"), "http://h:1");
         assert_eq!(root_url("http://h:1/api"), "http://h:1/api");
     }

@@ -5,7 +5,9 @@
 
 use super::bounded::{BodyEnd, read_body};
 use super::error::{BackendError, parse_retry_after};
-use super::kind::{BackendKind, ServerTraits, add_extras, llamacpp_props, root_url};
+use super::kind::{
+    BackendKind, ServerTraits, add_extras, llamacpp_context, llamacpp_props, root_url,
+};
 use super::token_stream::{ByteStream, TokenStream};
 use crate::proto::{ChatMessage, Role};
 use futures::StreamExt;
@@ -63,8 +65,8 @@ pub struct Generation {
 
 /// A client for one OpenAI-compatible server. Cheap to share: reqwest pools connections.
 pub struct Backend {
-    http: reqwest::Client,
-    settings: BackendSettings,
+    pub(super) http: reqwest::Client,
+    pub(super) settings: BackendSettings,
     /// `GET /models`, asked once (for the model name and the server's kind).
     listing: OnceCell<Listing>,
     /// The server's kind and slots, learned once.
@@ -105,7 +107,7 @@ impl Backend {
         format!("{}/{}", self.settings.url.trim_end_matches('/'), path)
     }
 
-    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(super) fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.settings.api_key {
             Some(key) => req.bearer_auth(key),
             None => req,
@@ -115,7 +117,7 @@ impl Backend {
     /// GETs `url` as JSON, answer included, within the first-token timeout. `Ok(None)` for an HTTP
     /// error or a body that is not JSON (or too large to be the answer); `Err` when the server cannot
     /// be reached or does not finish in time. `what` names the answer in that error.
-    async fn get_json(
+    pub(super) async fn get_json(
         &self,
         url: String,
         what: &'static str,
@@ -199,39 +201,44 @@ impl Backend {
             .await
     }
 
-    /// llama-server's `/props`: `Some(slots)` when the server is one.
-    async fn llamacpp_props(&self) -> Option<Option<u32>> {
+    /// llama-server's `/props`: `Some((slots, context per slot))` when the server is one.
+    async fn llamacpp_props(&self) -> Option<(Option<u32>, Option<u32>)> {
         let url = format!("{}/props", root_url(&self.settings.url));
         let props = self.get_json(url, "its properties").await.ok().flatten()?;
-        llamacpp_props(&props)
+        llamacpp_props(&props).map(|slots| (slots, llamacpp_context(&props)))
     }
 
     /// The server's kind and slots: configured, or learned once (see [`super::kind`]).
-    async fn traits(&self) -> Result<&ServerTraits, BackendError> {
+    pub(super) async fn traits(&self) -> Result<&ServerTraits, BackendError> {
         self.traits
             .get_or_try_init(|| async {
-                let fixed = |kind| ServerTraits { kind, slots: None };
+                let fixed = |kind| ServerTraits {
+                    kind,
+                    slots: None,
+                    context: None,
+                };
+                let llamacpp = |(slots, context)| ServerTraits {
+                    kind: BackendKind::LlamaCpp,
+                    slots,
+                    context,
+                };
                 let traits = match self.settings.kind {
                     BackendKind::OpenAi | BackendKind::Vllm => fixed(self.settings.kind),
-                    BackendKind::LlamaCpp => ServerTraits {
-                        kind: BackendKind::LlamaCpp,
-                        slots: self.llamacpp_props().await.flatten(),
-                    },
+                    BackendKind::LlamaCpp => {
+                        llamacpp(self.llamacpp_props().await.unwrap_or((None, None)))
+                    }
                     BackendKind::Auto => {
                         let owner = self.listing().await?.owned_by.clone();
                         match owner.as_deref().and_then(BackendKind::from_owner) {
                             Some(BackendKind::Vllm) => fixed(BackendKind::Vllm),
                             _ => match self.llamacpp_props().await {
-                                Some(slots) => ServerTraits {
-                                    kind: BackendKind::LlamaCpp,
-                                    slots,
-                                },
+                                Some(props) => llamacpp(props),
                                 None => fixed(BackendKind::OpenAi),
                             },
                         }
                     }
                 };
-                tracing::info!(kind = %traits.kind, slots = ?traits.slots, "backend kind");
+                tracing::info!(kind = %traits.kind, slots = ?traits.slots, context = ?traits.context, "backend kind");
                 Ok(traits)
             })
             .await

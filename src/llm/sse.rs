@@ -14,8 +14,11 @@ pub enum StreamEvent {
         prompt_tokens: u32,
         completion_tokens: u32,
     },
-    /// The server says the answer is complete; `length` means it stopped at `max_tokens`.
+    /// The server says the answer is complete; `length` means it stopped at `max_tokens` (or, before
+    /// that, at the end of the slot's context).
     Finished { reason: String },
+    /// Prompt tokens the server found in the slot's cache (llama-server's `timings.cache_n`).
+    Cached { tokens: u32 },
 }
 
 #[derive(Deserialize)]
@@ -26,6 +29,14 @@ struct Chunk {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+    #[serde(default)]
+    timings: Option<Timings>,
+}
+
+#[derive(Deserialize)]
+struct Timings {
+    #[serde(default)]
+    cache_n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +91,9 @@ pub fn parse_chunk(data: &str) -> Result<Vec<StreamEvent>, ChunkError> {
             events.push(StreamEvent::Finished { reason });
         }
     }
+    if let Some(tokens) = chunk.timings.and_then(|t| t.cache_n) {
+        events.push(StreamEvent::Cached { tokens });
+    }
     if let Some(u) = chunk.usage {
         events.push(StreamEvent::Usage {
             prompt_tokens: u.prompt_tokens,
@@ -131,6 +145,23 @@ mod tests {
                     prompt_tokens: 7,
                     completion_tokens: 3
                 }
+            ]
+        );
+    }
+
+    #[test]
+    fn llama_servers_timings_say_how_much_of_the_prompt_was_cached() {
+        let got = parse_chunk(
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"timings":{"cache_n":120,"prompt_n":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StreamEvent::Finished {
+                    reason: "stop".into()
+                },
+                StreamEvent::Cached { tokens: 120 }
             ]
         );
     }

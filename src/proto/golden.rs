@@ -23,6 +23,12 @@ fn info() -> ProcessInfo {
         exit: None,
         note: None,
         eta_ms: Some(1500),
+        context: Some(ContextUse {
+            used: 300,
+            size: Some(2048),
+            estimated: true,
+            swapped: false,
+        }),
     }
 }
 
@@ -111,6 +117,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             "subscribe",
             Request::Subscribe(SubscribeRequest { all_users: true }),
         ),
+        ("free", Request::Free(FreeRequest {})),
     ]
 }
 
@@ -254,6 +261,38 @@ fn replies() -> Vec<(&'static str, Reply)> {
             })),
         ),
         (
+            "memory",
+            Ok(Response::Memory(MemoryStatus {
+                backends: vec![BackendMemory {
+                    url: "u".into(),
+                    context_tokens: Some(2048),
+                    context_source: "server".into(),
+                    tokenizer: "server".into(),
+                    slots: vec![SlotMemory {
+                        slot: 0,
+                        running: Some(Pid(7)),
+                        cached: Some(Pid(7)),
+                        used: Some(300),
+                    }],
+                }],
+                swap: SwapUse {
+                    enabled: true,
+                    dir: Some("/s".into()),
+                    used_bytes: 1000,
+                    max_bytes: 4000,
+                    processes: 1,
+                    saves: 2,
+                    restores: 1,
+                    lost_restores: 0,
+                    off_reason: None,
+                },
+            })),
+        ),
+        (
+            "out-of-memory",
+            Err(Failure::new(FailureKind::OutOfMemory, "m")),
+        ),
+        (
             "failed",
             Ok(Response::Exited(Exited {
                 pid: Pid(1),
@@ -345,6 +384,7 @@ const GOLDEN_REQUESTS: &[(&str, &str)] = &[
     ("submit-ask", "0c026869000300000101016d0107"),
     ("origins", "0d0107"),
     ("subscribe", "0e01"),
+    ("free", "0f"),
 ];
 const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("origins", "00100107056c6c6d7368"),
@@ -352,7 +392,7 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ("submitted", "000107"),
     (
         "processes",
-        "00020107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
+        "00020107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb00080100020170",
     ),
     ("signalled", "00030702"),
     ("reniced", "0004070005"),
@@ -368,11 +408,16 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ),
     ("waiting", "000e07016e01"),
     ("failure", "0101026e6f"),
+    (
+        "memory",
+        "001201017501fb0008067365727665720673657276657201000107010701fb2c010101022f73fbe803fba00f0102010000",
+    ),
+    ("out-of-memory", "0108016d"),
     ("failed", "000501010172"),
     ("output-part", "000c0703743020"),
     (
         "processes-part",
-        "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05020170",
+        "000d0107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb00080100020170",
     ),
     (
         "sched-info",
@@ -380,15 +425,15 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ),
     (
         "event-snapshot",
-        "0011000107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc050102017001fbf4010203",
+        "0011000107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb000801000102017001fbf4010203",
     ),
     (
         "event-created",
-        "00110107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05",
+        "00110107fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb00080100",
     ),
     (
         "event-changed",
-        "00110207fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc05",
+        "00110207fbe80303a0ff0103fba00f09fbdc05fbd0070102686901010000000001fbdc0501fb2c0101fb00080100",
     ),
     ("event-reaped", "00110307"),
     ("event-switch", "0011040701"),

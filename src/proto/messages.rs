@@ -36,6 +36,7 @@ pub enum Request {
     /// Where processes came from (`ps -l`), answered by `Origins`.
     Origins(OriginsRequest),
     Subscribe(SubscribeRequest),
+    Free(FreeRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -164,6 +165,11 @@ pub struct SubscribeRequest {
     pub all_users: bool,
 }
 
+/// Show the memory: each backend's slots and context size, what each slot caches, and swap use
+/// (`free`). Answered by `Memory`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreeRequest {}
+
 /// What the kernel sends: an answer, or an error that travels as a normal reply.
 pub type Reply = Result<Response, Failure>;
 
@@ -194,6 +200,8 @@ pub enum Response {
     Origins(OriginList),
     /// One event of a subscription (see [`SubscribeRequest`]).
     Event(super::events::Event),
+    /// The answer to `Free` (version 2).
+    Memory(MemoryStatus),
 }
 
 /// Processes and where they came from.
@@ -261,6 +269,71 @@ pub struct ProcessInfo {
     pub note: Option<String>,
     /// For a waiting process: milliseconds until it likely gets a slot, from recent token rates.
     pub eta_ms: Option<u64>,
+    /// Its memory: tokens of its conversation in a slot's context, and whether it is swapped out
+    /// (version 2).
+    pub context: Option<ContextUse>,
+}
+
+/// A process's memory, as `ps -l` shows it in CTX.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextUse {
+    /// Tokens of its conversation (prompt and answer so far).
+    pub used: u32,
+    /// Tokens one slot's context holds, when known.
+    pub size: Option<u32>,
+    /// `used` is an estimate (the backend has no tokenizer the kernel can ask).
+    pub estimated: bool,
+    /// Its slot's KV cache is saved to swap while it holds no slot.
+    pub swapped: bool,
+}
+
+/// The memory of the machine (`free`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStatus {
+    pub backends: Vec<BackendMemory>,
+    pub swap: SwapUse,
+}
+
+/// One backend's slots and their contexts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendMemory {
+    pub url: String,
+    /// Tokens one slot's context holds, when known.
+    pub context_tokens: Option<u32>,
+    /// Where that number comes from: `server` (the backend says), `config`, or `unknown`.
+    pub context_source: String,
+    /// How tokens are counted: `server` (the backend's tokenizer) or `estimate`.
+    pub tokenizer: String,
+    pub slots: Vec<SlotMemory>,
+}
+
+/// One slot: who runs on it, and whose conversation its cache holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotMemory {
+    pub slot: u32,
+    pub running: Option<Pid>,
+    /// The process whose conversation the slot's cache holds (the last to run there).
+    pub cached: Option<Pid>,
+    /// Tokens of that conversation.
+    pub used: Option<u32>,
+}
+
+/// Swap: slot caches saved to disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapUse {
+    /// Swap is on (`[swap] dir` set, on llama-server).
+    pub enabled: bool,
+    pub dir: Option<String>,
+    pub used_bytes: u64,
+    pub max_bytes: u64,
+    /// Processes swapped out now.
+    pub processes: u32,
+    /// Saves and restores so far, and restores the server lost (recomputed instead).
+    pub saves: u64,
+    pub restores: u64,
+    pub lost_restores: u64,
+    /// Why swap turned itself off (a restore the server lost, a server that refuses saves).
+    pub off_reason: Option<String>,
 }
 
 /// A signal was delivered; the process's state afterwards.
@@ -410,4 +483,6 @@ pub enum FailureKind {
     BadFrame,
     /// The kernel is shutting down.
     ShuttingDown,
+    /// The prompt does not fit a slot's context (like ENOMEM).
+    OutOfMemory,
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
     version,
     about = "A job-control shell for llmkernel's LLM processes",
     long_about = "llmsh runs LLM prompts as processes of llmkernel and controls them like jobs: query, ps, \
-                  kill, nice, renice, jobs, fg, bg, wait, cat, interrupt, sched. Interactive on a terminal; \
+                  kill, nice, renice, jobs, fg, bg, wait, cat, interrupt, sched, free. Interactive on a terminal; \
                   otherwise it runs the commands of -c, SCRIPT or standard input, like sh.",
     after_help = "Exit status: that of the last command (0 done, 1 failed, 2 usage error, 128+N killed by signal N, \
                   127 unknown command)."

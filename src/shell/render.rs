@@ -1,9 +1,12 @@
-//! How the shell prints the kernel's tables: `ps` rows (cut to the terminal's width) and the `sched`
-//! summary. Pure functions of the data, so tests pin the exact text. Prompts and notes are shown
-//! with their control characters made visible, never interpreted.
+//! How the shell prints the kernel's tables: `ps` rows (cut to the terminal's width, CTX and swap in
+//! `-l`) and, in [`memory`], the `free` table. Pure functions of the data, so tests pin the exact
+//! text. Prompts and notes are shown with their control characters made visible, never interpreted.
 
 use super::terminal_safe;
+
+mod memory;
 use crate::proto::{ProcessInfo, ProcessList};
+pub use memory::{free_table, memory_summary};
 use std::collections::HashMap;
 
 /// Line width on a terminal that does not report its size.
@@ -73,7 +76,8 @@ fn queue_columns(p: &ProcessInfo) -> (String, String) {
     (qpos, eta)
 }
 
-/// The STAT column: the state letter, `<` for raised priority, `N` for lowered.
+/// The STAT column: the state letter, `<` for raised priority, `N` for lowered, `W` for swapped out
+/// (its slot cache saved to disk, as old Linux ps marked a paged-out process).
 pub fn stat(p: &ProcessInfo) -> String {
     let mut s = p.state.letter().to_string();
     if p.nice < 0 {
@@ -81,7 +85,23 @@ pub fn stat(p: &ProcessInfo) -> String {
     } else if p.nice > 0 {
         s.push('N');
     }
+    if p.context.as_ref().is_some_and(|c| c.swapped) {
+        s.push('W');
+    }
     s
+}
+
+/// The CTX column: tokens of the conversation over a slot's context (`~` when estimated, `?` when
+/// the slot size is unknown).
+pub fn ctx(p: &ProcessInfo) -> String {
+    match &p.context {
+        None => "-".to_string(),
+        Some(c) => {
+            let about = if c.estimated { "~" } else { "" };
+            let size = c.size.map_or("?".to_string(), |n| n.to_string());
+            format!("{about}{}/{size}", c.used)
+        }
+    }
 }
 
 /// `text` as one table cell of at most `width` characters: newlines and tabs become spaces, other
@@ -113,7 +133,7 @@ pub fn ps_table_from(
     let mut out = String::new();
     let header = if long {
         format!(
-            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6} ",
+            "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>11} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6} ",
             "PID",
             "USER",
             "TYPE",
@@ -122,6 +142,7 @@ pub fn ps_table_from(
             "STAT",
             "TOKENS",
             "PTOK",
+            "CTX",
             "TIME",
             "CSW",
             "SLOT",
@@ -154,7 +175,7 @@ pub fn ps_table_from(
             };
             let slot = p.slot.map_or("-".to_string(), |s| s.to_string());
             format!(
-                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6.1} ",
+                "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>11} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6.1} ",
                 p.pid.0,
                 user,
                 p.process_type.name(),
@@ -163,6 +184,7 @@ pub fn ps_table_from(
                 stat(p),
                 tokens,
                 p.prompt_tokens,
+                ctx(p),
                 format_time(p.cpu_ms),
                 p.context_switches,
                 slot,
@@ -224,6 +246,7 @@ mod tests {
             exit: None,
             note: None,
             eta_ms,
+            context: None,
         }
     }
 
@@ -251,7 +274,29 @@ mod tests {
         assert_eq!(unknown[9], "?", "no estimate before any run");
         let long = ps_table(&list, true, 200);
         let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(&row[9..15], ["2", "-", "2", "5s", "32.0", "hi"]);
+        assert_eq!(&row[8..15], ["-", "0:02", "2", "-", "2", "5s", "32.0"]);
+    }
+
+    #[test]
+    fn ctx_shows_used_over_the_slot_and_marks_estimates_and_swapped_processes() {
+        let mut row = waiting(Some(1), None);
+        row.context = Some(crate::proto::ContextUse {
+            used: 300,
+            size: Some(2048),
+            estimated: true,
+            swapped: true,
+        });
+        assert_eq!((ctx(&row), stat(&row)), ("~300/2048".into(), "QW".into()));
+        let list = ProcessList {
+            processes: vec![row],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        let long = ps_table(&list, true, 300);
+        let header: Vec<_> = long.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header[8], "CTX");
+        let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[8], "~300/2048");
     }
 
     #[test]

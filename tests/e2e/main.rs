@@ -7,5 +7,6 @@
 mod support;
 
 mod managed;
+mod memory;
 mod query;
 mod scheduling;

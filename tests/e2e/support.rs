@@ -89,10 +89,16 @@ impl Llama {
 
     /// Starts a llama-server of our own and waits until it is ready.
     pub async fn server(&self, slots: u32) -> LlamaServer {
+        self.server_with(slots, &[]).await
+    }
+
+    /// As [`Llama::server`], with `extra` arguments (e.g. `--slot-save-path DIR`).
+    pub async fn server_with(&self, slots: u32, extra: &[&str]) -> LlamaServer {
         let port = free_port();
         let command = self.command(port, slots);
         let child = Command::new(&command[0])
             .args(&command[1..])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

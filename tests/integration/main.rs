@@ -17,6 +17,7 @@ mod interactive;
 mod jobs;
 mod listeners;
 mod managed;
+mod memory;
 mod metrics;
 mod packaging;
 mod peer_rules;

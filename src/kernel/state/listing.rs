@@ -72,7 +72,11 @@ impl KernelState {
         let readable = uid == 0 || p.spec.uid == uid;
         let mut info = p.info(priority, position, readable);
         info.eta_ms = position.and_then(|q| self.rates.eta_ms(q, self.config.cpus));
-        info.note = p.note_at(now).map(|n| preview(&n, NOTE_PREVIEW_CHARS));
+        info.context = Some(self.context_use(p));
+        info.note = p
+            .note_at(now)
+            .or_else(|| Self::admission_note(p))
+            .map(|n| preview(&n, NOTE_PREVIEW_CHARS));
         info.prompt = info.prompt.map(|t| preview(&t, PROMPT_PREVIEW_CHARS));
         if let Some(ExitStatus::Failed { reason }) = &mut info.exit {
             *reason = preview(reason, NOTE_PREVIEW_CHARS);

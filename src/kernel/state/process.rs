@@ -165,6 +165,8 @@ pub struct Process {
     pub(super) exit_ack: Option<Ack>,
     /// Clients blocked in `wait`.
     pub(super) waiters: Vec<oneshot::Sender<ExitStatus>>,
+    /// Its conversation's size as admitted (see [`crate::kernel::memory`]).
+    pub(super) memory: crate::kernel::memory::ProcessMemory,
 }
 
 impl Process {
@@ -195,6 +197,7 @@ impl Process {
             exited_unix_ms: None,
             waiters: Vec::new(),
             exit_ack: None,
+            memory: Default::default(),
         }
     }
 
@@ -355,6 +358,7 @@ impl Process {
             exit: self.exit.clone(),
             note: self.note.clone(),
             eta_ms: None,
+            context: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! or waiting again (preempted, or waiting out a transient failure with its output kept). The policy
 //! for failures is in [`crate::kernel::circuit`].
 
-use super::{KernelState, RunOutcome, allowance_note};
+use super::{KernelState, RunOutcome};
 use crate::kernel::journal::record::Record;
 use crate::kernel::process::{Retry, seconds};
 use crate::llm::BackendError;
@@ -51,15 +51,18 @@ impl KernelState {
             _ => return,
         }
         if p.remaining_tokens() == 0 {
-            let note = allowance_note(p.spec.allowance);
+            let note = p.allowance_note();
             return self.finish(pid, ExitStatus::Finished, Some(note));
         }
         match outcome {
-            RunOutcome::Completed { finish_reason } => {
-                let note = (finish_reason.as_deref() == Some("length"))
-                    .then(|| allowance_note(p.spec.allowance));
+            // `length` before the allowance: the server met the end of the slot's context.
+            RunOutcome::Completed { finish_reason }
+                if finish_reason.as_deref() == Some("length") =>
+            {
+                let note = self.context_full(pid);
                 self.finish(pid, ExitStatus::Finished, note);
             }
+            RunOutcome::Completed { .. } => self.finish(pid, ExitStatus::Finished, None),
             RunOutcome::Failed(e) if e.is_transient() => {
                 self.retry_later(pid, &e, retry_at.unwrap_or(now), now);
             }

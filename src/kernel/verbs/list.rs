@@ -89,6 +89,7 @@ mod tests {
             exit: None,
             note: None,
             eta_ms: None,
+            context: None,
         }
     }
 

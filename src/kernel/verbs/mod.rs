@@ -4,6 +4,7 @@
 //! one place; a verb that streams (`Submit` with its output, `List` in pages, `Output`, `Wait`
 //! watching for its client to leave) writes its own frames.
 
+mod free;
 mod interrupt;
 mod interrupts;
 mod list;
@@ -48,6 +49,7 @@ pub async fn handle(
         Request::Stat(r) => stat::handle(kernel, peer, r),
         Request::SchedInfo(r) => sched::handle_info(kernel, peer, r),
         Request::Origins(r) => origins::handle(kernel, peer, r),
+        Request::Free(r) => free::handle(kernel, r),
     };
     reply(conn, unary).await
 }

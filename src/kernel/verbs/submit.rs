@@ -3,11 +3,13 @@
 //! durable, and with `attach` streams its output. The process may start on a slot while its creation
 //! is being synced: the backend request and the sync overlap, and no token reaches the client before
 //! the pid does. SYSTEM processes, like nice below 0, are for root and the kernel's user; stopped
-//! processes hold their place toward `max_queue`. The HTTP front door creates its processes through
-//! [`create`] too, so both doors obey the same rules.
+//! processes hold their place toward `max_queue`. A prompt must fit a slot's context, and an
+//! allowance past it is cut (see [`crate::kernel::memory::admission`]). The HTTP front door creates
+//! its processes through [`admit`] and [`create_now`] too, so both doors obey the same rules.
 
 use super::{Conn, Kernel, Peer, bad_request, check_nice, check_type, output, reply};
 use crate::kernel::journal::writer::Ack;
+use crate::kernel::memory::{self, admission::Admitted};
 use crate::kernel::process::{Ask, Spec};
 use crate::kernel::state::{Follower, KernelState};
 use crate::proto::{
@@ -20,6 +22,19 @@ pub struct NewProcess {
     pub spec: Spec,
     pub ask: Ask,
     pub nice: i8,
+}
+
+/// A process that fits a slot's context (its allowance cut to fit if need be), ready to create.
+pub struct AdmittedProcess {
+    new: NewProcess,
+    admitted: Admitted,
+}
+
+/// Checks that `new` fits a slot's context: refuses a prompt that does not, cuts an allowance that
+/// would run past it.
+pub async fn admit(kernel: &Arc<Kernel>, mut new: NewProcess) -> Result<AdmittedProcess, Failure> {
+    let admitted = memory::admission::admit(kernel, &mut new.spec).await?;
+    Ok(AdmittedProcess { new, admitted })
 }
 
 pub async fn handle(
@@ -95,7 +110,8 @@ pub async fn create(
     new: NewProcess,
     attach: bool,
 ) -> Result<(Pid, Option<Result<Follower, Failure>>), Failure> {
-    let created = create_now(kernel, peer, new, attach)?;
+    let admitted = admit(kernel, new).await?;
+    let created = create_now(kernel, peer, admitted, attach)?;
     settle(kernel, created.pid, created.ack).await?;
     Ok((created.pid, created.follower))
 }
@@ -113,13 +129,15 @@ pub struct Created {
 pub fn create_now(
     kernel: &Arc<Kernel>,
     peer: Peer,
-    new: NewProcess,
+    process: AdmittedProcess,
     attach: bool,
 ) -> Result<Created, Failure> {
+    let AdmittedProcess { new, admitted } = process;
     kernel.update(|s| {
         // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
         check_room(s)?;
         let (pid, ack) = s.create_asked(new.spec, new.ask, new.nice);
+        s.admitted(pid, &admitted);
         let follower = attach.then(|| s.follow(pid, peer.uid));
         Ok(Created { pid, ack, follower })
     })

@@ -6,6 +6,7 @@ pub mod cat;
 pub mod clear;
 pub mod exit;
 pub mod fg;
+pub mod free;
 pub mod help;
 pub mod interrupt;
 pub mod interrupts;
@@ -44,6 +45,7 @@ pub const ALL: &[&Help] = &[
     &interrupt::HELP,
     &interrupts::HELP,
     &sched::HELP,
+    &free::HELP,
     &clear::HELP,
     &top::HELP,
     &help::HELP,
@@ -72,6 +74,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "interrupt" => interrupt::run(sh, args).await,
         "interrupts" => interrupts::run(sh, args).await,
         "sched" => sched::run(sh, args).await,
+        "free" => free::run(sh, args).await,
         "clear" => clear::run(sh, args),
         "top" => top::run(sh, args).await,
         "help" => help::run(sh, args),

@@ -2,10 +2,14 @@
 //! the context switches so far, what switching processes out has cost, and the slots kept for
 //! interactive work), or switch to another at run time: `priority` (types, nice and aging; the
 //! default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
-//! process), `mlfq` (short interactive queries first, long generators sink).
+//! process), `mlfq` (short interactive queries first, long generators sink). It ends with the memory
+//! in brief: the context per slot and swap (`free` shows each slot).
 
 use super::{Help, usage_error};
-use crate::proto::{FailureKind, Request, Response, SchedInfo, SchedRequest, SchedStatus};
+use crate::proto::{
+    FailureKind, FreeRequest, Request, Response, SchedInfo, SchedRequest, SchedStatus,
+};
+use crate::shell::render;
 use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
@@ -25,6 +29,10 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         Ok(Response::SchedInfo(info)) => {
             print!("{}", render_status(&info.status));
             print!("{}", render_switching(&info));
+            // The memory in brief (`free` has the detail); an older kernel without it says nothing.
+            if let Ok(Response::Memory(m)) = sh.call(Request::Free(FreeRequest {})).await {
+                print!("{}", render::memory_summary(&m));
+            }
             0
         }
         // A kernel older than `SchedInfo` cannot read it (and so switched nothing): ask it the way

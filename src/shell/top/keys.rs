@@ -186,6 +186,7 @@ mod tests {
             exit: None,
             note: None,
             eta_ms: None,
+            context: None,
         }));
         m
     }

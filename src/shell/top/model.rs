@@ -180,6 +180,7 @@ mod tests {
             exit: None,
             note: None,
             eta_ms: None,
+            context: None,
         }
     }
 

@@ -243,11 +243,11 @@ async fn ps_shows_queue_place_and_eta_and_ps_l_switches_slot_and_rate() {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    assert_eq!(&header[9..14], ["CSW", "SLOT", "QPOS", "ETA", "TOK/S"]);
+    assert_eq!(&header[10..15], ["CSW", "SLOT", "QPOS", "ETA", "TOK/S"]);
     let running = ps_row(&long, blocker).expect("blocker row");
-    assert_eq!(running[10], "0", "slot");
+    assert_eq!(running[11], "0", "slot");
     assert!(
-        running[13].parse::<f64>().unwrap_or(0.0) > 0.0,
+        running[14].parse::<f64>().unwrap_or(0.0) > 0.0,
         "tokens/s: {running:?}"
     );
     k.sh(&format!("kill -KILL {blocker} {waiting}")).await;

@@ -10,7 +10,10 @@
 //! cache per `id_slot` when `cache_prompt` is set) or vLLM ([`ServerKind::Vllm`]: `owned_by: vllm`,
 //! optionally rejecting `priority` as a vLLM without priority scheduling does). Usage reports the
 //! prompt tokens processed (words of the conversation, less what a slot had cached), and `prefill`
-//! makes each such token cost time, so the price of a context switch shows.
+//! makes each such token cost time, so the price of a context switch shows. As llama-server it also
+//! has a context per slot (`context` words: an answer stops there with `length`), counts tokens
+//! (`/apply-template`, `/tokenize`: words), and saves and restores slot caches
+//! (`/slots/N?action=save|restore`, into `slot_save_dir`; `lossy_restore` loses them silently).
 
 use axum::Router;
 use axum::extract::State;
@@ -26,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 // An explicit path: the benches include this file by path too, where `mod` alone would look elsewhere.
 #[path = "fake_llm/completions.rs"]
 mod completions;
+#[path = "fake_llm/memory.rs"]
+mod memory;
 
 /// What a prompt with the `[escapes=1]` directive gets in every token and in an injected error's
 /// text: a screen clear, an OSC 52 clipboard write ending in BEL, and a C1 CSI (U+009B).
@@ -89,6 +94,13 @@ pub struct FakeConfig {
     /// How many `GET /v1/models` answers trickle (one byte every 100 ms without end) before the
     /// listing is answered at once.
     pub slow_models: usize,
+    /// Tokens (words) one slot's context holds: an answer stops there with `length`, and a longer
+    /// prompt is refused as llama-server refuses it.
+    pub context: usize,
+    /// llama-server's `--slot-save-path`: slot saves write files here; `None` refuses them.
+    pub slot_save_dir: Option<std::path::PathBuf>,
+    /// A restore reports success but leaves the slot's cache empty (as on sliding-window models).
+    pub lossy_restore: bool,
 }
 
 impl Default for FakeConfig {
@@ -103,6 +115,9 @@ impl Default for FakeConfig {
             echo_prefix: false,
             model: "fake-model".into(),
             slow_models: 0,
+            context: 8192,
+            slot_save_dir: None,
+            lossy_restore: false,
         }
     }
 }
@@ -174,6 +189,10 @@ struct Counters {
     models_requests: usize,
     /// Requests the fault has hit.
     faulted: usize,
+    /// Slot caches saved, by file name.
+    saved: std::collections::HashMap<String, Vec<String>>,
+    /// Slot actions done, in order: `save FILE` or `restore FILE`.
+    slot_actions: Vec<String>,
     disconnects: usize,
     completed: usize,
     active: usize,
@@ -282,6 +301,11 @@ impl FakeLlm {
         self.inner.counters.lock().unwrap().models_requests
     }
 
+    /// Slot saves and restores done, in order (`save FILE`, `restore FILE`).
+    pub fn slot_actions(&self) -> Vec<String> {
+        self.inner.counters.lock().unwrap().slot_actions.clone()
+    }
+
     pub fn props_requests(&self) -> usize {
         self.inner.counters.lock().unwrap().props_requests
     }
@@ -321,6 +345,9 @@ fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) -> Serving {
     let app = Router::new()
         .route("/v1/models", get(models))
         .route("/props", get(props))
+        .route("/apply-template", post(memory::apply_template))
+        .route("/tokenize", post(memory::tokenize))
+        .route("/slots/{slot}", post(memory::slot_action))
         .route("/v1/chat/completions", post(completions::completions))
         .with_state(inner);
     let stop = CancellationToken::new();
@@ -354,11 +381,14 @@ async fn models(State(inner): State<Arc<Inner>>) -> Response {
 }
 
 async fn props(State(inner): State<Arc<Inner>>) -> Response {
-    let kind = inner.config.lock().unwrap().kind.clone();
+    let (kind, context) = {
+        let config = inner.config.lock().unwrap();
+        (config.kind.clone(), config.context)
+    };
     inner.counters.lock().unwrap().props_requests += 1;
     match kind {
         ServerKind::LlamaCpp { slots } => axum::Json(
-            json!({ "total_slots": slots, "default_generation_settings": { "n_ctx": 8192 } }),
+            json!({ "total_slots": slots, "default_generation_settings": { "n_ctx": context } }),
         )
         .into_response(),
         _ => (StatusCode::NOT_FOUND, "not found").into_response(),

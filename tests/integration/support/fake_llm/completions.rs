@@ -34,6 +34,8 @@ struct Answer {
     fault: Option<Fault>,
     /// Bytes of `x` after each token's name (`[pad=N]`), for answers of megabytes in few tokens.
     pad: usize,
+    /// The conversation does not fit the slot's context: refused.
+    too_long: bool,
 }
 
 pub(super) async fn completions(State(inner): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
@@ -104,8 +106,11 @@ fn plan(inner: &Inner, body: Value) -> Answer {
     } else {
         total.min(start.saturating_add(max))
     };
+    // The slot's context ends the answer, whatever max_tokens says (llama-server says `length`).
+    let end = end.min(start + config.context.saturating_sub(words.len()));
     Answer {
         index,
+        too_long: words.len() >= config.context,
         words,
         prompt_tokens,
         prefill: config.prefill * prompt_tokens as u32,
@@ -129,6 +134,10 @@ async fn refusal(inner: &Inner, answer: &Answer, crash: &CancellationToken) -> O
     };
     if kind == rejects_priority && answer.recorded.priority().is_some() {
         let message = "Got priority 1 but Priority scheduling is not enabled.";
+        return Some((StatusCode::BAD_REQUEST, message).into_response());
+    }
+    if answer.too_long {
+        let message = "the request exceeds the available context size, try increasing it";
         return Some((StatusCode::BAD_REQUEST, message).into_response());
     }
     if let Some(code) = directive(&answer.recorded.user_prompt(), "status") {
@@ -219,9 +228,11 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
     } else {
         "stop"
     };
+    let cached = answer.words.len() - prompt;
     let last = json!({
         "choices": [{ "index": 0, "delta": {}, "finish_reason": finish_reason }],
         "usage": { "prompt_tokens": prompt, "completion_tokens": sent, "total_tokens": prompt + sent },
+        "timings": { "cache_n": cached, "prompt_n": prompt, "predicted_n": sent },
     });
     let done = bytes::Bytes::from("data: [DONE]\n\n");
     if tx.send(Ok(sse(last))).await.is_ok() && tx.send(Ok(done)).await.is_ok() {
@@ -335,7 +346,7 @@ fn broken_response() -> Response {
 }
 
 /// The conversation as words, ending where the answer goes on (`assistant:` and its text so far).
-fn prompt_words(messages: &[(String, String)]) -> Vec<String> {
+pub(super) fn prompt_words(messages: &[(String, String)]) -> Vec<String> {
     let mut words = Vec::new();
     for (role, content) in messages {
         words.push(format!("{role}:"));
