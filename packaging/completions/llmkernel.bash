@@ -23,7 +23,7 @@ _llmkernel() {
 
     case "${cmd}" in
         llmkernel)
-            opts="-h -V --config --socket --backend --model --cpus --quantum --policy --state-dir --daemon --pidfile --log-level --check-config --help --version"
+            opts="-h -V --config --socket --backend --model --cpus --quantum --policy --state-dir --daemon --pidfile --log-file --log-level --check-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,10 @@ _llmkernel() {
                     return 0
                     ;;
                 --pidfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

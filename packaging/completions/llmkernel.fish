@@ -10,6 +10,7 @@ fair\t'A weighted fair share of tokens across users and processes'
 mlfq\t'A multi-level feedback queue: short work stays high, long work sinks, periodic boost'"
 complete -c llmkernel -l state-dir -d 'Directory for the durable process table [default: ~/.local/state/llmkernel]' -r -F
 complete -c llmkernel -l pidfile -d 'With --daemon: write (and lock) the daemon\'s pid here' -r -F
+complete -c llmkernel -l log-file -d 'Append the log to this file [default: the journal under systemd, else stderr; with --daemon, llmkernel.log in the state directory]' -r -F
 complete -c llmkernel -l log-level -d 'Log filter (error, warn, info, debug, trace) [default: info, or RUST_LOG]' -r
 complete -c llmkernel -l check-config -d 'Check a config file (default: the one the kernel would read) and exit: 0 valid, 1 not' -r -F
 complete -c llmkernel -l daemon -d 'Fork into the background once the socket accepts connections'

@@ -48,6 +48,10 @@ pub struct KernelArgs {
     /// With --daemon: write (and lock) the daemon's pid here
     #[arg(long, value_name = "FILE", requires = "daemon")]
     pub pidfile: Option<PathBuf>,
+    /// Append the log to this file [default: the journal under systemd, else stderr; with --daemon,
+    /// llmkernel.log in the state directory]
+    #[arg(long, env = "LLMKERNEL_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace) [default: info, or RUST_LOG]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -106,6 +110,7 @@ impl KernelArgs {
             &mut self.socket,
             &mut self.state_dir,
             &mut self.pidfile,
+            &mut self.log_file,
         ]
         .into_iter()
         .flatten()

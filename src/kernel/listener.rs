@@ -48,29 +48,22 @@ impl Drop for SocketGuard {
     }
 }
 
-/// The socket systemd passed us, if this process was socket-activated.
+/// The socket systemd passed us, if this process was socket-activated (`LISTEN_PID` is ours and
+/// `LISTEN_FDS` at least 1). The `sd-notify` crate reads the variables, marks the descriptors
+/// close-on-exec and removes the variables, which are for this process only: no child inherits them.
 pub fn from_systemd() -> Option<UnixListener> {
     use std::os::fd::FromRawFd;
-    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
-    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
-    if pid != std::process::id() || fds < 1 {
-        return None;
-    }
-    // The variables are for us only; children must not inherit them.
-    // SAFETY: called at start-up before any other thread exists.
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
+    // SAFETY: called at start-up before any other thread exists (removing variables is then sound).
+    let mut fds = unsafe {
+        let fds = sd_notify::listen_fds_and_unset_env();
         std::env::remove_var("LISTEN_FDNAMES");
+        fds
     }
-    // SAFETY: systemd's protocol hands over fd 3 (SD_LISTEN_FDS_START) open and listening; we take
-    // sole ownership of it here, once.
-    let listener = unsafe { UnixListener::from_raw_fd(3) };
-    let _ = nix::fcntl::fcntl(
-        &listener,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
-    Some(listener)
+    .ok()?;
+    let fd = fds.next()?;
+    // SAFETY: systemd's protocol hands over this descriptor (SD_LISTEN_FDS_START) open and
+    // listening; we take sole ownership of it here, once.
+    Some(unsafe { UnixListener::from_raw_fd(fd) })
 }
 
 /// Binds `path` privately. Fails if a kernel already answers there, or if the path holds anything

@@ -16,6 +16,7 @@ mod http;
 mod interactive;
 mod jobs;
 mod listeners;
+mod logging;
 mod managed;
 mod memory;
 mod metrics;

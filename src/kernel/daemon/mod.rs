@@ -15,6 +15,7 @@
 //! kernel cannot start or a second termination signal cut the shutdown short; 2 for bad arguments.
 
 mod fork;
+mod logging;
 mod signals;
 mod systemd;
 mod timer;
@@ -50,6 +51,8 @@ pub enum DaemonError {
         what: &'static str,
         source: io::Error,
     },
+    #[error("cannot open the log file {path}: {source}")]
+    LogFile { path: PathBuf, source: io::Error },
     #[error("cannot become a daemon: {0}")]
     Daemonize(String),
     /// What the forked daemon reported to its parent.
@@ -77,7 +80,7 @@ pub fn main(mut args: KernelArgs) -> Result<(), DaemonError> {
     }
     let (config, file) = args.resolve()?;
     let log_level = args.log_level.clone().or(file.log_level.clone());
-    init_logging(log_level.as_deref());
+    start_logging(&args, &config, log_level.as_deref())?;
     let mut readiness = None;
     let mut _pidfile = None;
     if args.daemon {
@@ -148,6 +151,11 @@ impl Serving {
         let listener = tokio::net::UnixListener::from_std(listener)
             .map_err(|e| DaemonError::io("use the socket", e))?;
         let timer_period = config.interrupts.timer_period;
+        let socket = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "the socket systemd passed".into());
         let started = super::start(config, listener, shutdown.clone()).await?;
         let kernel = started.kernel().clone();
         let _routing = router
@@ -164,13 +172,13 @@ impl Serving {
         let reloader = self.reloader(timer_period);
         let reloader = tokio::spawn(reload_on_sighup(reloader, kernel.clone(), reload));
         let status_line = kernel.status_line();
-        notify::notify(&format!("READY=1\nSTATUS={status_line}"));
+        notify::ready(&status_line);
         let status = systemd::spawn_status(kernel.clone(), status_line);
         let watchdog = systemd::spawn_watchdog(kernel.clone());
         if let Some(r) = &self.readiness {
             r.ready();
         }
-        tracing::info!("serving");
+        tracing::info!("{}", serving_line(&kernel, &socket));
         let grace = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -199,6 +207,27 @@ impl Serving {
     }
 }
 
+/// The start-up line: where the kernel listens and what it serves with, e.g. `serving on
+/// /run/user/1000/llmkernel.sock: backend http://127.0.0.1:5001/v1, model m, 2 slots, ...`.
+fn serving_line(kernel: &Kernel, socket: &str) -> String {
+    kernel.read(|s| {
+        let model = match &s.config.model {
+            Some(m) => m.clone(),
+            None => "the first the backend lists".into(),
+        };
+        let slots = match s.config.cpus {
+            1 => "1 slot".to_string(),
+            n => format!("{n} slots"),
+        };
+        format!(
+            "serving on {socket}: backend {}, model {model}, {slots}, policy {}, quantum {} tokens",
+            s.config.backend_url,
+            s.config.policy.name(),
+            s.config.quantum_tokens
+        )
+    })
+}
+
 fn arm_timer(period: Option<Duration>) {
     match (timer::arm(period), period) {
         (Err(e), _) => tracing::warn!("cannot set the interval timer: {e}"),
@@ -223,9 +252,9 @@ async fn reload_on_sighup(reloader: Reloader, kernel: Arc<Kernel>, bell: Arc<Not
             _ = kernel.shutdown.cancelled() => return,
             _ = bell.notified() => {}
         }
-        notify::notify(&notify::reloading_message());
+        notify::reloading();
         reloader.reload(&kernel);
-        notify::notify(&format!("READY=1\nSTATUS={}", kernel.status_line()));
+        notify::ready(&kernel.status_line());
     }
 }
 
@@ -274,20 +303,31 @@ impl Reloader {
     }
 }
 
-/// Logs to stderr; under systemd (`$JOURNAL_STREAM`) without timestamps or colours, which the journal
-/// adds or does not want.
-fn init_logging(level: Option<&str>) {
-    let filter = match level {
-        Some(level) => tracing_subscriber::EnvFilter::new(level),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+/// Sends the log where [`logging`] says: a log file is opened here, so that a file that cannot be
+/// written stops the start (and a daemon's parent reports it) instead of losing the log.
+fn start_logging(
+    args: &KernelArgs,
+    config: &KernelConfig,
+    level: Option<&str>,
+) -> Result<(), DaemonError> {
+    let stderr = logging::stderr_identity();
+    let stderr_is_file = stderr.is_some_and(|(_, is_file)| is_file);
+    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
+    let target = logging::choose(
+        args.log_file.as_deref(),
+        journal_stream.as_deref(),
+        stderr.map(|(id, _)| id),
+        (args.daemon && !stderr_is_file).then_some(config.state_dir.as_path()),
+    );
+    let file = match &target {
+        logging::LogTarget::File(path) => {
+            Some(logging::open(path).map_err(|source| DaemonError::LogFile {
+                path: path.clone(),
+                source,
+            })?)
+        }
+        _ => None,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.init();
-    }
+    logging::init(level, &target, file);
+    Ok(())
 }

@@ -84,7 +84,7 @@ fn deliver(signal: i32, t: &Targets) {
         }
         SIGTERM | SIGINT => {
             tracing::info!("shutting down");
-            notify::notify("STOPPING=1");
+            notify::notify(&[notify::NotifyState::Stopping]);
             t.shutdown.cancel();
         }
         _ => {}

@@ -24,7 +24,7 @@ pub fn spawn_status(kernel: Arc<Kernel>, sent: String) -> Option<JoinHandle<()>>
             changed.as_mut().enable();
             let line = kernel.status_line();
             if line != last {
-                notify::notify(&format!("STATUS={line}"));
+                notify::notify(&[notify::NotifyState::Status(&line)]);
                 last = line;
             }
             tokio::select! {
@@ -51,7 +51,7 @@ pub fn spawn_watchdog(kernel: Arc<Kernel>) -> Option<JoinHandle<()>> {
                 _ = ticks.tick() => {}
             }
             kernel.status_line();
-            notify::notify("WATCHDOG=1");
+            notify::notify(&[notify::NotifyState::Watchdog]);
         }
     }))
 }

@@ -1,6 +1,6 @@
 //! Watching a kernel the way systemd does: a NOTIFY_SOCKET that keeps every message (READY, STATUS,
 //! RELOADING, STOPPING, WATCHDOG), the kernel's log in a file, a config file to rewrite before a
-//! SIGHUP, and a private `$XDG_RUNTIME_DIR` so the default interrupt spool is the test's own.
+//! SIGHUP, and a private `$XDG_RUNTIME_DIR`.
 
 use super::{KERNEL, STEP, TestKernel};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,10 @@ impl NotifySocket {
                 .await
                 .unwrap_or_else(|_| panic!("no {what} on NOTIFY_SOCKET; got {:?}", self.messages))
                 .expect("recv notify");
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            // One assignment a line; a final newline (as sd-notify ends each) says nothing more.
+            let message = String::from_utf8_lossy(&buf[..n])
+                .trim_end_matches('\n')
+                .to_string();
             self.messages.push(message.clone());
             if cond(&message) {
                 return message;
@@ -57,8 +60,6 @@ pub struct ObservedKernel {
     pub notify: NotifySocket,
     pub config: PathBuf,
     pub log: PathBuf,
-    /// `$XDG_RUNTIME_DIR` of the kernel.
-    pub runtime_dir: PathBuf,
 }
 
 impl ObservedKernel {
@@ -105,7 +106,6 @@ impl ObservedKernel {
             notify,
             config: config_path,
             log,
-            runtime_dir,
         }
     }
 
@@ -114,8 +114,10 @@ impl ObservedKernel {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The default interrupt spool under the private runtime dir.
+    /// The default interrupt spool: the socket's path with `.interrupts` added.
     pub fn spool(&self) -> PathBuf {
-        self.runtime_dir.join("llmkernel").join("interrupts")
+        let mut spool = self.kernel.socket.clone().into_os_string();
+        spool.push(".interrupts");
+        PathBuf::from(spool)
     }
 }
