@@ -100,14 +100,9 @@ impl Backend {
         let timeout = self.settings.first_token_timeout;
         let deadline = Instant::now() + timeout;
         let target = format!("{}/{path}", root_url(&url));
-        let req = self.authorized(self.http.post(target).json(body));
-        let resp = tokio::time::timeout_at(deadline, req.send())
-            .await
-            .map_err(|_| BackendError::FirstTokenTimeout {
-                url: url.clone(),
-                timeout,
-            })?
-            .map_err(|e| BackendError::from_transport(&url, &e))?;
+        let resp = self
+            .send_by(self.http.post(target).json(body), deadline)
+            .await?;
         let status = resp.status();
         let (bytes, end) = read_body(resp, ANSWER_BYTES, deadline).await;
         if !status.is_success() {

@@ -114,6 +114,23 @@ impl Backend {
         }
     }
 
+    /// Sends `req` (authorized) and waits for the response's head until `deadline`: a server that
+    /// does not answer by then is a first-token timeout, one that cannot be reached a transport error.
+    pub(super) async fn send_by(
+        &self,
+        req: reqwest::RequestBuilder,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, BackendError> {
+        let url = &self.settings.url;
+        tokio::time::timeout_at(deadline, self.authorized(req).send())
+            .await
+            .map_err(|_| BackendError::FirstTokenTimeout {
+                url: url.clone(),
+                timeout: self.settings.first_token_timeout,
+            })?
+            .map_err(|e| BackendError::from_transport(url, &e))
+    }
+
     /// GETs `url` as JSON, answer included, within the first-token timeout. `Ok(None)` for an HTTP
     /// error or a body that is not JSON (or too large to be the answer); `Err` when the server cannot
     /// be reached or does not finish in time. `what` names the answer in that error.
@@ -124,14 +141,7 @@ impl Backend {
     ) -> Result<Option<serde_json::Value>, BackendError> {
         let timeout = self.settings.first_token_timeout;
         let deadline = Instant::now() + timeout;
-        let req = self.authorized(self.http.get(url));
-        let resp = tokio::time::timeout_at(deadline, req.send())
-            .await
-            .map_err(|_| BackendError::FirstTokenTimeout {
-                url: self.settings.url.clone(),
-                timeout,
-            })?
-            .map_err(|e| BackendError::from_transport(&self.settings.url, &e))?;
+        let resp = self.send_by(self.http.get(url), deadline).await?;
         if !resp.status().is_success() {
             return Ok(None);
         }
@@ -348,15 +358,9 @@ impl Backend {
     /// POSTs a chat completion request; the response once the server accepted it (HTTP 2xx).
     async fn post(&self, body: &serde_json::Value) -> Result<reqwest::Response, BackendError> {
         let url = self.settings.url.clone();
-        let req = self.authorized(self.http.post(self.endpoint("chat/completions")).json(body));
-        let timeout = self.settings.first_token_timeout;
-        let resp = tokio::time::timeout(timeout, req.send())
-            .await
-            .map_err(|_| BackendError::FirstTokenTimeout {
-                url: url.clone(),
-                timeout,
-            })?
-            .map_err(|e| BackendError::from_transport(&url, &e))?;
+        let req = self.http.post(self.endpoint("chat/completions")).json(body);
+        let deadline = Instant::now() + self.settings.first_token_timeout;
+        let resp = self.send_by(req, deadline).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
