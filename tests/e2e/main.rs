@@ -9,4 +9,5 @@ mod support;
 mod managed;
 mod memory;
 mod query;
+mod readme;
 mod scheduling;

@@ -5,7 +5,9 @@
 //!   binaries first in PATH, a private HOME and XDG_RUNTIME_DIR, `LLMKERNEL_SOCKET` and
 //!   `LLMKERNEL_PID` set.
 //! - `session`: an interactive transcript; the commands after its `llmsh$ ` prompts run, in order, in
-//!   one llmsh session against a test kernel, each with status 0.
+//!   one llmsh session against a test kernel, each with status 0. The first session also runs on
+//!   the quickstart's real model in the e2e suite (tests/e2e/readme.rs), which checks its answers
+//!   and its preemption.
 //! - `kernel`: each `llmkernel ...` line starts a kernel (on a private socket) that must report ready
 //!   and then shut down cleanly on SIGTERM.
 //! - `systemd`: the lines run in one `bash -e` with stand-ins for `systemctl`, `journalctl` and
