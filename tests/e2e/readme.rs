@@ -134,7 +134,7 @@ async fn the_readme_session_runs_on_the_quickstart_model_as_shown() {
     );
     // llmsh names a failed kill on stderr (`kill: %1: no such job`): every job was still there.
     assert!(!stderr.contains("kill:"), "{stdout}\n{stderr}");
-    let switches = most_switches(&stdout);
+    let switches = most_switches(stdout);
     assert!(
         switches.is_some_and(|n| n >= 1),
         "a story was preempted for the USER question (CSW {switches:?}):\n{stdout}"
