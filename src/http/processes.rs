@@ -6,6 +6,7 @@
 use super::Door;
 use super::error::ApiError;
 use crate::kernel::server::Peer;
+use crate::kernel::state::no_such_process;
 use crate::kernel::verbs::{renice, signal, stat};
 use crate::proto::{Pid, ProcessInfo, ReniceRequest, Response, Signal, SignalRequest, StatRequest};
 use axum::body::Bytes;
@@ -42,7 +43,7 @@ pub async fn list(
         let rows: Vec<Value> = s
             .list(peer.uid, all)
             .iter()
-            .map(|info| row(info, s.get(info.pid).and_then(|p| p.ask().origin.clone())))
+            .map(|info| row(info, s.origin_for(info.pid, peer.uid)))
             .collect();
         (rows, s.config.cpus, s.scheduler().policy_name().to_string())
     });
@@ -60,24 +61,15 @@ pub async fn one(
     };
     match stat::handle(&door.kernel, peer, StatRequest { pid }) {
         Ok(Response::Processes(list)) => {
-            let origin = door
-                .kernel
-                .read(|s| s.get(pid).and_then(|p| p.ask().origin.clone()));
+            let origin = door.kernel.read(|s| s.origin_for(pid, peer.uid));
             match list.processes.first() {
                 Some(info) => Json(row(info, origin)).into_response(),
-                None => ApiError::from(no_such(pid)).into_response(),
+                None => ApiError::from(no_such_process(pid)).into_response(),
             }
         }
-        Ok(_) => ApiError::from(no_such(pid)).into_response(),
+        Ok(_) => ApiError::from(no_such_process(pid)).into_response(),
         Err(failure) => ApiError::from(failure).into_response(),
     }
-}
-
-fn no_such(pid: Pid) -> crate::proto::Failure {
-    crate::proto::Failure::new(
-        crate::proto::FailureKind::NoSuchProcess,
-        format!("({pid}) - No such process"),
-    )
 }
 
 pub async fn output(

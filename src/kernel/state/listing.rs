@@ -22,6 +22,12 @@ pub fn preview(text: &str, max_chars: usize) -> String {
 }
 
 impl KernelState {
+    /// Where `pid` came from (`llmsh`, or `http` and the client's user agent), if `uid` may see it:
+    /// like a prompt, an origin is shown only to the process's owner and root.
+    pub fn origin_for(&self, pid: Pid, uid: u32) -> Option<String> {
+        self.owned(pid, uid).ok()?.ask().origin.clone()
+    }
+
     /// The process, if `uid` may read it (its owner, or root).
     pub fn owned(&self, pid: Pid, uid: u32) -> Result<&Process, Failure> {
         let p = self.table.get(&pid).ok_or_else(|| no_such_process(pid))?;

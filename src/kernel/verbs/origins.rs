@@ -16,8 +16,7 @@ pub fn handle(kernel: &Arc<Kernel>, peer: Peer, req: OriginsRequest) -> Reply {
         req.pids
             .iter()
             .filter_map(|pid| {
-                let p = s.owned(*pid, peer.uid).ok()?;
-                let origin = p.ask().origin.clone()?;
+                let origin = s.origin_for(*pid, peer.uid)?;
                 Some(ProcessOrigin { pid: *pid, origin })
             })
             .collect()
