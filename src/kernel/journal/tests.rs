@@ -4,7 +4,8 @@ use super::record::*;
 use super::*;
 use crate::proto::{ExitStatus, ProcessType};
 
-fn created(pid: u64) -> CreatedRecord {
+/// A creation record for `pid` (the writer's tests use it too).
+pub(super) fn created(pid: u64) -> CreatedRecord {
     CreatedRecord {
         pid: Pid(pid),
         uid: 1000,

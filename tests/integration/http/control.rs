@@ -3,7 +3,7 @@
 //! follow-up questions and models.
 
 use super::client::{Streaming, call, chat_body, http_socket};
-use super::wait_row;
+use super::{door, wait_row};
 use crate::support::fake_llm::{FakeConfig, FakeLlm, answer};
 use crate::support::{STEP, TestKernel, config_file, job_pid};
 use std::time::Duration;
@@ -41,13 +41,11 @@ async fn a_full_run_queue_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_killed_answer_ends_in_an_error_that_the_sdk_will_not_retry() {
-    let fake = FakeLlm::start(FakeConfig {
+    let (fake, k, sock) = door(FakeConfig {
         delay: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     let body = chat_body("[tokens=2000] streamed", r#""stream":true"#);
     let mut s = Streaming::open(&sock, "/v1/chat/completions", &[], &body).await;
     s.read_until("t1 ").await;
@@ -85,9 +83,7 @@ async fn a_killed_answer_ends_in_an_error_that_the_sdk_will_not_retry() {
 
 #[tokio::test]
 async fn nice_and_type_come_from_the_headers_or_the_body_and_show_in_ps() {
-    let fake = FakeLlm::start(FakeConfig::default()).await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
+    let (_fake, k, sock) = door(FakeConfig::default()).await;
     let headers = [
         ("X-LLMKernel-Nice", "5"),
         ("X-LLMKernel-Type", "housekeeping"),
@@ -138,13 +134,11 @@ async fn nice_and_type_come_from_the_headers_or_the_body_and_show_in_ps() {
 
 #[tokio::test]
 async fn processes_are_stopped_continued_and_reniced_over_http() {
-    let fake = FakeLlm::start(FakeConfig {
+    let (_fake, k, sock) = door(FakeConfig {
         delay: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     let run = k.sh("query \"[tokens=2000] long\" &").await;
     let pid = job_pid(&run.stdout);
     let stop = call(
@@ -229,13 +223,11 @@ async fn llmsh_asks_a_follow_up_in_a_finished_conversation_and_for_another_model
 
 #[tokio::test]
 async fn a_queued_request_keeps_its_conversation_model_and_parameters_across_a_crash() {
-    let fake = FakeLlm::start(FakeConfig {
+    let (fake, k, sock) = door(FakeConfig {
         delay: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     // SYSTEM outranks the request, which waits in the queue until the crash.
     let busy = k
         .sh("query --type system \"[tokens=5000] hold the slot\" &")

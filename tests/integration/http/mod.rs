@@ -11,8 +11,16 @@ use crate::support::fake_llm::{FakeConfig, FakeLlm, answer};
 use crate::support::{STEP, TestKernel};
 use client::{Streaming, call, chat_body, http_socket};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A fake server with `config`, a kernel in front of it, and the kernel's HTTP socket.
+pub async fn door(config: FakeConfig) -> (FakeLlm, TestKernel, PathBuf) {
+    let fake = FakeLlm::start(config).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let sock = http_socket(&k.socket);
+    (fake, k, sock)
+}
 
 /// Polls `GET /v1/processes/{pid}` until `cond` holds of the row.
 pub async fn wait_row(socket: &Path, pid: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
@@ -38,9 +46,7 @@ pub async fn wait_row(socket: &Path, pid: u64, what: &str, cond: impl Fn(&Value)
 
 #[tokio::test]
 async fn a_whole_answer_comes_with_usage_and_the_request_parameters_reach_the_backend() {
-    let fake = FakeLlm::start(FakeConfig::default()).await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
+    let (fake, _k, sock) = door(FakeConfig::default()).await;
     let body = chat_body(
         "hello",
         r#""model":"other-model","temperature":0.25,"stop":["zz"],"priority":2,"service_tier":"flex","max_tokens":50"#,
@@ -146,13 +152,11 @@ async fn an_answer_preempted_mid_way_reaches_the_client_unbroken_and_unrepeated(
 
 #[tokio::test]
 async fn a_client_that_leaves_kills_its_process_streaming_or_not() {
-    let fake = FakeLlm::start(FakeConfig {
+    let (fake, _k, sock) = door(FakeConfig {
         delay: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     for (n, stream) in [(1, true), (2, false)] {
         let body = chat_body("[tokens=2000] go on", &format!(r#""stream":{stream}"#));
         let mut s = Streaming::open(&sock, "/v1/chat/completions", &[], &body).await;
@@ -186,13 +190,11 @@ async fn a_client_that_leaves_kills_its_process_streaming_or_not() {
 
 #[tokio::test]
 async fn a_client_that_leaves_while_queued_kills_its_waiting_process() {
-    let fake = FakeLlm::start(FakeConfig {
+    let (fake, k, sock) = door(FakeConfig {
         delay: Duration::from_millis(20),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     let busy = k.sh("query \"[tokens=2000] hold the slot\" &").await;
     let busy_pid = crate::support::job_pid(&busy.stdout);
     fake.wait_for("the first request", STEP, |f| f.requests().len() == 1)
@@ -219,13 +221,11 @@ async fn a_client_that_leaves_while_queued_kills_its_waiting_process() {
 #[tokio::test]
 async fn a_client_that_leaves_during_prompt_processing_kills_its_process() {
     // Every prompt word costs the fake a second: the answer's first token is far away.
-    let fake = FakeLlm::start(FakeConfig {
+    let (_fake, _k, sock) = door(FakeConfig {
         prefill: Duration::from_secs(1),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     for stream in [true, false] {
         let body = chat_body("a long prompt to read", &format!(r#""stream":{stream}"#));
         let mut s = Streaming::open(&sock, "/v1/chat/completions", &[], &body).await;
@@ -270,13 +270,11 @@ async fn wait_row_list(socket: &Path, cond: impl Fn(&[Value]) -> bool) -> Vec<Va
 
 #[tokio::test]
 async fn a_detached_request_goes_on_when_its_client_leaves() {
-    let fake = FakeLlm::start(FakeConfig {
+    let (_fake, k, sock) = door(FakeConfig {
         delay: Duration::from_millis(10),
         ..Default::default()
     })
     .await;
-    let k = TestKernel::start(&fake.url, &[]).await;
-    let sock = http_socket(&k.socket);
     let body = chat_body("[tokens=30] keep going", r#""stream":true"#);
     let mut s = Streaming::open(
         &sock,

@@ -2,23 +2,13 @@
 //! unsynced write), group commit, and a damaged journal that fails fast until a rewrite.
 
 use super::*;
-use crate::kernel::journal::record::{CreatedRecord, ProcessImage, image_records};
+use crate::kernel::journal::record::{ProcessImage, image_records};
 use crate::kernel::journal::{JOURNAL_FILE, Journal};
-use crate::proto::ProcessType;
 use std::sync::Mutex;
 
+/// The creation of `pid`, as a record to append.
 fn created(pid: u64) -> Record {
-    Record::Created(CreatedRecord {
-        pid: Pid(pid),
-        uid: 1000,
-        process_type: ProcessType::User,
-        system: None,
-        prompt: format!("prompt {pid}"),
-        allowance: 100,
-        nice: 0,
-        created_unix_ms: 1,
-        enqueued_unix_ms: pid,
-    })
+    Record::Created(crate::kernel::journal::tests::created(pid))
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -112,10 +102,9 @@ fn a_damaged_journal_fails_fast_and_a_rewrite_heals_it_without_the_failed_creati
     let images: Vec<Record> = [1, 2, 3]
         .into_iter()
         .flat_map(|pid| {
-            let Record::Created(c) = created(pid) else {
-                unreachable!()
-            };
-            image_records(ProcessImage::new(c))
+            image_records(ProcessImage::new(crate::kernel::journal::tests::created(
+                pid,
+            )))
         })
         .collect();
     handle.compact(images, 4);
