@@ -104,6 +104,37 @@ mod tests {
     use super::preview;
 
     #[test]
+    fn an_origin_is_shown_to_the_owner_and_root_only() {
+        use crate::config::{KernelConfig, PolicyKind};
+        use crate::kernel::process::{Ask, Spec};
+        use crate::kernel::scheduler::{Scheduler, make_policy};
+        use crate::kernel::state::KernelState;
+        use crate::proto::ProcessType;
+        let config = KernelConfig::default();
+        let policy = make_policy(PolicyKind::Priority, &config);
+        let mut s = KernelState::new(config, Scheduler::new(policy));
+        let spec = Spec {
+            uid: 1000,
+            process_type: ProcessType::User,
+            system: None,
+            prompt: "hi".into(),
+            allowance: 10,
+        };
+        let ask = Ask {
+            origin: Some("http curl/8".into()),
+            ..Ask::default()
+        };
+        let (pid, _) = s.create_asked(spec, ask, 0);
+        assert_eq!(s.origin_for(pid, 1000).as_deref(), Some("http curl/8"));
+        assert_eq!(s.origin_for(pid, 0).as_deref(), Some("http curl/8"));
+        assert_eq!(
+            s.origin_for(pid, 1001),
+            None,
+            "another user's origin is hidden"
+        );
+    }
+
+    #[test]
     fn a_preview_keeps_short_text_and_cuts_long_text_at_a_character() {
         assert_eq!(preview("short", 10), "short");
         assert_eq!(preview("exactly", 7), "exactly");
