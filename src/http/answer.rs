@@ -8,9 +8,11 @@
 
 use super::error::{ApiError, PID_HEADER};
 use super::request::Flavor;
+use super::structured;
 use crate::kernel::Kernel;
 use crate::kernel::process::seconds;
 use crate::kernel::state::Follower;
+use crate::llm::ChoiceDelta;
 use crate::proto::{ExitStatus, Pid, ProcessState, Response, Signal};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -52,6 +54,8 @@ struct Finish {
 /// What the follower brought next.
 enum Step {
     Text(String),
+    /// Structured parts of the answer (tool calls, choices, log-probabilities), in order.
+    Deltas(Vec<ChoiceDelta>),
     /// Where the process stands (an SSE comment).
     Status(String),
     End(Result<Finish, ApiError>),
@@ -72,6 +76,13 @@ pub struct Answer {
     /// What the last status comment said (a new one is sent only when it changes).
     last_status: Option<String>,
     was_running: bool,
+    /// The answer has structured parts ([`super::structured`]): they, not the output text, are
+    /// what the client gets.
+    structured: bool,
+    /// Structured deltas already sent.
+    deltas_sent: usize,
+    /// The exit, held until the last structured deltas are out.
+    exit_held: Option<ExitStatus>,
 }
 
 impl Answer {
@@ -106,7 +117,32 @@ impl Answer {
             detach,
             last_status: None,
             was_running: false,
+            structured: false,
+            deltas_sent: 0,
+            exit_held: None,
         }
+    }
+
+    /// The answer as its structured parts (for a request with tools, several choices or
+    /// log-probabilities, whose stream the backend client reads whole).
+    pub fn structured(mut self, on: bool) -> Answer {
+        self.structured = on;
+        self
+    }
+
+    /// The structured deltas the process received since the last call.
+    fn new_deltas(&mut self) -> Option<Vec<ChoiceDelta>> {
+        if !self.structured {
+            return None;
+        }
+        let from = self.deltas_sent;
+        let deltas = self.kernel.read(|s| {
+            s.get(self.pid)
+                .map(|p| p.choices_from(from).to_vec())
+                .unwrap_or_default()
+        });
+        self.deltas_sent += deltas.len();
+        (!deltas.is_empty()).then_some(deltas)
     }
 
     /// The next thing to tell the client.
@@ -116,18 +152,31 @@ impl Answer {
             let changed = kernel.changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            if let Some(deltas) = self.new_deltas() {
+                return Step::Deltas(deltas);
+            }
+            if let Some(status) = self.exit_held.take() {
+                return Step::End(self.finish(status));
+            }
             if let Some(status) = self.status() {
                 return Step::Status(status);
             }
             tokio::select! {
                 frame = self.follower.rx.recv() => match frame {
-                    Some(Ok(Response::Output(chunk))) => return Step::Text(chunk.text),
+                    Some(Ok(Response::Output(chunk))) if !self.structured => return Step::Text(chunk.text),
+                    // The structured parts are read out before the end.
+                    Some(Ok(Response::Exited(exited))) if self.structured => self.exit_held = Some(exited.status),
                     Some(Ok(Response::Stopped(_))) => return Step::Status("stopped".into()),
                     Some(Ok(Response::Continued(_))) => return Step::Status("continued".into()),
                     Some(Ok(Response::Exited(exited))) => return Step::End(self.finish(exited.status)),
                     Some(Ok(_)) => {}
                     Some(Err(failure)) => return Step::End(Err(failure.into())),
-                    None => return Step::End(self.ended_before().await),
+                    None => {
+                        if let Some(deltas) = self.new_deltas() {
+                            return Step::Deltas(deltas);
+                        }
+                        return Step::End(self.ended_before().await);
+                    }
                 },
                 () = &mut changed => {}
                 () = kernel.shutdown.cancelled() => {
@@ -204,7 +253,8 @@ impl Answer {
         let (prompt_tokens, completion_tokens, note) = counts.unwrap_or_default();
         match status {
             ExitStatus::Finished => Ok(Finish {
-                // A note on a finished process says it was cut short (allowance, output limit).
+                // A note on a finished process says it was cut short (allowance, output limit);
+                // a structured answer's choices say how each finished themselves.
                 reason: if note.is_some() { "length" } else { "stop" },
                 prompt_tokens,
                 completion_tokens,
@@ -271,9 +321,11 @@ fn with_pid(mut response: HttpResponse, pid: Pid) -> HttpResponse {
 /// The whole answer as one completion with `usage`.
 pub async fn whole(mut answer: Answer) -> HttpResponse {
     let mut text = String::new();
+    let mut deltas = Vec::new();
     let finish = loop {
         match answer.step().await {
             Step::Text(t) => text.push_str(&t),
+            Step::Deltas(d) => deltas.extend(d),
             Step::Status(_) => {}
             Step::End(end) => break end,
         }
@@ -286,23 +338,27 @@ pub async fn whole(mut answer: Answer) -> HttpResponse {
             return e.into_response();
         }
     };
-    let choice = match answer.flavor {
-        Flavor::Chat => json!({
-            "index": 0,
-            "message": { "role": "assistant", "content": text },
-            "logprobs": null,
-            "finish_reason": finish.reason,
-        }),
-        Flavor::Text => json!({
-            "index": 0, "text": text, "logprobs": null, "finish_reason": finish.reason,
-        }),
+    let choices = if answer.structured {
+        structured::whole_choices(answer.flavor, &deltas, finish.reason)
+    } else {
+        vec![match answer.flavor {
+            Flavor::Chat => json!({
+                "index": 0,
+                "message": { "role": "assistant", "content": text },
+                "logprobs": null,
+                "finish_reason": finish.reason,
+            }),
+            Flavor::Text => json!({
+                "index": 0, "text": text, "logprobs": null, "finish_reason": finish.reason,
+            }),
+        }]
     };
     let body = json!({
         "id": answer.id,
         "object": answer.object(false),
         "created": answer.created,
         "model": answer.model,
-        "choices": [choice],
+        "choices": choices,
         "usage": usage(&finish),
     });
     with_pid(axum::Json(body).into_response(), pid)
@@ -314,6 +370,21 @@ struct Streaming {
     pending: VecDeque<Event>,
     include_usage: bool,
     done: bool,
+    /// The choices a structured answer has streamed, and whether each said how it finished.
+    choices_seen: Vec<(u32, bool)>,
+}
+
+impl Streaming {
+    /// The usage chunk when asked, then `[DONE]`.
+    fn end_with_usage(&mut self, f: &Finish) {
+        if self.include_usage {
+            let mut u = self.answer.chunk(None, None);
+            u["choices"] = json!([]);
+            u["usage"] = usage(f);
+            self.pending.push_back(data(&u));
+        }
+        self.pending.push_back(Event::default().data("[DONE]"));
+    }
 }
 
 fn data(value: &Value) -> Event {
@@ -330,6 +401,7 @@ pub fn streamed(answer: Answer, include_usage: bool) -> HttpResponse {
         pending: VecDeque::from([first]),
         include_usage,
         done: false,
+        choices_seen: Vec::new(),
     };
     let events = futures::stream::unfold(state, |mut st| async move {
         loop {
@@ -341,20 +413,31 @@ pub fn streamed(answer: Answer, include_usage: bool) -> HttpResponse {
             }
             match st.answer.step().await {
                 Step::Text(t) => st.pending.push_back(data(&st.answer.chunk(Some(&t), None))),
+                Step::Deltas(deltas) => {
+                    for d in &deltas {
+                        st.choices_seen.push((d.index, d.finish_reason.is_some()));
+                        let mut chunk = st.answer.chunk(None, None);
+                        chunk["choices"] =
+                            json!([structured::streamed_choice(st.answer.flavor, d)]);
+                        st.pending.push_back(data(&chunk));
+                    }
+                }
                 Step::Status(s) => st.pending.push_back(Event::default().comment(s)),
                 Step::End(end) => {
                     st.done = true;
                     match end {
+                        Ok(f) if st.answer.structured => {
+                            for index in structured::unfinished(&st.choices_seen) {
+                                let mut last = st.answer.chunk(None, Some(f.reason));
+                                last["choices"][0]["index"] = index.into();
+                                st.pending.push_back(data(&last));
+                            }
+                            st.end_with_usage(&f);
+                        }
                         Ok(f) => {
                             let last = st.answer.chunk(None, Some(f.reason));
                             st.pending.push_back(data(&last));
-                            if st.include_usage {
-                                let mut u = st.answer.chunk(None, None);
-                                u["choices"] = json!([]);
-                                u["usage"] = usage(&f);
-                                st.pending.push_back(data(&u));
-                            }
-                            st.pending.push_back(Event::default().data("[DONE]"));
+                            st.end_with_usage(&f);
                         }
                         Err(e) => st.pending.push_back(data(&e.body())),
                     }

@@ -57,6 +57,12 @@ async fn complete(
         .clone()
         .or_else(|| kernel.read(|s| s.config.model.clone()))
         .unwrap_or_else(|| "llmkernel".into());
+    let structured = plan
+        .ask
+        .params
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .is_some_and(|params| crate::llm::has_structured_parts(&params));
     let new = NewProcess {
         spec,
         ask: plan.ask,
@@ -93,7 +99,8 @@ async fn complete(
         model,
         follower,
         plan.detach,
-    );
+    )
+    .structured(structured);
     if let Err(failure) = submit::settle(&kernel, pid, created.ack).await {
         return ApiError::from(failure).into_response();
     }

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod metrics_listener;
 mod processes;
 mod request;
+mod structured;
 
 use crate::kernel::Kernel;
 use axum::Router;

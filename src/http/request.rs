@@ -73,10 +73,18 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
     let max_tokens = max_tokens(&body)?;
     let nice = nice(&body, headers)?;
     let process_type = process_type(&body, headers)?;
-    let params: Map<String, Value> = body
+    let parts = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| crate::llm::message_parts(m));
+    let mut params: Map<String, Value> = body
         .into_iter()
         .filter(|(k, _)| !KERNEL_FIELDS.contains(&k.as_str()))
         .collect();
+    // Tool calls and their answers in the conversation, which a process's messages do not hold.
+    if let Some(parts) = parts {
+        params.insert(crate::llm::MESSAGE_PARTS_KEY.into(), parts);
+    }
     let preview = messages
         .iter()
         .rev()

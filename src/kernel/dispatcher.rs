@@ -84,6 +84,11 @@ async fn stream(
             }
             Ok(StreamEvent::Finished { reason }) => finish_reason = Some(reason),
             Ok(StreamEvent::Cached { tokens }) => kernel.update(|s| s.on_cached(pid, tokens)),
+            Ok(StreamEvent::Choice(delta)) => {
+                if !kernel.update(|s| s.on_choice(pid, run_id, delta)) {
+                    return RunOutcome::Cancelled;
+                }
+            }
             Err(e) => return RunOutcome::Failed(e),
         }
     }

@@ -7,6 +7,7 @@
 //! and the reaping of zombies past their retention in [`retention`].
 
 mod audit;
+mod choices;
 mod control;
 mod durable;
 mod listing;
@@ -390,7 +391,9 @@ impl KernelState {
         let at_boundary = run.tokens % quantum == 0;
         p.tokens_used += 1;
         p.output.push_str(&text);
-        p.broadcast(Ok(Response::Output(OutputChunk { pid, text })));
+        if !text.is_empty() {
+            p.broadcast(Ok(Response::Output(OutputChunk { pid, text })));
+        }
         let over_limit = p.output.len() >= self.config.max_output_bytes;
         let c = self.candidate_at(&self.table[&pid], now);
         self.scheduler.charge(&c, 1, now);

@@ -275,6 +275,11 @@ impl Backend {
             None => self.model().await?,
         };
         let traits = self.traits().await?;
+        let structured = generation
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .is_some_and(|params| super::choice::has_structured_parts(&params));
         let resp = loop {
             let mut body = request_body(model.clone(), generation);
             let priority = self
@@ -302,7 +307,7 @@ impl Backend {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.starts_with("application/json"));
         if whole {
-            return self.whole_answer(resp, &prefix).await;
+            return self.whole_answer(resp, &prefix, structured).await;
         }
         let url = self.settings.url.clone();
         let bytes: ByteStream = Box::pin(
@@ -315,7 +320,8 @@ impl Backend {
             self.settings.url.clone(),
             self.settings.first_token_timeout,
             self.settings.token_timeout,
-        ))
+        )
+        .structured(structured))
     }
 
     /// A server that answered the streamed request with one JSON completion: its body, read within
@@ -325,6 +331,7 @@ impl Backend {
         &self,
         resp: reqwest::Response,
         prefix: &str,
+        structured: bool,
     ) -> Result<TokenStream, BackendError> {
         let (url, timeout) = (self.settings.url.clone(), self.settings.first_token_timeout);
         let (body, end) = read_body(resp, WHOLE_ANSWER_BYTES, Instant::now() + timeout).await;
@@ -352,7 +359,7 @@ impl Backend {
             (None, Ok(text)) => text,
         };
         let token_timeout = self.settings.token_timeout;
-        TokenStream::whole(&text, prefix, url, timeout, token_timeout)
+        TokenStream::whole(&text, prefix, url, timeout, token_timeout, structured)
     }
 
     /// POSTs a chat completion request; the response once the server accepted it (HTTP 2xx).
@@ -398,6 +405,7 @@ fn request_body(model: Option<String>, generation: &Generation) -> serde_json::V
         body = serde_json::Value::Object(params);
     }
     body["messages"] = serde_json::Value::Array(messages);
+    super::message_parts::restore(&mut body);
     body["stream"] = serde_json::Value::Bool(true);
     body["max_tokens"] = generation.max_tokens.into();
     body["stream_options"] = serde_json::json!({ "include_usage": true });

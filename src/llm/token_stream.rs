@@ -4,10 +4,11 @@
 //! last byte, so a server that keeps the connection busy with keep-alive comments or empty chunks but
 //! never produces a token is caught as stalled.
 
+use super::choice::ChoiceDelta;
 use super::continuation::EchoFilter;
 use super::error::BackendError;
 use super::event_stream::{DecodeError, EventDecoder};
-use super::sse::{ChunkError, StreamEvent, parse_chunk};
+use super::sse::{ChunkError, StreamEvent, parse_chunk, parse_structured};
 use futures::{Stream, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -33,6 +34,8 @@ pub struct TokenStream {
     /// The body has ended; events still in the decoder are read out.
     eof: bool,
     done: bool,
+    /// Chunks are read whole, as [`StreamEvent::Choice`]s (see [`super::sse::parse_structured`]).
+    structured: bool,
 }
 
 impl TokenStream {
@@ -56,7 +59,15 @@ impl TokenStream {
             last_progress: Instant::now(),
             eof: false,
             done: false,
+            structured: false,
         }
+    }
+
+    /// The stream read whole, choice by choice (for a request with tools, several choices or
+    /// log-probabilities).
+    pub(crate) fn structured(mut self, on: bool) -> TokenStream {
+        self.structured = on;
+        self
     }
 
     /// The events of a whole answer (one JSON completion, from a server that did not stream), as
@@ -67,9 +78,11 @@ impl TokenStream {
         url: String,
         first_token_timeout: Duration,
         token_timeout: Duration,
+        structured: bool,
     ) -> Result<TokenStream, BackendError> {
         let nothing: ByteStream = Box::pin(futures::stream::empty());
-        let mut stream = TokenStream::new(nothing, prefix, url, first_token_timeout, token_timeout);
+        let mut stream = TokenStream::new(nothing, prefix, url, first_token_timeout, token_timeout)
+            .structured(structured);
         stream.handle(answer)?;
         stream.end();
         Ok(stream)
@@ -136,7 +149,12 @@ impl TokenStream {
         if data.is_empty() {
             return Ok(());
         }
-        let parsed = parse_chunk(data).map_err(|e| match e {
+        let parse = if self.structured {
+            parse_structured
+        } else {
+            parse_chunk
+        };
+        let parsed = parse(data).map_err(|e| match e {
             ChunkError::Malformed(detail) => BackendError::Malformed {
                 url: self.url.clone(),
                 detail,
@@ -158,6 +176,15 @@ impl TokenStream {
                         self.pending.push_back(StreamEvent::Text(text));
                     }
                 }
+                // Choice 0's text has the continuation's echo removed like a plain answer's.
+                StreamEvent::Choice(mut delta) if delta.index == 0 => {
+                    if let Some(piece) = delta.content.take() {
+                        delta.content = Some(self.filter.push(&piece)).filter(|t| !t.is_empty());
+                    }
+                    if !delta.is_empty() {
+                        self.pending.push_back(StreamEvent::Choice(delta));
+                    }
+                }
                 other => self.pending.push_back(other),
             }
         }
@@ -167,7 +194,22 @@ impl TokenStream {
     fn end(&mut self) {
         self.done = true;
         let held = self.filter.finish();
-        if !held.is_empty() {
+        if held.is_empty() {
+            return;
+        }
+        if self.structured {
+            // Held text belongs before the finish: it goes in front of choice 0's last delta.
+            let delta = ChoiceDelta {
+                content: Some(held),
+                ..Default::default()
+            };
+            let at = self
+                .pending
+                .iter()
+                .position(|e| matches!(e, StreamEvent::Choice(d) if d.index == 0 && d.finish_reason.is_some()));
+            self.pending
+                .insert(at.unwrap_or(self.pending.len()), StreamEvent::Choice(delta));
+        } else {
             self.pending.push_back(StreamEvent::Text(held));
         }
     }

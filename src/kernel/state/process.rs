@@ -167,6 +167,10 @@ pub struct Process {
     pub(super) waiters: Vec<oneshot::Sender<ExitStatus>>,
     /// Its conversation's size as admitted (see [`crate::kernel::memory`]).
     pub(super) memory: crate::kernel::memory::ProcessMemory,
+    /// The structured parts of its answer, delta by delta, for a request that has them (tool calls,
+    /// several choices, log-probabilities; see [`super::choices`]). As long as the answer: each
+    /// delta is a token the allowance or the backend's `max_tokens` counts.
+    pub(super) choices: Vec<crate::llm::ChoiceDelta>,
 }
 
 impl Process {
@@ -198,6 +202,7 @@ impl Process {
             waiters: Vec::new(),
             exit_ack: None,
             memory: Default::default(),
+            choices: Vec::new(),
         }
     }
 
