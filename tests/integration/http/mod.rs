@@ -5,6 +5,7 @@
 mod client;
 mod clients;
 mod control;
+mod structured;
 mod tcp;
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, answer};

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 mod completions;
 #[path = "fake_llm/memory.rs"]
 mod memory;
+#[path = "fake_llm/structured.rs"]
+mod structured;
 
 /// What a prompt with the `[escapes=1]` directive gets in every token and in an injected error's
 /// text: a screen clear, an OSC 52 clipboard write ending in BEL, and a C1 CSI (U+009B).

@@ -195,6 +195,7 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
         tokio::time::sleep(answer.prefill).await;
     }
     let mut held = answer.words.clone();
+    let shape = super::structured::Shape::of(&answer.recorded.body);
     let escapes = directive(&answer.recorded.user_prompt(), "escapes").is_some();
     for (n, i) in (answer.start..answer.end).enumerate() {
         if !mid_stream_fault(answer.fault.as_ref(), n, &tx, &crash).await
@@ -211,7 +212,7 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
         if escapes {
             text = format!("{ESCAPES}{text}");
         }
-        let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] });
+        let chunk = shape.token_chunk(&text);
         if tx.send(Ok(sse(chunk))).await.is_err() {
             return;
         }
@@ -222,6 +223,11 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
             c.slot_cache.insert(slot, held.clone());
         }
     }
+    for chunk in shape.tool_chunks(answer.index) {
+        if tx.send(Ok(sse(chunk))).await.is_err() {
+            return;
+        }
+    }
     let (sent, prompt) = (answer.end - answer.start, answer.prompt_tokens);
     let finish_reason = if answer.end < answer.total {
         "length"
@@ -230,7 +236,7 @@ async fn stream(inner: Arc<Inner>, answer: Answer, tx: Chunks, crash: Cancellati
     };
     let cached = answer.words.len() - prompt;
     let last = json!({
-        "choices": [{ "index": 0, "delta": {}, "finish_reason": finish_reason }],
+        "choices": shape.finish(finish_reason),
         "usage": { "prompt_tokens": prompt, "completion_tokens": sent, "total_tokens": prompt + sent },
         "timings": { "cache_n": cached, "prompt_n": prompt, "predicted_n": sent },
     });
