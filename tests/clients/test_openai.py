@@ -5,6 +5,7 @@ kernel in front of the fake LLM server (whose answer is `t0 t1 t2 ...`). It pass
 Unix socket in LLMKERNEL_HTTP_SOCKET. Plain unittest, so the venv needs nothing beyond the clients.
 """
 
+import json
 import os
 import threading
 import time
@@ -111,6 +112,47 @@ class OfficialSdk(unittest.TestCase):
         self.assertEqual(caught[0].response.headers["x-llmkernel-pid"], str(pid))
         self.assertEqual(rows_with("killed whole"), [], "no second process")
 
+    def test_a_tool_call_round_trip_whole_and_streamed(self):
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ]
+        asked = [{"role": "user", "content": "[tokens=0] weather in Paris?"}]
+        reply = sdk().chat.completions.create(model="fake-model", messages=asked, tools=tools)
+        choice = reply.choices[0]
+        self.assertEqual(choice.finish_reason, "tool_calls")
+        call = choice.message.tool_calls[0]
+        self.assertEqual(call.function.name, "get_weather")
+        self.assertEqual(json.loads(call.function.arguments), {"city": "Paris"})
+
+        stream = sdk().chat.completions.create(model="fake-model", messages=asked, tools=tools, stream=True)
+        calls, finish = {}, None
+        for chunk in stream:
+            for c in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                got = calls.setdefault(c.index, {"id": None, "name": "", "arguments": ""})
+                got["id"] = c.id or got["id"]
+                got["name"] += (c.function.name or "") if c.function else ""
+                got["arguments"] += (c.function.arguments or "") if c.function else ""
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+        self.assertEqual(finish, "tool_calls")
+        self.assertEqual(calls[0]["name"], "get_weather")
+        self.assertTrue(calls[0]["id"])
+        self.assertEqual(json.loads(calls[0]["arguments"]), {"city": "Paris"})
+
+        # The fake calls a tool whenever one is offered: the follow-up offers none, and asks for words.
+        follow_up = [{"role": "user", "content": "weather in Paris?"}] + [
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ]
+        reply = sdk().chat.completions.create(model="fake-model", messages=follow_up, max_tokens=2)
+        self.assertEqual(reply.choices[0].message.content, answer(2))
+
 
 class PlainHttpx(unittest.TestCase):
     def test_server_sent_events_read_by_hand(self):
@@ -123,8 +165,6 @@ class PlainHttpx(unittest.TestCase):
                 if line == "data: [DONE]":
                     done = True
                 elif line.startswith("data: "):
-                    import json
-
                     text += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
         self.assertTrue(done)
         self.assertEqual(text, answer(4))
