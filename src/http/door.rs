@@ -108,8 +108,18 @@ pub async fn bind(
     config: &HttpConfig,
     kernel_socket: Option<&Path>,
 ) -> Result<Listeners, DoorError> {
-    let unix = match kernel_socket.map(socket_path) {
-        Some(path) if config.enabled => {
+    let inherited = listener::take_http_from_systemd().filter(|_| config.enabled);
+    let unix = match (inherited, kernel_socket.map(socket_path)) {
+        // Socket-activated: systemd owns the socket (and removes it).
+        (Some(std_listener), _) => {
+            let _ = std_listener.set_nonblocking(true);
+            let listener = UnixListener::from_std(std_listener).map_err(|source| {
+                let path = "the front door's socket from systemd".into();
+                listener::ListenError::Bind { path, source }
+            })?;
+            Some((listener, listener::systemd_guard()))
+        }
+        (None, Some(path)) if config.enabled => {
             let (std_listener, guard) = listener::bind(&path)?;
             let _ = std_listener.set_nonblocking(true);
             let listener = UnixListener::from_std(std_listener)

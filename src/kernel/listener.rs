@@ -48,22 +48,62 @@ impl Drop for SocketGuard {
     }
 }
 
-/// The socket systemd passed us, if this process was socket-activated (`LISTEN_PID` is ours and
-/// `LISTEN_FDS` at least 1). The `sd-notify` crate reads the variables, marks the descriptors
-/// close-on-exec and removes the variables, which are for this process only: no child inherits them.
+/// The name systemd gives the front door's socket (`FileDescriptorName=` in
+/// `llmkernel-http.socket`); a descriptor named after that unit counts too.
+pub const HTTP_FD_NAMES: &[&str] = &["llmkernel-http", "llmkernel-http.socket"];
+
+/// The front door's socket, when systemd passed one: taken once by the front door
+/// ([`take_http_from_systemd`]).
+static HTTP_FROM_SYSTEMD: std::sync::Mutex<Option<UnixListener>> = std::sync::Mutex::new(None);
+
+/// The kernel's socket systemd passed us, if this process was socket-activated (`LISTEN_PID` is
+/// ours and `LISTEN_FDS` at least 1). The `sd-notify` crate reads the variables, marks the
+/// descriptors close-on-exec and removes the variables, which are for this process only: no child
+/// inherits them. The front door's socket (kept for [`take_http_from_systemd`]) is the one named as
+/// [`HTTP_FD_NAMES`] (`LISTEN_FDNAMES`), or bound at a path ending in
+/// [`SOCKET_SUFFIX`](crate::http::SOCKET_SUFFIX) (one unit listening on both paths names both
+/// alike); the first other one is the kernel's.
 pub fn from_systemd() -> Option<UnixListener> {
     use std::os::fd::FromRawFd;
     // SAFETY: called at start-up before any other thread exists (removing variables is then sound).
-    let mut fds = unsafe {
+    let (fds, names) = unsafe {
+        let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
         let fds = sd_notify::listen_fds_and_unset_env();
         std::env::remove_var("LISTEN_FDNAMES");
-        fds
+        (fds, names)
+    };
+    let fds = fds.ok()?;
+    let mut names = names.split(':');
+    let mut main = None;
+    for fd in fds {
+        // SAFETY: systemd's protocol hands over these descriptors (from SD_LISTEN_FDS_START) open
+        // and listening; we take sole ownership of each here, once.
+        let listener = unsafe { UnixListener::from_raw_fd(fd) };
+        let named_http = names.next().is_some_and(|n| HTTP_FD_NAMES.contains(&n));
+        let is_http = named_http || is_http_path(&listener);
+        if is_http {
+            let mut http = HTTP_FROM_SYSTEMD.lock().unwrap_or_else(|p| p.into_inner());
+            *http = Some(listener);
+        } else if main.is_none() {
+            main = Some(listener);
+        }
     }
-    .ok()?;
-    let fd = fds.next()?;
-    // SAFETY: systemd's protocol hands over this descriptor (SD_LISTEN_FDS_START) open and
-    // listening; we take sole ownership of it here, once.
-    Some(unsafe { UnixListener::from_raw_fd(fd) })
+    main
+}
+
+/// Whether `listener` is bound at the front door's path (`…-http.sock`).
+fn is_http_path(listener: &UnixListener) -> bool {
+    listener.local_addr().ok().is_some_and(|a| {
+        a.as_pathname()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n.to_string_lossy().ends_with(crate::http::SOCKET_SUFFIX))
+    })
+}
+
+/// The front door's socket systemd passed, once (`None` when it passed none, or it was taken).
+pub fn take_http_from_systemd() -> Option<UnixListener> {
+    let mut http = HTTP_FROM_SYSTEMD.lock().unwrap_or_else(|p| p.into_inner());
+    http.take()
 }
 
 /// Binds `path` privately. Fails if a kernel already answers there, or if the path holds anything
