@@ -21,6 +21,7 @@ const KERNEL_FIELDS: &[&str] = &[
     "max_completion_tokens",
     "priority",
     "service_tier",
+    crate::llm::MESSAGE_PARTS_KEY,
 ];
 
 /// Characters of a user agent kept for `ps -l`: enough to tell clients apart.

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod door;
 mod managed;
 mod memory;
 mod query;
