@@ -4,23 +4,25 @@
 //! backend's echo of the partial answer is removed before it reaches the process), so the client
 //! sees one unbroken answer. While the process waits, SSE comments say where it stands
 //! (`: queued position=3 eta=12s`, `: preempted`, `: stopped`), which also keeps idle connections
-//! alive. A client that leaves kills its process ([`KillOnDrop`]), unless it asked to detach.
+//! alive. A client that leaves kills its process ([`KillOnDrop`]), unless it asked to detach. A
+//! request with tools, several choices or log-probabilities is answered from the structured deltas
+//! the process received ([`super::structured`]), not from its output text.
 
 use super::error::{ApiError, PID_HEADER};
 use super::request::Flavor;
 use super::structured;
+
+mod stream;
 use crate::kernel::Kernel;
 use crate::kernel::process::seconds;
 use crate::kernel::state::Follower;
 use crate::llm::ChoiceDelta;
 use crate::proto::{ExitStatus, Pid, ProcessState, Response, Signal};
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use serde_json::{Value, json};
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
+pub use stream::streamed;
 
 /// Kills the process when the client goes away before its answer is complete (the handler or its
 /// stream is dropped), as `kill` would: the backend's compute stops. Disarmed once the answer is
@@ -362,89 +364,4 @@ pub async fn whole(mut answer: Answer) -> HttpResponse {
         "usage": usage(&finish),
     });
     with_pid(axum::Json(body).into_response(), pid)
-}
-
-/// What the event stream still has to send.
-struct Streaming {
-    answer: Answer,
-    pending: VecDeque<Event>,
-    include_usage: bool,
-    done: bool,
-    /// The choices a structured answer has streamed, and whether each said how it finished.
-    choices_seen: Vec<(u32, bool)>,
-}
-
-impl Streaming {
-    /// The usage chunk when asked, then `[DONE]`.
-    fn end_with_usage(&mut self, f: &Finish) {
-        if self.include_usage {
-            let mut u = self.answer.chunk(None, None);
-            u["choices"] = json!([]);
-            u["usage"] = usage(f);
-            self.pending.push_back(data(&u));
-        }
-        self.pending.push_back(Event::default().data("[DONE]"));
-    }
-}
-
-fn data(value: &Value) -> Event {
-    Event::default().data(value.to_string())
-}
-
-/// The answer as server-sent events: a first chunk with the role, one chunk per piece of text,
-/// a last chunk with the finish reason, the usage when asked, and `[DONE]`; or an error event.
-pub fn streamed(answer: Answer, include_usage: bool) -> HttpResponse {
-    let pid = answer.pid;
-    let first = data(&answer.chunk(None, None));
-    let state = Streaming {
-        answer,
-        pending: VecDeque::from([first]),
-        include_usage,
-        done: false,
-        choices_seen: Vec::new(),
-    };
-    let events = futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(event) = st.pending.pop_front() {
-                return Some((Ok::<_, Infallible>(event), st));
-            }
-            if st.done {
-                return None;
-            }
-            match st.answer.step().await {
-                Step::Text(t) => st.pending.push_back(data(&st.answer.chunk(Some(&t), None))),
-                Step::Deltas(deltas) => {
-                    for d in &deltas {
-                        st.choices_seen.push((d.index, d.finish_reason.is_some()));
-                        let mut chunk = st.answer.chunk(None, None);
-                        chunk["choices"] =
-                            json!([structured::streamed_choice(st.answer.flavor, d)]);
-                        st.pending.push_back(data(&chunk));
-                    }
-                }
-                Step::Status(s) => st.pending.push_back(Event::default().comment(s)),
-                Step::End(end) => {
-                    st.done = true;
-                    match end {
-                        Ok(f) if st.answer.structured => {
-                            for index in structured::unfinished(&st.choices_seen) {
-                                let mut last = st.answer.chunk(None, Some(f.reason));
-                                last["choices"][0]["index"] = index.into();
-                                st.pending.push_back(data(&last));
-                            }
-                            st.end_with_usage(&f);
-                        }
-                        Ok(f) => {
-                            let last = st.answer.chunk(None, Some(f.reason));
-                            st.pending.push_back(data(&last));
-                            st.end_with_usage(&f);
-                        }
-                        Err(e) => st.pending.push_back(data(&e.body())),
-                    }
-                }
-            }
-        }
-    });
-    let sse = Sse::new(events).keep_alive(KeepAlive::default());
-    with_pid(sse.into_response(), pid)
 }
