@@ -259,7 +259,7 @@ case "$1" in
   enable)
     [ -f "$units/llmkernel.socket" ] && [ -f "$units/llmkernel.service" ] || { echo "units not installed" >&2; exit 1; }
     exec_start=$(sed -n 's/^ExecStart=//p' "$units/llmkernel.service")
-    socket=$(sed -n 's/^ListenStream=%t/'"${XDG_RUNTIME_DIR//\//\\/}"'/p' "$units/llmkernel.socket")
+    socket=$(sed -n 's/^ListenStream=%t/'"${XDG_RUNTIME_DIR//\//\\/}"'/p' "$units/llmkernel.socket" | head -n 1)
     $exec_start --socket "$socket" --daemon --pidfile "$pidfile" ;;
   status|daemon-reload|is-active) [ "$1" != is-active ] || [ -f "$pidfile" ] ;;
   reload) kill -HUP "$(cat "$pidfile")" ;;
