@@ -169,3 +169,18 @@ async fn several_choices_with_logprobs_reach_the_client_streamed_and_whole() {
     assert_eq!(texts, [answer(3), "c1t0 c1t1 c1t2 ".to_string()]);
     assert_eq!(finished, [1, 1], "{}", reply.body);
 }
+
+#[tokio::test]
+async fn a_tool_calls_parts_count_against_the_allowance() {
+    let (_fake, _k, sock) = door(FakeConfig::default()).await;
+    // Three parts of a tool call (its name, then two argument fragments) for an allowance of two.
+    let asked = json!([{ "role": "user", "content": "[tokens=0] weather?" }]);
+    let body = chat(asked, &format!(r#"{TOOLS},"max_tokens":2"#));
+    let reply = call(&sock, "POST", "/v1/chat/completions", &[], &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let v = reply.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 2, "{v}");
+    let call_0 = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call_0["function"]["arguments"], "{\"city\": ", "{v}");
+}
