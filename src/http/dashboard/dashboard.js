@@ -3,8 +3,13 @@
 // buttons call the /v1/processes endpoints. Hand-written, no libraries, no build step.
 "use strict";
 
-// How much history the timeline and the chart show: two minutes, enough to see several quanta.
+// How much history the timeline and the chart keep: two minutes, enough to see several quanta.
 const WINDOW_MS = 120000;
+// The shortest span they draw: a page just opened fills its width after this long.
+const MIN_SPAN_MS = 20000;
+const opened = Date.now();
+// The span drawn now: from the page's opening, between MIN_SPAN_MS and WINDOW_MS.
+function span(now) { return Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, now - opened)); }
 // Repaint at most this often: events can come in bursts of hundreds.
 const REPAINT_MS = 250;
 const STAT = { Waiting: "Q", Running: "R", Stopped: "T", Blocked: "S", Zombie: "Z" };
@@ -12,7 +17,7 @@ const STAT = { Waiting: "Q", Running: "R", Stopped: "T", Blocked: "S", Zombie: "
 const view = {
   processes: new Map(), // pid -> the process's latest row
   rates: new Map(), // pid -> tokens/s of the last sample
-  cpus: 0, queue: 0, policy: "", switches: 0, backend: null,
+  cpus: 0, policy: "", switches: 0, backend: null,
   snapshotDone: true, // whether the next Snapshot frame starts a new table
   holders: [], // slot -> pid or null
   segments: [], // {slot, pid, from, to (null while held)}
@@ -55,7 +60,7 @@ function apply(event, now) {
     }
     case "ContextSwitch": view.switches += 1; break;
     case "Sample":
-      view.cpus = body.cpus; view.queue = body.queue;
+      view.cpus = body.cpus;
       body.slots.forEach((pid, slot) => hold(slot, pid ?? null, now));
       view.samples.push({ t: now, rate: body.tokens_per_s });
       view.rates.clear();
@@ -115,10 +120,11 @@ function say(text, error) {
 function draw() {
   const now = Date.now();
   const running = view.holders.filter(p => p !== null && p !== undefined).length;
+  const queue = [...view.processes.values()].filter(p => p.state === "Waiting").length;
   const last = view.samples[view.samples.length - 1];
   const backend = view.backend ? circuit(view.backend.circuit) : "?";
   document.getElementById("machine").textContent =
-    "slots " + running + "/" + view.cpus + " · queue " + view.queue + " · " + view.policy +
+    "slots " + running + "/" + view.cpus + " · queue " + queue + " · policy " + view.policy +
     " · switches " + view.switches + " · " + (last ? last.rate.toFixed(1) : "–") + " tok/s · backend " + backend;
   drawTable();
   drawTimeline(now);
@@ -142,7 +148,8 @@ function drawTimeline(now) {
   const { g, w, h } = canvas("timeline");
   const slots = Math.max(view.cpus, view.holders.length, 1);
   const label = 48, axis = 14, row = (h - axis) / slots;
-  const x = t => label + Math.max(0, (t - (now - WINDOW_MS)) / WINDOW_MS) * (w - label);
+  const ms = span(now);
+  const x = t => label + Math.max(0, (t - (now - ms)) / ms) * (w - label);
   for (let slot = 0; slot < slots; slot++) {
     g.fillStyle = "#f2f2f2"; g.fillRect(label, slot * row + 1, w - label, row - 2);
     g.fillStyle = "#444"; g.fillText("slot " + slot, 2, slot * row + row / 2 + 4);
@@ -154,7 +161,7 @@ function drawTimeline(now) {
     if (x1 - x0 > 30) g.fillText(String(s.pid), x0 + 3, y + row / 2 + 3);
   }
   g.fillStyle = "#666";
-  g.fillText("−" + WINDOW_MS / 1000 + " s", label, h - 2);
+  g.fillText("−" + Math.round(ms / 1000) + " s", label, h - 2);
   g.fillText("now", w - 24, h - 2);
 }
 
@@ -162,7 +169,8 @@ function drawRate(now) {
   const { g, w, h } = canvas("rate");
   const axis = 14, top = 14;
   const max = Math.max(1, ...view.samples.map(s => s.rate)) * 1.1;
-  const x = t => ((t - (now - WINDOW_MS)) / WINDOW_MS) * w;
+  const ms = span(now);
+  const x = t => Math.max(0, (t - (now - ms)) / ms) * w;
   const y = r => h - axis - (r / max) * (h - axis - top);
   g.strokeStyle = "#ddd"; g.beginPath(); g.moveTo(0, y(0)); g.lineTo(w, y(0)); g.stroke();
   g.strokeStyle = "#2a6fdb"; g.lineWidth = 2; g.beginPath();
@@ -173,7 +181,7 @@ function drawRate(now) {
   g.fillText("backend " + (last ? last.rate.toFixed(1) : "–") + " tok/s", 4, 11);
   g.fillStyle = "#666";
   g.fillText("max " + (max / 1.1).toFixed(0), w - 60, 11);
-  g.fillText("−" + WINDOW_MS / 1000 + " s", 0, h - 2);
+  g.fillText("−" + Math.round(ms / 1000) + " s", 0, h - 2);
   g.fillText("now", w - 24, h - 2);
 }
 
