@@ -21,6 +21,7 @@ mod logging;
 mod managed;
 mod memory;
 mod metrics;
+mod notices;
 mod packaging;
 mod peer_rules;
 mod peers;
