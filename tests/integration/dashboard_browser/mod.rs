@@ -158,6 +158,21 @@ async fn on_tcp_a_browser_logs_in_with_a_key_and_the_cookie_acts_only_from_the_d
 
 /// Waits until the kernel reports `pid` killed (`GET /v1/processes/{pid}` with the bearer key).
 pub async fn killed_by_the_kernel(addr: &str, key: &str, pid: u64) {
+    kernel_row(addr, key, pid, "killed", |row| {
+        row["exit"]["Killed"]["signal"] == "Kill"
+    })
+    .await;
+}
+
+/// Waits until `cond` holds of the kernel's row for `pid` (`GET /v1/processes/{pid}` with the
+/// bearer key).
+pub async fn kernel_row(
+    addr: &str,
+    key: &str,
+    pid: u64,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         let row: serde_json::Value = reqwest::Client::new()
@@ -169,12 +184,12 @@ pub async fn killed_by_the_kernel(addr: &str, key: &str, pid: u64) {
             .json()
             .await
             .unwrap_or_default();
-        if row["exit"]["Killed"]["signal"] == "Kill" {
+        if cond(&row) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "pid {pid} was not reported killed: {row}"
+            "pid {pid} was not reported {what}: {row}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

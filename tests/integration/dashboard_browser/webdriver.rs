@@ -1,9 +1,10 @@
 //! The dashboard in a real browser: Debian's chromium, headless, driven through chromedriver
 //! (WebDriver) with fantoccini. The page loads behind the TCP login, shows a running process, its
-//! kill button kills it (the kernel then reports it killed), and a screenshot is saved as
+//! kill button kills it (the kernel then reports it killed), another's stop, cont and renice
+//! buttons do what they say, and a screenshot is saved as
 //! `target/dashboard.png` for review. Without chromium the test fails and says how to install it.
 
-use super::{killed_by_the_kernel, slow_backend, with_keys};
+use super::{kernel_row, killed_by_the_kernel, slow_backend, with_keys};
 use crate::support::fake_llm::FakeLlm;
 use crate::support::{STEP, job_pid};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -109,6 +110,18 @@ async fn until(browser: &Client, what: &str, script: &str) {
     }
 }
 
+/// Clicks the `action` button of `pid`'s row.
+async fn click(browser: &Client, pid: u64, action: &str) {
+    let css = format!(r#"tr[data-pid="{pid}"] button[data-action="{action}"]"#);
+    browser
+        .find(Locator::Css(&css))
+        .await
+        .unwrap_or_else(|e| panic!("no {action} button for {pid}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {action} for {pid}: {e}"));
+}
+
 fn screenshot_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard.png")
 }
@@ -118,12 +131,13 @@ async fn in_chromium_the_dashboard_shows_a_running_process_and_its_kill_button_k
     require_browser();
     let fake = FakeLlm::start(slow_backend()).await;
     let (k, addr, _keys) = with_keys(&fake, KEY).await;
+    let mut pids = Vec::new();
     for story in [
         "a story about rivers",
         "a poem about salt",
         "a tale of two slots",
     ] {
-        job_pid(&k.sh(&format!("query {story} &")).await.stdout);
+        pids.push(job_pid(&k.sh(&format!("query {story} &")).await.stdout));
     }
     let driver = start_driver().await;
     let profile = tempfile::tempdir().expect("profile dir");
@@ -167,15 +181,7 @@ async fn in_chromium_the_dashboard_shows_a_running_process_and_its_kill_button_k
     .await;
     let png = browser.screenshot().await.expect("a screenshot");
     std::fs::write(screenshot_path(), png).expect("save target/dashboard.png");
-    browser
-        .find(Locator::Css(&format!(
-            r#"tr[data-pid="{pid}"] button[data-action="kill"]"#
-        )))
-        .await
-        .expect("the kill button")
-        .click()
-        .await
-        .expect("click kill");
+    click(&browser, pid, "kill").await;
     killed_by_the_kernel(&addr, KEY, pid).await;
     until(
         &browser,
@@ -183,6 +189,23 @@ async fn in_chromium_the_dashboard_shows_a_running_process_and_its_kill_button_k
         &format!(r#"const r = document.querySelector('tr[data-pid="{pid}"]'); return !r || r.classList.contains("ended");"#),
     )
     .await;
+    let other = pids
+        .iter()
+        .copied()
+        .find(|p| *p != pid)
+        .expect("another process");
+    click(&browser, other, "stop").await;
+    kernel_row(&addr, KEY, other, "stopped", |r| r["state"] == "Stopped").await;
+    click(&browser, other, "cont").await;
+    kernel_row(&addr, KEY, other, "continued", |r| r["state"] != "Stopped").await;
+    let nice = browser
+        .find(Locator::Css(&format!(r#"tr[data-pid="{other}"] input"#)))
+        .await
+        .expect("the nice field");
+    nice.clear().await.expect("clear the nice field");
+    nice.send_keys("5").await.expect("type a niceness");
+    click(&browser, other, "renice").await;
+    kernel_row(&addr, KEY, other, "reniced", |r| r["nice"] == 5).await;
     let _ = browser.close().await;
     drop(driver);
 }
