@@ -21,7 +21,7 @@ const view = {
   snapshotDone: true, // whether the next Snapshot frame starts a new table
   holders: [], // slot -> pid or null
   segments: [], // {slot, pid, from, to (null while held)}
-  samples: [], // {t, rate}: tokens/s over time, all of the backend's slots together
+  samples: [], // {t, rate, backends: {name: tokens/s}}: the rates over time
 };
 
 // --- the model: events in, view out -------------------------------------------------------------
@@ -62,7 +62,7 @@ function apply(event, now) {
     case "Sample":
       view.cpus = body.cpus;
       body.slots.forEach((pid, slot) => hold(slot, pid ?? null, now));
-      view.samples.push({ t: now, rate: body.tokens_per_s });
+      view.samples.push({ t: now, rate: body.tokens_per_s, backends: perBackend(body) });
       view.rates.clear();
       for (const tick of body.processes) {
         view.rates.set(tick.pid, tick.tokens_per_s);
@@ -80,6 +80,13 @@ function apply(event, now) {
   const oldest = now - WINDOW_MS;
   view.segments = view.segments.filter(s => s.to === null || s.to > oldest);
   while (view.samples.length && view.samples[0].t < oldest) view.samples.shift();
+}
+
+// Tokens/s by backend in a sample: its `backends` list when the kernel sends one, else the one
+// backend every slot belongs to.
+function perBackend(sample) {
+  if (!Array.isArray(sample.backends)) return { backend: sample.tokens_per_s };
+  return Object.fromEntries(sample.backends.map(b => [b.name, b.tokens_per_s]));
 }
 
 // --- the stream ----------------------------------------------------------------------------------
@@ -131,7 +138,11 @@ function draw() {
   drawRate(now);
 }
 
-function circuit(c) { return typeof c === "string" ? c.toLowerCase() : Object.keys(c)[0].toLowerCase(); }
+// The backend circuit as top says it: closed is up, open is down, half-open is one probe running.
+function circuit(c) {
+  const name = typeof c === "string" ? c : Object.keys(c)[0];
+  return { Closed: "up", Open: "down", HalfOpen: "probing" }[name] || name;
+}
 
 function canvas(id) {
   const c = document.getElementById(id);
@@ -165,20 +176,36 @@ function drawTimeline(now) {
   g.fillText("now", w - 24, h - 2);
 }
 
+const SERIES = ["#2a6fdb", "#d9534f", "#3a9a3a", "#b8860b", "#8e44ad", "#16a2b8"];
+
 function drawRate(now) {
   const { g, w, h } = canvas("rate");
   const axis = 14, top = 14;
-  const max = Math.max(1, ...view.samples.map(s => s.rate)) * 1.1;
+  const names = [...new Set(view.samples.flatMap(s => Object.keys(s.backends)))].sort();
+  const values = view.samples.flatMap(s => Object.values(s.backends));
+  const max = Math.max(1, ...values) * 1.1;
   const ms = span(now);
   const x = t => Math.max(0, (t - (now - ms)) / ms) * w;
   const y = r => h - axis - (r / max) * (h - axis - top);
   g.strokeStyle = "#ddd"; g.beginPath(); g.moveTo(0, y(0)); g.lineTo(w, y(0)); g.stroke();
-  g.strokeStyle = "#2a6fdb"; g.lineWidth = 2; g.beginPath();
-  view.samples.forEach((s, i) => (i ? g.lineTo(x(s.t), y(s.rate)) : g.moveTo(x(s.t), y(s.rate))));
-  g.stroke();
-  g.fillStyle = "#2a6fdb";
   const last = view.samples[view.samples.length - 1];
-  g.fillText("backend " + (last ? last.rate.toFixed(1) : "–") + " tok/s", 4, 11);
+  let legend = 4;
+  names.forEach((name, i) => {
+    const colour = SERIES[i % SERIES.length];
+    g.strokeStyle = colour; g.lineWidth = 2; g.beginPath();
+    let drawing = false;
+    for (const s of view.samples) {
+      const r = s.backends[name];
+      if (r === undefined) { drawing = false; continue; }
+      if (drawing) g.lineTo(x(s.t), y(r)); else g.moveTo(x(s.t), y(r));
+      drawing = true;
+    }
+    g.stroke();
+    const now = last && last.backends[name] !== undefined ? last.backends[name].toFixed(1) : "–";
+    const text = name + " " + now + " tok/s";
+    g.fillStyle = colour; g.fillText(text, legend, 11);
+    legend += g.measureText(text).width + 12;
+  });
   g.fillStyle = "#666";
   g.fillText("max " + (max / 1.1).toFixed(0), w - 60, 11);
   g.fillText("−" + Math.round(ms / 1000) + " s", 0, h - 2);
@@ -258,6 +285,10 @@ async function act(pid, action, actions) {
     say(action + " pid " + pid + ": " + e, true);
   }
 }
+
+// Errors of this script, shown and kept for the browser test to read.
+const scriptErrors = [];
+window.addEventListener("error", e => { scriptErrors.push(e.message); say("script error: " + e.message, true); });
 
 connect();
 // The timeline moves with the clock between events too.

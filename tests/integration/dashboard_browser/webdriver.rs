@@ -206,6 +206,11 @@ async fn in_chromium_the_dashboard_shows_a_running_process_and_its_kill_button_k
     nice.send_keys("5").await.expect("type a niceness");
     click(&browser, other, "renice").await;
     kernel_row(&addr, KEY, other, "reniced", |r| r["nice"] == 5).await;
+    let errors = browser
+        .execute("return scriptErrors;", vec![])
+        .await
+        .expect("read the page's script errors");
+    assert_eq!(errors, json!([]), "the page's script failed");
     let _ = browser.close().await;
     drop(driver);
 }
