@@ -1,7 +1,8 @@
 //! Who is calling the front door. On the Unix socket the caller's credentials (SO_PEERCRED) are
 //! taken at accept and admitted by the kernel's own rule ([`crate::kernel::admission`]), so a user
 //! gets the same identity and rights as with `llmsh`. On TCP the caller names itself with a bearer
-//! key from the keys file ([`super::keys`]); without a keys file (loopback only) every TCP caller is
+//! key from the keys file ([`super::keys`]), or, from the dashboard's own page, with the same key
+//! as its login cookie ([`super::dashboard::login`]); without a keys file (loopback only) every TCP caller is
 //! the unprivileged `nobody`. A TCP request's `Host` must name the listener itself (`localhost`,
 //! a loopback address, or the configured address, with its port), so a web page whose DNS name was
 //! rebound to 127.0.0.1 cannot reach it.
@@ -271,13 +272,12 @@ fn peer_of(
             // A browser presents the key as the dashboard's cookie, from the dashboard alone.
             let presented = match presented {
                 Some(key) => Some(key),
-                None => match login::cookie_key(headers) {
-                    Some(key) => {
-                        login::check_origin(method, headers, |h| rules.host_allowed(h))?;
-                        Some(key)
-                    }
-                    None => None,
-                },
+                None => login::cookie_key(headers)
+                    .map(|key| {
+                        login::check_origin(method, headers, |h| rules.host_allowed(h))
+                            .map(|()| key)
+                    })
+                    .transpose()?,
             };
             match presented.and_then(|key| keys.uid_of(key.trim())) {
                 Some(uid) => Ok(Peer { uid, pid: None }),

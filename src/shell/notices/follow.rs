@@ -4,8 +4,8 @@
 //! polled, and a shell with twenty background jobs holds one connection, not twenty.
 //!
 //! The follower knows the last state of every process the stream has shown (the snapshot, then
-//! each change), so a job that is put in the background after its process already stopped or ended
-//! is reported at once, and one whose events are still on their way is reported when they arrive.
+//! each change), so a job that is put in the background after its process already ended is
+//! reported at once, and one whose events are still on their way is reported when they arrive.
 //! With no job left to follow the stream is closed; a lost connection waits for the next job, since
 //! the shell asks the kernel for every job's state before each prompt anyway.
 
@@ -91,10 +91,15 @@ impl Follow {
         }
     }
 
-    /// A job to follow: its state now, when the stream already showed it.
+    /// A job to follow: its ending, when the stream already showed it. Only an ending: a stopped
+    /// or running state seen earlier may be older than what the shell knows (it has just stopped
+    /// the job on Ctrl-Z, or continued it with `bg`), and the events still on their way say the rest.
     fn watch(&mut self, pid: Pid) -> Option<JobState> {
         self.watched.insert(pid);
-        self.known.get(&pid).cloned()
+        self.known
+            .get(&pid)
+            .filter(|s| matches!(s, JobState::Done(_)))
+            .cloned()
     }
 }
 
@@ -259,10 +264,10 @@ mod tests {
     }
 
     #[test]
-    fn a_job_put_in_the_background_after_its_change_is_reported_from_what_was_seen() {
+    fn a_job_put_in_the_background_after_it_ended_is_reported_from_what_was_seen() {
         let mut f = Follow::default();
         let snapshot = Event::Snapshot(Snapshot {
-            processes: vec![row(4, ProcessState::Stopped)],
+            processes: vec![row(4, ProcessState::Zombie), row(5, ProcessState::Stopped)],
             complete: true,
             cpus: 1,
             policy: "priority".into(),
@@ -273,7 +278,12 @@ mod tests {
             context_switches: 0,
         });
         assert!(f.event(snapshot).is_empty(), "not a job yet");
-        assert_eq!(f.watch(Pid(4)), Some(JobState::Stopped));
+        assert_eq!(f.watch(Pid(4)), Some(JobState::Done(ExitStatus::Finished)));
+        assert_eq!(
+            f.watch(Pid(5)),
+            None,
+            "the shell may know better than a stop seen before"
+        );
         assert!(
             f.event(Event::Changed(row(7, ProcessState::Zombie)))
                 .is_empty()
