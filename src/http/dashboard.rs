@@ -1,70 +1,59 @@
-//! A read-only dashboard at `/` of the metrics listener: one page embedded in the binary (no build
-//! step, no CDN) that polls `/api/view` once a second and shows the machine, a timeline of which pid
-//! held each slot, and the process table. The listener has no authentication (loopback, like the
-//! metrics), so the view shows no prompt and offers no action: killing and renicing stay with the
-//! Unix socket, which knows who asks.
+//! The dashboard: one page at `/` of the front door, behind the same authentication as every other
+//! endpoint (the Unix socket's peer credentials, or on TCP a key from the keys file, which a browser
+//! presents once through the login form and then as a cookie, [`login`]). Its files are embedded in
+//! the binary (no build step, no CDN): `index.html`, `dashboard.css` and hand-written
+//! `dashboard.js`, which draws the live process table, a timeline per slot of which process held it
+//! when, and the tokens/s chart, all fed by `GET /v1/events` ([`events`], the kernel's `Subscribe`
+//! stream relayed as server-sent events); its kill/stop/continue/renice buttons call the
+//! `/v1/processes` endpoints, so the kernel checks them exactly as it checks `llmsh`.
 
-use crate::kernel::Kernel;
-use crate::kernel::state::KernelState;
-use crate::proto::{Pid, ProcessInfo};
-use axum::Json;
-use axum::extract::State;
-use axum::response::Html;
-use serde::Serialize;
-use std::sync::Arc;
+pub mod events;
+pub mod login;
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
 
 /// The page, embedded at build time.
 const INDEX: &str = include_str!("dashboard/index.html");
+/// Its script: the event stream, the table, the timeline, the chart and the buttons.
+const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const STYLE: &str = include_str!("dashboard/dashboard.css");
 
-/// What the page polls.
-#[derive(Serialize)]
-pub struct View {
-    pub machine: Machine,
-    pub processes: Vec<ProcessInfo>,
+/// The page never changes while a kernel runs, but a new binary may ship a new one: revalidate.
+const CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
+
+pub async fn index() -> impl IntoResponse {
+    ([CACHE], Html(INDEX))
 }
 
-#[derive(Serialize)]
-pub struct Machine {
-    pub cpus: u32,
-    pub running: usize,
-    pub queue: usize,
-    pub policy: String,
-    pub context_switches: u64,
-    /// The pid on each slot, by slot number.
-    pub slots: Vec<Option<u64>>,
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            CACHE,
+        ],
+        SCRIPT,
+    )
 }
 
-pub async fn index() -> Html<&'static str> {
-    Html(INDEX)
+pub async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), CACHE],
+        STYLE,
+    )
 }
 
-pub async fn view<S>(State(state): State<(Arc<Kernel>, S)>) -> Json<View> {
-    Json(state.0.read(snapshot))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The view of `state`: every process, no prompt (nobody is known to be asking).
-pub fn snapshot(state: &KernelState) -> View {
-    let processes = state
-        .list(u32::MAX, true)
-        .into_iter()
-        .map(|mut p| {
-            p.prompt = None;
-            p
-        })
-        .collect();
-    View {
-        machine: Machine {
-            cpus: state.config.cpus,
-            running: state.running(),
-            queue: state.waiting(),
-            policy: state.scheduler().policy_name().to_string(),
-            context_switches: state.context_switches,
-            slots: state
-                .slot_holders()
-                .into_iter()
-                .map(|p| p.map(|Pid(n)| n))
-                .collect(),
-        },
-        processes,
+    #[test]
+    fn the_page_loads_its_own_script_and_style_and_nothing_from_elsewhere() {
+        assert!(INDEX.contains(r#"src="dashboard.js""#), "{INDEX}");
+        assert!(INDEX.contains(r#"href="dashboard.css""#), "{INDEX}");
+        for file in [INDEX, SCRIPT, STYLE] {
+            assert!(!file.contains("http://") && !file.contains("https://"));
+        }
+        assert!(SCRIPT.contains("v1/events") && SCRIPT.contains("v1/processes/"));
     }
 }

@@ -1,13 +1,15 @@
 //! Who is calling the front door. On the Unix socket the caller's credentials (SO_PEERCRED) are
 //! taken at accept and admitted by the kernel's own rule ([`crate::kernel::admission`]), so a user
 //! gets the same identity and rights as with `llmsh`. On TCP the caller names itself with a bearer
-//! key from the keys file ([`super::keys`]); without a keys file (loopback only) every TCP caller is
+//! key from the keys file ([`super::keys`]), or, from the dashboard's own page, with the same key
+//! as its login cookie ([`super::dashboard::login`]); without a keys file (loopback only) every TCP caller is
 //! the unprivileged `nobody`. A TCP request's `Host` must name the listener itself (`localhost`,
 //! a loopback address, or the configured address, with its port), so a web page whose DNS name was
 //! rebound to 127.0.0.1 cannot reach it.
 
 use super::Door;
 use super::admitted::{PeerListener, Visitor};
+use super::dashboard::login;
 use super::error::ApiError;
 use super::keys::Keys;
 use crate::config::HttpConfig;
@@ -16,9 +18,9 @@ use crate::kernel::listener::{self, SocketGuard};
 use crate::kernel::server::Peer;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::serve::IncomingStream;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -69,7 +71,7 @@ impl Connected<IncomingStream<'_, TcpListener>> for Origin {
 
 /// How TCP callers are checked.
 pub struct TcpRules {
-    keys: Option<Keys>,
+    pub(super) keys: Option<Keys>,
     /// Host names a request may carry (without the port).
     hosts: Vec<String>,
     port: u16,
@@ -77,7 +79,7 @@ pub struct TcpRules {
 
 impl TcpRules {
     /// Whether `host` (a `Host` header) names this listener.
-    fn host_allowed(&self, host: &str) -> bool {
+    pub(super) fn host_allowed(&self, host: &str) -> bool {
         let (name, port) = match host.rsplit_once(':') {
             Some((name, port)) if !name.ends_with(':') && !port.contains(']') => (name, Some(port)),
             _ => (host, None),
@@ -218,16 +220,21 @@ pub async fn identify(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match peer_of(&door, origin, request.headers()) {
+    match peer_of(&door, origin, request.method(), request.headers()) {
         Ok(peer) => {
             request.extensions_mut().insert(peer);
             next.run(request).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => login::or_form(e, request.method(), request.uri().path()),
     }
 }
 
-fn peer_of(door: &Door, origin: Origin, headers: &HeaderMap) -> Result<Peer, ApiError> {
+fn peer_of(
+    door: &Door,
+    origin: Origin,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Peer, ApiError> {
     match origin {
         Origin::Unix(Visitor {
             caller: Some(caller),
@@ -271,7 +278,17 @@ fn peer_of(door: &Door, origin: Origin, headers: &HeaderMap) -> Result<Peer, Api
                 .and_then(|h| h.split_once(' '))
                 // The scheme is case-insensitive (RFC 9110).
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, key)| key);
+                .map(|(_, key)| key.to_string());
+            // A browser presents the key as the dashboard's cookie, from the dashboard alone.
+            let presented = match presented {
+                Some(key) => Some(key),
+                None => login::cookie_key(headers)
+                    .map(|key| {
+                        login::check_origin(method, headers, |h| rules.host_allowed(h))
+                            .map(|()| key)
+                    })
+                    .transpose()?,
+            };
             match presented.and_then(|key| keys.uid_of(key.trim())) {
                 Some(uid) => Ok(Peer { uid, pid: None }),
                 None => Err(ApiError::unauthorized()),

@@ -1,5 +1,6 @@
-//! The `[metrics] listen` endpoint: GET /metrics, and the read-only dashboard at `/`, on a loopback
-//! address (the config refuses any other), served with axum until the kernel shuts down.
+//! The `[metrics] listen` endpoint: GET /metrics on a loopback address (the config refuses any
+//! other), served with axum until the kernel shuts down. Nothing here authenticates, so the
+//! dashboard, which shows prompts and acts, is served by the front door instead ([`super::dashboard`]).
 
 use super::metrics::Metrics;
 use crate::kernel::Kernel;
@@ -33,8 +34,6 @@ pub async fn serve(kernel: Arc<Kernel>, listener: TcpListener) {
     kernel.read(|s| kernel.events.set_recorder(s, recorder));
     let app = Router::new()
         .route("/metrics", get(scrape))
-        .route("/", get(super::dashboard::index))
-        .route("/api/view", get(super::dashboard::view::<Arc<Metrics>>))
         .with_state((Arc::clone(&kernel), metrics));
     let shutdown = kernel.shutdown.clone();
     let served = axum::serve(listener, app)

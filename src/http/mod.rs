@@ -10,12 +10,13 @@
 //!
 //! Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (`completions`, streamed by
 //! `answer`), `GET /v1/models` (the backend's list), `GET /health`, and the kernel's own under
-//! `/v1/processes` (`processes`). Every handler reaches the kernel through the same entry points
+//! `/v1/processes` (`processes`), and the dashboard at `/` with its event stream `/v1/events`
+//! ([`dashboard`]). Every handler reaches the kernel through the same entry points
 //! the socket verbs use (their checks, their `KernelState` transitions), never the scheduler itself.
 //! Errors take OpenAI's JSON shape (`error`).
 //!
 //! Beside it, on their own loopback listener ([`metrics_listener`], `[metrics] listen`): the
-//! Prometheus metrics ([`metrics`]) and a read-only dashboard ([`dashboard`]).
+//! Prometheus metrics ([`metrics`]).
 
 pub mod admitted;
 mod answer;
@@ -61,6 +62,10 @@ pub fn router(door: Door) -> Router {
         .route("/v1/processes/{pid}/output", get(processes::output))
         .route("/v1/processes/{pid}/signal", post(processes::signal))
         .route("/v1/processes/{pid}/renice", post(processes::renice))
+        .route("/v1/events", get(dashboard::events::stream))
+        .route("/", get(dashboard::index))
+        .route("/dashboard.js", get(dashboard::script))
+        .route("/dashboard.css", get(dashboard::style))
         .fallback(error::not_found)
         // A request larger than a wire frame could not be journaled either; the kernel's own
         // prompt limit (at most 3 MiB) is checked after.
@@ -71,5 +76,7 @@ pub fn router(door: Door) -> Router {
             door.clone(),
             door::identify,
         ))
+        // Where a browser presents its key, so not behind the check above (it checks Host itself).
+        .route("/login", post(dashboard::login::submit))
         .with_state(door)
 }

@@ -1,6 +1,7 @@
 //! Job notices on a terminal: `[1]+  Done  query ...` when a background job ends, `Stopped` when one
-//! is stopped. Each job in the background has a watcher task on the shell's runtime that follows the
-//! process through the kernel and records its state changes in the shared job table. Between command
+//! is stopped. While jobs are in the background one task on the shell's runtime follows them all on
+//! the kernel's event stream ([`follow`], `Subscribe`) and records their state changes in the shared
+//! job table. Between command
 //! lines the shell prints the pending notices before the prompt; while the user edits a line the
 //! watcher prints them at once, above the line, through reedline's external printer. A notice is
 //! taken out of the table under the same lock that decides where it goes, so it is printed once.
@@ -11,17 +12,19 @@
 //! reported `Done` leave no zombies in `ps`. A job this shell never reports (it still runs when the
 //! shell exits) stays in the kernel until someone waits for it or its retention runs out.
 
+mod follow;
+
 use super::client::Client;
 use super::foreground::write_out;
 use super::jobs::{Finished, JobState, JobTable, Notice, SharedJobs, unshown};
 use crate::proto::{OutputRequest, Pid, Request, Response, WaitRequest};
-use std::collections::HashMap;
+use follow::Command;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 /// Lines reedline's external printer may hold before it is drained: it drains every poll (100 ms),
 /// so this is only reached by a burst of many jobs ending at once. A notice that does not fit stays
@@ -38,10 +41,9 @@ pub struct Notifier {
     /// table locked, and read by watchers with it locked: a notice is either taken before the prompt
     /// or sent live, never both.
     reading: AtomicBool,
-    /// The running watchers, by pid, each with a generation so an old watcher ending late does not
-    /// forget a newer one.
-    watchers: Mutex<HashMap<Pid, (u64, CancellationToken)>>,
-    generation: std::sync::atomic::AtomicU64,
+    /// Tells the follower of the event stream which jobs to report, once it runs. Unbounded: one
+    /// message per job put in or taken out of the background, at the pace the user types.
+    follower: Mutex<Option<mpsc::UnboundedSender<Command>>>,
 }
 
 impl Notifier {
@@ -53,8 +55,7 @@ impl Notifier {
             socket,
             live,
             reading: AtomicBool::new(false),
-            watchers: Mutex::new(HashMap::new()),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            follower: Mutex::new(None),
         }
     }
 
@@ -80,74 +81,38 @@ impl Notifier {
     /// Starts following `pid`, a job that is now in the background (run with `&` or stopped).
     /// Must be called on the shell's runtime.
     pub fn watch(self: &Arc<Self>, pid: Pid) {
-        let token = CancellationToken::new();
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let old = self
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(pid, (generation, token.clone()));
-        if let Some((_, old)) = old {
-            old.cancel();
-        }
-        let notifier = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::select! {
-                () = token.cancelled() => {}
-                () = notifier.follow(pid) => {}
-            }
-            let mut watchers = notifier
-                .watchers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if watchers.get(&pid).is_some_and(|(g, _)| *g == generation) {
-                watchers.remove(&pid);
-            }
+        let mut follower = self.follower.lock().unwrap_or_else(PoisonError::into_inner);
+        let sender = follower.get_or_insert_with(|| {
+            let (sender, commands) = mpsc::unbounded_channel();
+            tokio::spawn(follow::run(Arc::downgrade(self), commands));
+            sender
         });
+        let _ = sender.send(Command::Watch(pid));
     }
 
     /// Stops following `pid`: it comes to the foreground, where the shell reports it itself.
     pub fn unwatch(&self, pid: Pid) {
-        let old = self
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&pid);
-        if let Some((_, token)) = old {
-            token.cancel();
+        let follower = self.follower.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = follower.as_ref() {
+            let _ = sender.send(Command::Unwatch(pid));
         }
     }
 
-    /// Follows the process until it exits. A lost connection ends the watch quietly: the shell asks
-    /// the kernel for every job's state before each prompt anyway.
-    async fn follow(&self, pid: Pid) {
-        let Ok(mut client) = Client::connect(&self.socket).await else {
-            return;
-        };
-        let request = Request::Output(OutputRequest { pid, follow: true });
-        if client.send(request).await.is_err() {
+    /// A followed job changed: records it; an ending goes with the output the job had not shown
+    /// (fetched on a task of its own, so the stream keeps being read), then the job is reaped.
+    fn report_change(self: Arc<Self>, pid: Pid, state: JobState) {
+        if !matches!(state, JobState::Done(_)) {
+            self.record(pid, state, "");
             return;
         }
-        loop {
-            let state = match client.recv().await {
-                Ok(Response::Output(_) | Response::Waiting(_)) => continue,
-                Ok(Response::Stopped(_)) => JobState::Stopped,
-                Ok(Response::Continued(_)) => JobState::Running,
-                Ok(Response::Exited(exited)) => JobState::Done(exited.status),
-                Ok(_) | Err(_) => return,
-            };
-            if !matches!(state, JobState::Done(_)) {
-                self.record(pid, state, "");
-                continue;
-            }
-            // Its output goes with its notice; fetched before taking the lock, which never waits.
+        tokio::spawn(async move {
+            // Fetched before taking the lock, which never waits.
             let shown = self.table().by_pid(pid).map_or(0, |j| j.shown);
             let rest = unshown_output(&self.socket, pid, shown).await;
             if self.record(pid, state, &rest) {
                 reap(&self.socket, pid).await;
             }
-            return;
-        }
+        });
     }
 
     /// Records a state change; while a line is being edited, prints the notice above it, after

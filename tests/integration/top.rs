@@ -78,3 +78,45 @@ async fn s_and_c_stop_and_continue_the_selected_process_and_n_renices_it() {
     t.expect_screen("the alternate screen left", |t| !t.alternate_screen())
         .await;
 }
+
+#[tokio::test]
+async fn top_at_80x24_with_three_processes_on_two_slots_is_saved_for_review() {
+    let fake = FakeLlm::start(FakeConfig {
+        tokens: 100_000,
+        delay: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let k = TestKernel::start(&fake.url, &["--cpus", "2"]).await;
+    let home = tempfile::tempdir().expect("home");
+    let mut pids = Vec::new();
+    for story in [
+        "a story about rivers",
+        "a poem about salt",
+        "a tale of two slots",
+    ] {
+        pids.push(job_pid(&k.sh(&format!("query {story} &")).await.stdout).to_string());
+    }
+    let mut t = Terminal::spawn_sized(&k.socket, home.path(), &[], (24, 80));
+    t.expect("llmsh$ ").await;
+    t.line("top");
+    for pid in &pids {
+        t.expect_row_with(&[pid, "a "]).await;
+    }
+    t.expect_row_with(&["Slots: 2/2"]).await;
+    // A sample has come (the rates are measured between two), and a switch has happened.
+    t.expect_screen("a context switch and the rates", |t| {
+        t.rows().iter().any(|r| {
+            r.starts_with("Tokens/s:")
+                && !r.starts_with("Tokens/s: 0.0 ")
+                && !r.contains("Switches: 0 ")
+        })
+    })
+    .await;
+    let capture = t.rows().join("\n");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/top-80x24.txt");
+    std::fs::write(&path, format!("{}\n", capture.trim_end())).expect("save the capture");
+    t.send("q");
+    t.expect_screen("the alternate screen left", |t| !t.alternate_screen())
+        .await;
+}
