@@ -24,9 +24,10 @@ pub struct KernelArgs {
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/llmkernel.sock]
     #[arg(long, env = "LLMKERNEL_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]
+    /// OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]; give it more than once for
+    /// several backends scheduled as one machine
     #[arg(long, env = "LLMKERNEL_BACKEND", value_name = "URL", value_parser = crate::config::backend_url::parse_backend_url)]
-    pub backend: Option<String>,
+    pub backend: Vec<String>,
     /// Model name to request [default: the first the backend lists]
     #[arg(long, env = "LLMKERNEL_MODEL", value_name = "NAME")]
     pub model: Option<String>,
@@ -122,8 +123,13 @@ impl KernelArgs {
 
     /// Flags (and their environment variables) over a config.
     pub fn apply(&self, c: &mut KernelConfig) {
-        if let Some(v) = &self.backend {
-            c.backend_url = v.clone();
+        match self.backend.as_slice() {
+            [] => {}
+            [one] => c.backend_url = one.clone(),
+            several => {
+                c.backend_url = several[0].clone();
+                c.backends = crate::config::backends::from_urls(several);
+            }
         }
         if let Some(v) = &self.model {
             c.model = Some(v.clone());

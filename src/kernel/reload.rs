@@ -67,8 +67,7 @@ impl Kernel {
             || new.aging_points_per_sec != old.aging_points_per_sec)
             .then(|| make_policy(new.policy, &new));
         if backend_changed(&old, &new) {
-            let backend = Arc::new(Backend::new(backend_settings(&new)));
-            *self.backend.write().unwrap_or_else(|p| p.into_inner()) = backend;
+            self.set_client(Some(0), Backend::new(backend_settings(&new)));
         }
         if new.interrupts.spool_dir != old.interrupts.spool_dir {
             spool::prepare(&new.interrupts.spool_dir);

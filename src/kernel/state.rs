@@ -19,6 +19,7 @@ mod retention;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;
+mod smp;
 pub mod waiting;
 
 pub use control::Collect;
@@ -50,6 +51,8 @@ pub struct Launch {
     pub cancel: CancellationToken,
     /// Slot caches to save and restore before the generation starts (see [`crate::kernel::memory::swap`]).
     pub swap: crate::kernel::memory::swap::SwapPlan,
+    /// The backend (index in the pool) whose slot it runs on; `generation.slot` is that server's.
+    pub backend: usize,
 }
 
 /// How a run task ended.
@@ -96,6 +99,8 @@ pub struct KernelState {
     clock_base_ms: u64,
     /// Context sizes, slot caches and swap (see [`crate::kernel::memory`]).
     pub memory: crate::kernel::memory::Memory,
+    /// Which slots belong to which backend, the models each serves and its health (SMP).
+    pub pool: crate::kernel::backends::Pool,
 }
 
 impl KernelState {
@@ -103,7 +108,9 @@ impl KernelState {
         let slots = vec![None; config.cpus as usize];
         let swap = crate::kernel::memory::swap::SwapSpace::new(&config.swap);
         let memory = crate::kernel::memory::Memory::new(config.cpus, swap);
+        let pool = crate::kernel::backends::Pool::single(&config.backend_url, config.cpus);
         KernelState {
+            pool,
             memory,
             config,
             table: BTreeMap::new(),
@@ -272,29 +279,18 @@ impl KernelState {
         self.note_interactive_work(now);
         let mut launches = Vec::new();
         while !self.draining {
-            let Some(free) = self.slots.iter().position(Option::is_none) else {
-                break;
-            };
             // While the backend is failing, processes wait in the queue instead of burning tries.
             if !self.circuit.admits(now) {
                 break;
             }
-            let picked = if self.background_room(now, false) {
-                self.scheduler.pick()
-            } else {
-                self.scheduler.pick_interactive()
-            };
-            let Some(pid) = picked else {
+            let interactive_only = !self.background_room(now, false);
+            let Some((pid, slot)) = self.pick_placed(interactive_only) else {
                 break;
             };
             let Some(p) = self.table.get(&pid) else {
                 continue;
             };
             let priority = self.scheduler.display_priority(&self.candidate(p), now);
-            let slot = p
-                .last_slot
-                .filter(|s| self.slots.get(*s as usize) == Some(&None))
-                .unwrap_or(free as u32);
             let launch = self.start_run(pid, slot, priority);
             launches.extend(launch);
         }
@@ -309,6 +305,7 @@ impl KernelState {
         let run_id = self.next_run_id;
         self.next_run_id += 1;
         let now = self.now_ms();
+        let (backend, local_slot) = self.enter_backend(pid, slot);
         let p = self.table.get_mut(&pid)?;
         let cancel = CancellationToken::new();
         let resumed = p.tokens_used > 0 || !p.output.is_empty();
@@ -337,7 +334,7 @@ impl KernelState {
         let generation = Generation {
             messages: p.conversation(),
             max_tokens: p.remaining_tokens().max(1),
-            slot,
+            slot: local_slot,
             priority,
             model: p.ask.model.clone(),
             params: p.ask.params.clone(),
@@ -351,6 +348,7 @@ impl KernelState {
             generation,
             cancel,
             swap,
+            backend,
         })
     }
 
@@ -382,6 +380,7 @@ impl KernelState {
             return false;
         };
         run.tokens += 1;
+        self.pool.count_token(run.slot, now);
         if run.tokens == 1 {
             // The backend answers: whatever this process was waiting out is over.
             p.retry = None;
