@@ -18,6 +18,7 @@
 
 use super::{Kernel, KernelError, backend_settings, interrupts::spool, make_policy};
 use crate::config::KernelConfig;
+use crate::config::backends::BackendSpec;
 use crate::llm::Backend;
 use std::sync::Arc;
 
@@ -46,6 +47,14 @@ impl Kernel {
             needs_restart.push("backend.command");
             new.managed_backend = old.managed_backend.clone();
         }
+        // With `[[backends]]` the slots are the backends' own: `cpus` follows them.
+        if !old.backends.is_empty() {
+            new.cpus = old.cpus;
+        }
+        if new.backends.is_empty() != old.backends.is_empty() {
+            needs_restart.push("backends");
+            new.backends = old.backends.clone();
+        }
         if new.cpus != old.cpus {
             needs_restart.push("cpus");
             new.cpus = old.cpus;
@@ -66,14 +75,25 @@ impl Kernel {
         let policy = (new.policy != old.policy
             || new.aging_points_per_sec != old.aging_points_per_sec)
             .then(|| make_policy(new.policy, &new));
-        if backend_changed(&old, &new) {
+        if new.backends.is_empty() && backend_changed(&old, &new) {
             self.set_client(Some(0), Backend::new(backend_settings(&new)));
         }
         if new.interrupts.spool_dir != old.interrupts.spool_dir {
             spool::prepare(&new.interrupts.spool_dir);
         }
-        let applied = self.readmit(&old, &new);
+        let mut applied = self.readmit(&old, &new);
+        let (gone, added) = backends_diff(&old.backends, &new.backends);
+        let next = new.clone();
         self.update(|s| s.reconfigure(new, policy));
+        for name in gone {
+            if self.update(|s| s.remove_backend(&name)) {
+                applied.push(format!("backend {name} removed: its work drains to the others"));
+            }
+        }
+        for spec in added {
+            applied.push(format!("backend {} added ({})", spec.name, spec.url));
+            self.tracker.spawn(add_backend(Arc::clone(self), next.clone(), spec));
+        }
         Ok(Reconfigured {
             needs_restart,
             applied,
@@ -114,6 +134,33 @@ impl Kernel {
         }
         applied
     }
+}
+
+/// The backends a reload removes (by name) and adds: a backend whose entry changed is both.
+fn backends_diff(old: &[BackendSpec], new: &[BackendSpec]) -> (Vec<String>, Vec<BackendSpec>) {
+    let gone = old
+        .iter()
+        .filter(|o| !new.contains(o))
+        .map(|o| o.name.clone())
+        .collect();
+    let added = new.iter().filter(|n| !old.contains(n)).cloned().collect();
+    (gone, added)
+}
+
+/// Learns an added backend (its slots and models, asking the server where the entry is silent),
+/// then gives it its client and its slots. A managed `command` of an added backend waits for a
+/// restart.
+async fn add_backend(kernel: Arc<Kernel>, config: KernelConfig, spec: BackendSpec) {
+    let found = tokio::select! {
+        found = crate::kernel::backends::discover(&spec, None) => found,
+        () = kernel.shutdown.cancelled() => return,
+    };
+    let client = crate::kernel::backends::start::client(&config, &spec);
+    kernel.update(|s| {
+        // The client first: the backend takes work in this same update.
+        kernel.set_client(None, client);
+        s.add_backend(&spec, found);
+    });
 }
 
 fn backend_changed(old: &KernelConfig, new: &KernelConfig) -> bool {

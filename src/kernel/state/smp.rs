@@ -16,7 +16,7 @@
 use super::KernelState;
 use crate::config::backends::BackendSpec;
 use crate::kernel::backends::{Discovered, Pool};
-use crate::proto::{Failure, FailureKind, Pid, ProcessState};
+use crate::proto::{BackendRow, BackendTable, Failure, FailureKind, Pid, ProcessState};
 
 impl KernelState {
     /// The model `pid` asks for: its own, else the configured default (`None`: any).
@@ -230,5 +230,37 @@ impl KernelState {
         self.resize_slots(self.slots.len() as u32);
         tracing::info!(backend = %name, "backend removed; its work drains to the others");
         true
+    }
+
+    /// Every backend as `sched` shows it (the kind as configured; the verb fills in a learned one).
+    pub fn backend_table(&self) -> BackendTable {
+        let now = self.now_ms();
+        let backends = self
+            .pool
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| BackendRow {
+                name: e.name.clone(),
+                url: e.url.clone(),
+                kind: "auto".into(),
+                up: e.up,
+                removed: e.removed,
+                first_slot: e.first_slot,
+                slots: e.slots,
+                busy: self.busy_slots(i),
+                models: e.models.clone(),
+                tokens: e.tokens,
+                tokens_per_sec: e.tokens_per_sec(now),
+                swap: e.swap,
+                loaded_model: e.loaded.clone(),
+                down_reason: e.down_reason.clone(),
+            })
+            .collect();
+        BackendTable {
+            backends,
+            migrations: self.pool.migrations,
+            model_switches: self.pool.model_switches,
+        }
     }
 }
