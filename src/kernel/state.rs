@@ -20,6 +20,8 @@ mod retention;
 mod retry_tests;
 mod run_end;
 mod smp;
+#[cfg(test)]
+mod smp_tests;
 pub mod waiting;
 
 pub use control::Collect;
