@@ -85,14 +85,15 @@ impl Kernel {
         let (gone, added) = backends_diff(&old.backends, &new.backends);
         let next = new.clone();
         self.update(|s| s.reconfigure(new, policy));
-        for name in gone {
-            if self.update(|s| s.remove_backend(&name)) {
-                applied.push(format!("backend {name} removed: its work drains to the others"));
-            }
-        }
-        for spec in added {
+        for spec in &added {
             applied.push(format!("backend {} added ({})", spec.name, spec.url));
-            self.tracker.spawn(add_backend(Arc::clone(self), next.clone(), spec));
+        }
+        for name in &gone {
+            applied.push(format!("backend {name} removed: its work drains to the others"));
+        }
+        if !(added.is_empty() && gone.is_empty()) {
+            let change = rebalance(Arc::clone(self), next, added, gone);
+            self.tracker.spawn(change);
         }
         Ok(Reconfigured {
             needs_restart,
@@ -147,19 +148,33 @@ fn backends_diff(old: &[BackendSpec], new: &[BackendSpec]) -> (Vec<String>, Vec<
     (gone, added)
 }
 
-/// Learns an added backend (its slots and models, asking the server where the entry is silent),
-/// then gives it its client and its slots. A managed `command` of an added backend waits for a
-/// restart.
-async fn add_backend(kernel: Arc<Kernel>, config: KernelConfig, spec: BackendSpec) {
-    let found = tokio::select! {
-        found = crate::kernel::backends::discover(&spec, None) => found,
-        () = kernel.shutdown.cancelled() => return,
-    };
-    let client = crate::kernel::backends::start::client(&config, &spec);
+/// Learns the added backends (their slots and models, asking the servers where the entries are
+/// silent), gives each its client and its slots, then removes the gone ones: added first, so the
+/// work of a removed backend can move to its replacement at once. A managed `command` of an added
+/// backend waits for a restart.
+async fn rebalance(
+    kernel: Arc<Kernel>,
+    config: KernelConfig,
+    added: Vec<BackendSpec>,
+    gone: Vec<String>,
+) {
+    let mut found = Vec::new();
+    for spec in added {
+        let learned = tokio::select! {
+            learned = crate::kernel::backends::discover(&spec, None) => learned,
+            () = kernel.shutdown.cancelled() => return,
+        };
+        found.push((spec, learned));
+    }
     kernel.update(|s| {
-        // The client first: the backend takes work in this same update.
-        kernel.set_client(None, client);
-        s.add_backend(&spec, found);
+        for (spec, learned) in found {
+            // The client first: the backend takes work in this same update.
+            kernel.set_client(None, crate::kernel::backends::start::client(&config, &spec));
+            s.add_backend(&spec, learned);
+        }
+        for name in gone {
+            s.remove_backend(&name);
+        }
     });
 }
 
