@@ -11,6 +11,11 @@
 //! `max_connections_per_uid` and `allowed_group`; each change is reported in
 //! [`Reconfigured::applied`] (the daemon logs it), so a reload says whether it took.
 //!
+//! Backends (`[[backends]]`): an entry that is new or changed is added once its server has said
+//! what the entry leaves out (its slots and models), and one that is gone or changed is removed
+//! after that, draining to the others (see [`crate::kernel::state`]); the managed `command` of an
+//! added entry waits for a restart, and so does a switch between `[backend]` and `[[backends]]`.
+//!
 //! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir`, the
 //! front door (`[http]`: its listeners and keys file), the metrics address (`[metrics] listen`) and the managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
 //! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
@@ -237,6 +242,25 @@ mod tests {
             "the front door keeps its listeners until a restart"
         );
         k.shutdown.cancel();
+    }
+
+    #[test]
+    fn a_changed_backend_entry_is_removed_and_added_and_an_unchanged_one_kept() {
+        let spec = |name: &str, url: &str| BackendSpec {
+            name: name.into(),
+            url: url.into(),
+            kind: Default::default(),
+            slots: None,
+            models: vec![],
+            command: None,
+            swap: false,
+        };
+        let old = [spec("a", "http://a/v1"), spec("b", "http://b/v1")];
+        let new = [spec("a", "http://a/v1"), spec("b", "http://b2/v1"), spec("c", "http://c/v1")];
+        let (gone, added) = backends_diff(&old, &new);
+        assert_eq!(gone, ["b"]);
+        let added: Vec<_> = added.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(added, ["http://b2/v1", "http://c/v1"]);
     }
 
     #[tokio::test]

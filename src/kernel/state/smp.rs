@@ -263,4 +263,26 @@ impl KernelState {
             model_switches: self.pool.model_switches,
         }
     }
+
+    /// The models of every live backend as an OpenAI model list, for the front door's
+    /// `GET /v1/models`; `None` with one backend (the door then shows that server's own list).
+    pub fn pool_model_list(&self) -> Option<serde_json::Value> {
+        if !self.pool.is_multi() {
+            return None;
+        }
+        let mut models: Vec<&str> = self
+            .pool
+            .entries()
+            .iter()
+            .filter(|e| !e.removed)
+            .flat_map(|e| e.models.iter().map(String::as_str))
+            .collect();
+        models.sort_unstable();
+        models.dedup();
+        let data: Vec<_> = models
+            .iter()
+            .map(|id| serde_json::json!({ "id": id, "object": "model", "owned_by": "llmkernel" }))
+            .collect();
+        Some(serde_json::json!({ "object": "list", "data": data }))
+    }
 }

@@ -75,6 +75,9 @@ fn each_process_runs_on_a_backend_serving_its_model_in_queue_order() {
     assert_eq!(backend_of(&launches, big3), None, "b's two slots are taken");
     let slots: Vec<u32> = launches.iter().map(|l| l.generation.slot).collect();
     assert_eq!(slots, [0, 0, 1], "each server is told its own slot number");
+    let listed = s.pool_model_list().expect("several backends list their models");
+    assert_eq!(listed["data"][0]["id"], "big");
+    assert_eq!(listed["data"][1]["id"], "small");
     let err = s.check_model(Some("huge")).unwrap_err().message;
     assert!(err.contains("`huge`") && err.contains("big, small"), "{err}");
     assert!(s.check_model(Some("small")).is_ok());
