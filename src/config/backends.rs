@@ -163,6 +163,23 @@ mod tests {
     }
 
     #[test]
+    fn a_file_with_backends_resolves_them_and_a_bad_entry_is_named() {
+        let path = std::path::Path::new("c.toml");
+        let text = "[[backends]]\nurl = \"http://a:1/v1\"\nslots = 2\nmodels = [\"x\"]\n\
+                    [[backends]]\nname = \"big\"\nurl = \"http://b:1/v1\"\nswap = true\n";
+        let file = crate::config::ConfigFile::parse(text, path).unwrap();
+        let c = crate::config::KernelConfig::from_file(&file);
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!((c.backends[0].slots, c.backends[0].models.clone()), (Some(2), vec!["x".to_string()]));
+        assert!(c.backends[1].swap && c.backends[1].name == "big");
+        let bad = "cpus = 1\n[[backends]]\nurl = \"http://a:1/v1\"\n[[backends]]\nurl = \"http://b:1/v1\"\nslots = 0\n";
+        let err = crate::config::ConfigFile::parse(bad, path).unwrap_err().to_string();
+        assert!(err.contains("`slots` in [[backends]] entry 2") && err.contains("c.toml:2"), "{err}");
+        let unknown = "[[backends]]\nurl = \"http://a:1/v1\"\nslot = 2\n";
+        assert!(crate::config::ConfigFile::parse(unknown, path).is_err());
+    }
+
+    #[test]
     fn repeated_backend_flags_make_one_backend_each() {
         let specs = from_urls(&["http://a:1/v1".into(), "http://b:2/v1".into()]);
         assert_eq!(specs.len(), 2);
