@@ -175,7 +175,10 @@ async fn resume(migrate: bool) -> (Duration, usize) {
     until(&k.socket, pid, |s, _| s == ProcessState::Stopped).await;
     let filler = if migrate {
         let filler = submit(&k.socket, "[tokens=4000] filler".into(), 4000).await;
-        until(&k.socket, filler, |s, t| s == ProcessState::Running && t > 0).await;
+        until(&k.socket, filler, |s, t| {
+            s == ProcessState::Running && t > 0
+        })
+        .await;
         Some(filler)
     } else {
         None

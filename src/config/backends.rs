@@ -103,7 +103,10 @@ pub fn resolve(entries: &[BackendsEntry]) -> Result<Vec<BackendSpec>, String> {
 pub fn check_file(entries: &[BackendsEntry]) -> Result<(), String> {
     for (i, e) in entries.iter().enumerate() {
         if let Err((key, message)) = e.validate() {
-            return Err(format!("`{key}` in [[backends]] entry {}: {message}", i + 1));
+            return Err(format!(
+                "`{key}` in [[backends]] entry {}: {message}",
+                i + 1
+            ));
         }
     }
     resolve(entries).map(|_| ())
@@ -136,12 +139,18 @@ mod tests {
 
     #[test]
     fn unnamed_entries_are_numbered_in_order_and_names_must_differ() {
-        let specs = resolve(&[entry("http://a:1/v1", None), entry("http://b:1/v1", Some("big"))])
-            .unwrap();
+        let specs = resolve(&[
+            entry("http://a:1/v1", None),
+            entry("http://b:1/v1", Some("big")),
+        ])
+        .unwrap();
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["b1", "big"]);
-        let err = resolve(&[entry("http://a:1/v1", Some("x")), entry("http://b:1/v1", Some("x"))])
-            .unwrap_err();
+        let err = resolve(&[
+            entry("http://a:1/v1", Some("x")),
+            entry("http://b:1/v1", Some("x")),
+        ])
+        .unwrap_err();
         assert!(err.contains("`x`"), "{err}");
     }
 
@@ -170,11 +179,19 @@ mod tests {
         let file = crate::config::ConfigFile::parse(text, path).unwrap();
         let c = crate::config::KernelConfig::from_file(&file);
         assert_eq!(c.backends.len(), 2);
-        assert_eq!((c.backends[0].slots, c.backends[0].models.clone()), (Some(2), vec!["x".to_string()]));
+        assert_eq!(
+            (c.backends[0].slots, c.backends[0].models.clone()),
+            (Some(2), vec!["x".to_string()])
+        );
         assert!(c.backends[1].swap && c.backends[1].name == "big");
         let bad = "cpus = 1\n[[backends]]\nurl = \"http://a:1/v1\"\n[[backends]]\nurl = \"http://b:1/v1\"\nslots = 0\n";
-        let err = crate::config::ConfigFile::parse(bad, path).unwrap_err().to_string();
-        assert!(err.contains("`slots` in [[backends]] entry 2") && err.contains("c.toml:2"), "{err}");
+        let err = crate::config::ConfigFile::parse(bad, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`slots` in [[backends]] entry 2") && err.contains("c.toml:2"),
+            "{err}"
+        );
         let unknown = "[[backends]]\nurl = \"http://a:1/v1\"\nslot = 2\n";
         assert!(crate::config::ConfigFile::parse(unknown, path).is_err());
     }

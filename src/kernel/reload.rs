@@ -94,7 +94,9 @@ impl Kernel {
             applied.push(format!("backend {} added ({})", spec.name, spec.url));
         }
         for name in &gone {
-            applied.push(format!("backend {name} removed: its work drains to the others"));
+            applied.push(format!(
+                "backend {name} removed: its work drains to the others"
+            ));
         }
         if !(added.is_empty() && gone.is_empty()) {
             let change = rebalance(Arc::clone(self), next, added, gone);
@@ -256,7 +258,11 @@ mod tests {
             swap: false,
         };
         let old = [spec("a", "http://a/v1"), spec("b", "http://b/v1")];
-        let new = [spec("a", "http://a/v1"), spec("b", "http://b2/v1"), spec("c", "http://c/v1")];
+        let new = [
+            spec("a", "http://a/v1"),
+            spec("b", "http://b2/v1"),
+            spec("c", "http://c/v1"),
+        ];
         let (gone, added) = backends_diff(&old, &new);
         assert_eq!(gone, ["b"]);
         let added: Vec<_> = added.iter().map(|s| s.url.as_str()).collect();

@@ -507,5 +507,8 @@ fn backends_messages_encode_to_their_golden_bytes() {
     assert_eq!(hex(&request_bytes), "10");
     let reply_bytes = encode(&reply).unwrap();
     assert_eq!(decode::<Reply>(&reply_bytes).unwrap(), reply);
-    assert_eq!(hex(&reply_bytes), "001301036770750b687474703a2f2f672f763104766c6c6d010002040101016dfb2c01190101016d000301");
+    assert_eq!(
+        hex(&reply_bytes),
+        "001301036770750b687474703a2f2f672f763104766c6c6d010002040101016dfb2c01190101016d000301"
+    );
 }

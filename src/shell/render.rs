@@ -140,7 +140,13 @@ pub fn slot_label(slot: u32, backends: &[crate::proto::BackendRow]) -> String {
         .find(|b| (b.first_slot..b.first_slot.saturating_add(b.slots)).contains(&slot))
         .map_or_else(
             || slot.to_string(),
-            |b| format!("{}:{}", crate::shell::terminal_safe::escape(&b.name), slot - b.first_slot),
+            |b| {
+                format!(
+                    "{}:{}",
+                    crate::shell::terminal_safe::escape(&b.name),
+                    slot - b.first_slot
+                )
+            },
         )
 }
 

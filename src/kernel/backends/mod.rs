@@ -77,7 +77,13 @@ impl Pool {
     }
 
     /// Adds a backend whose slots start at `first_slot`; returns its index.
-    pub fn add(&mut self, spec: &BackendSpec, slots: u32, models: Vec<String>, first: u32) -> usize {
+    pub fn add(
+        &mut self,
+        spec: &BackendSpec,
+        slots: u32,
+        models: Vec<String>,
+        first: u32,
+    ) -> usize {
         self.entries.push(PoolEntry {
             name: spec.name.clone(),
             url: spec.url.clone(),

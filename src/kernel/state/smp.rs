@@ -75,10 +75,9 @@ impl KernelState {
         let last = self.table.get(&pid).and_then(|p| p.last_slot);
         let fits = |slot: u32| {
             self.slots.get(slot as usize) == Some(&None)
-                && self
-                    .pool
-                    .backend_of(slot)
-                    .is_some_and(|b| self.pool.takes(b, model) && self.model_ready(b, model, switch))
+                && self.pool.backend_of(slot).is_some_and(|b| {
+                    self.pool.takes(b, model) && self.model_ready(b, model, switch)
+                })
         };
         if let Some(last) = last.filter(|s| fits(*s)) {
             return Some(last);
@@ -122,7 +121,9 @@ impl KernelState {
         let model = self.model_of(pid).map(String::from);
         let p = self.table.get(&pid);
         let resumed = p.is_some_and(|p| p.tokens_used > 0 || !p.output.is_empty());
-        let came_from = p.and_then(|p| p.last_slot).and_then(|s| self.pool.backend_of(s));
+        let came_from = p
+            .and_then(|p| p.last_slot)
+            .and_then(|s| self.pool.backend_of(s));
         if resumed && came_from.is_some_and(|from| from != b) {
             self.pool.migrations += 1;
             tracing::debug!(%pid, from = ?came_from, to = b, "process migrates");

@@ -35,7 +35,13 @@ fn state(backends: &[(&str, u32, &[&str], bool)]) -> KernelState {
         .iter()
         .map(|(name, slots, models, swap)| {
             let models = models.iter().map(|m| m.to_string()).collect();
-            (spec(name, *swap), Discovered { slots: *slots, models })
+            (
+                spec(name, *swap),
+                Discovered {
+                    slots: *slots,
+                    models,
+                },
+            )
         })
         .collect();
     s.set_backends(&found);
@@ -75,11 +81,16 @@ fn each_process_runs_on_a_backend_serving_its_model_in_queue_order() {
     assert_eq!(backend_of(&launches, big3), None, "b's two slots are taken");
     let slots: Vec<u32> = launches.iter().map(|l| l.generation.slot).collect();
     assert_eq!(slots, [0, 0, 1], "each server is told its own slot number");
-    let listed = s.pool_model_list().expect("several backends list their models");
+    let listed = s
+        .pool_model_list()
+        .expect("several backends list their models");
     assert_eq!(listed["data"][0]["id"], "big");
     assert_eq!(listed["data"][1]["id"], "small");
     let err = s.check_model(Some("huge")).unwrap_err().message;
-    assert!(err.contains("`huge`") && err.contains("big, small"), "{err}");
+    assert!(
+        err.contains("`huge`") && err.contains("big, small"),
+        "{err}"
+    );
     assert!(s.check_model(Some("small")).is_ok());
 }
 
@@ -107,12 +118,22 @@ fn a_failing_backend_leaves_the_pool_and_its_process_continues_on_another() {
     let moved = s.dispatch();
     assert_eq!(backend_of(&moved, first), Some(1), "continues on b at once");
     let last = moved[0].generation.messages.last().unwrap();
-    assert_eq!(last.content, "t0 ", "the continuation carries the partial answer");
+    assert_eq!(
+        last.content, "t0 ",
+        "the continuation carries the partial answer"
+    );
     assert_eq!(s.pool.migrations, 1);
-    assert!(s.get(first).unwrap().retry.is_none(), "no retry was charged");
+    assert!(
+        s.get(first).unwrap().retry.is_none(),
+        "no retry was charged"
+    );
     s.pool.mark_up(0);
     let third = create(&mut s, None);
-    assert_eq!(backend_of(&s.dispatch(), third), Some(0), "back, it takes work");
+    assert_eq!(
+        backend_of(&s.dispatch(), third),
+        Some(0),
+        "back, it takes work"
+    );
 }
 
 #[test]
@@ -170,7 +191,10 @@ fn a_swap_server_runs_one_models_work_before_switching_and_counts_the_switch() {
         },
     );
     let next = s.dispatch().remove(0);
-    assert_eq!(next.pid, x2, "x is loaded: x2 before y1, though y1 came first");
+    assert_eq!(
+        next.pid, x2,
+        "x is loaded: x2 before y1, though y1 came first"
+    );
     assert_eq!(s.pool.model_switches, 0);
     s.on_run_end(
         x2,
@@ -182,5 +206,8 @@ fn a_swap_server_runs_one_models_work_before_switching_and_counts_the_switch() {
     let then = s.dispatch().remove(0);
     assert_eq!(then.pid, y1);
     assert_eq!(s.pool.model_switches, 1);
-    assert_eq!(s.context_switches, 1, "a model switch is charged like a context switch");
+    assert_eq!(
+        s.context_switches, 1,
+        "a model switch is charged like a context switch"
+    );
 }

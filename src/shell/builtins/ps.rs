@@ -58,7 +58,10 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
 /// The backends, when there are several (`ps -l` then names each slot `BACKEND:SLOT`); none from
 /// a kernel without the `Backends` verb.
 async fn backends(sh: &Shell) -> Vec<crate::proto::BackendRow> {
-    match sh.call(Request::Backends(crate::proto::BackendsRequest {})).await {
+    match sh
+        .call(Request::Backends(crate::proto::BackendsRequest {}))
+        .await
+    {
         Ok(Response::Backends(t)) if t.backends.len() > 1 => t.backends,
         _ => Vec::new(),
     }

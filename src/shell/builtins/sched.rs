@@ -35,7 +35,8 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
                 print!("{}", render::memory_summary(&m));
             }
             // Every backend; an older kernel without the verb says nothing.
-            if let Ok(Response::Backends(t)) = sh.call(Request::Backends(BackendsRequest {})).await {
+            if let Ok(Response::Backends(t)) = sh.call(Request::Backends(BackendsRequest {})).await
+            {
                 print!("{}", render_backends(&t));
             }
             0

@@ -16,7 +16,8 @@ async fn a_backend_dying_mid_answer_hands_its_work_to_the_other_and_takes_work_w
     running_with(&k, first, 20).await;
     a.stop().await;
     k.eventually_wide("sched", "a to be down", |s| {
-        s.lines().any(|l| l.trim_start().starts_with("a ") && l.contains("down"))
+        s.lines()
+            .any(|l| l.trim_start().starts_with("a ") && l.contains("down"))
     })
     .await;
     for pid in [first, second, third] {
@@ -26,7 +27,8 @@ async fn a_backend_dying_mid_answer_hands_its_work_to_the_other_and_takes_work_w
     assert!(sched.contains("migrations 1"), "{sched}");
     a.restart().await;
     k.eventually_wide("sched", "a to be up again", |s| {
-        s.lines().any(|l| l.trim_start().starts_with("a ") && l.contains(" up "))
+        s.lines()
+            .any(|l| l.trim_start().starts_with("a ") && l.contains(" up "))
     })
     .await;
     let before = a.requests().len();

@@ -66,7 +66,11 @@ pub(super) async fn final_output(k: &TestKernel, pid: u64) -> String {
 pub(super) async fn running_with(k: &TestKernel, pid: u64, tokens: usize) {
     k.eventually("ps", &format!("{pid} under way"), |ps| {
         crate::support::ps_row(ps, pid).is_some_and(|r| {
-            let used: usize = r[6].split('/').next().and_then(|t| t.parse().ok()).unwrap_or(0);
+            let used: usize = r[6]
+                .split('/')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
             r[5].starts_with('R') && used >= tokens
         })
     })
@@ -90,7 +94,11 @@ async fn each_process_runs_on_a_backend_serving_its_model_and_an_unknown_model_i
     let k = kernel(&config, &["--quantum", "8"]).await;
     let run = k.sh("query --model small --max-tokens 5 hi").await;
     assert_eq!(run.status, 0, "{run:?}");
-    let long = background(&k, "query --model big --max-tokens 400 '[tokens=400] story'").await;
+    let long = background(
+        &k,
+        "query --model big --max-tokens 400 '[tokens=400] story'",
+    )
+    .await;
     let ps = k
         .eventually_wide("ps -l", "the big process on batch's slot", |ps| {
             ps.contains("batch:0")
@@ -98,21 +106,36 @@ async fn each_process_runs_on_a_backend_serving_its_model_and_an_unknown_model_i
         .await;
     assert!(crate::support::ps_row(&ps, long).is_some(), "{ps}");
     let sched = k.sh_wide("sched").await.stdout;
-    for expected in ["backends: 2", "chat", "batch", "small", "big", "up", "0/1", "1/2", "llamacpp"] {
+    for expected in [
+        "backends: 2",
+        "chat",
+        "batch",
+        "small",
+        "big",
+        "up",
+        "0/1",
+        "1/2",
+        "llamacpp",
+    ] {
         assert!(sched.contains(expected), "{expected} in {sched}");
     }
     k.sh(&format!("kill {long}")).await;
     let refused = k.sh("query --model huge hello").await;
     assert_ne!(refused.status, 0);
     assert!(
-        refused.stderr.contains("no backend serves the model `huge`")
+        refused
+            .stderr
+            .contains("no backend serves the model `huge`")
             && refused.stderr.contains("big, small"),
         "{refused:?}"
     );
     let to_small: Vec<_> = small.requests().iter().filter_map(asked_model).collect();
     let to_big: Vec<_> = big.requests().iter().filter_map(asked_model).collect();
     assert_eq!(to_small, ["small"]);
-    assert!(!to_big.is_empty() && to_big.iter().all(|m| m == "big"), "{to_big:?}");
+    assert!(
+        !to_big.is_empty() && to_big.iter().all(|m| m == "big"),
+        "{to_big:?}"
+    );
 }
 
 #[tokio::test]

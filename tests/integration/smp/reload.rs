@@ -9,7 +9,11 @@ use nix::sys::signal::Signal::SIGHUP;
 async fn sighup_adds_a_backend_and_removes_another_whose_work_moves_there() {
     let old = fake("m", 20).await;
     let new = fake("m", 0).await;
-    let k = kernel(&format!("{}{}", entry("old", &old.url), entry("spare", &old.url)), &[]).await;
+    let k = kernel(
+        &format!("{}{}", entry("old", &old.url), entry("spare", &old.url)),
+        &[],
+    )
+    .await;
     let long = background(&k, "query --max-tokens 300 '[tokens=300] story'").await;
     running_with(&k, long, 10).await;
     rewrite_config(&k, &entry("new", &new.url));
