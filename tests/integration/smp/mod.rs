@@ -5,6 +5,7 @@
 //! drains to the new one.
 
 mod failover;
+mod managed;
 mod reload;
 
 use crate::support::TestKernel;
