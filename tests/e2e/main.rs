@@ -11,3 +11,4 @@ mod memory;
 mod query;
 mod readme;
 mod scheduling;
+mod smp;
