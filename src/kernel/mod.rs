@@ -1,6 +1,7 @@
 //! The kernel: the process table and its transitions ([`state`]), the scheduler and its policies
-//! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]) while
-//! the backend circuit says it is answering ([`circuit`]), the
+//! ([`scheduler`]), the dispatcher that runs processes on the backends' slots ([`dispatcher`]) while
+//! the backend circuit says it is answering ([`circuit`]), the pool of several backends
+//! ([`backends`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
 //! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), the durable
 //! process table ([`journal`]: one writer thread syncs records in batches, never the state's lock
@@ -391,6 +392,9 @@ impl Kernel {
                 s.running(),
                 s.waiting()
             );
+            if let Some(note) = s.backends_down_note() {
+                line.push_str(&note);
+            }
             if s.circuit.failures() > 0 {
                 line.push_str(&format!(
                     ", backend failing ({} in a row)",

@@ -4,7 +4,8 @@
 //! a process out (at once for more urgent work, or at a quantum boundary) and the slots kept for
 //! interactive work live in [`preemption`], how a run's end moves its process on (and how a failing
 //! backend is waited out) in [`run_end`], the `ps` view in [`listing`], the audit log in [`audit`],
-//! and the reaping of zombies past their retention in [`retention`].
+//! the reaping of zombies past their retention in [`retention`], and several backends as one
+//! machine (placement by model, migration, failover) in [`smp`].
 
 mod audit;
 mod control;
@@ -275,7 +276,8 @@ impl KernelState {
     /// waiting process if no slot is free for it; the caller starts the returned runs. Background
     /// work does not take the slots kept for interactive work while the reservation holds. A process
     /// goes back to the slot it last ran on when that one is free, so a backend that keeps a slot's
-    /// cache (and is told the slot) need not recompute the conversation.
+    /// cache (and is told the slot) need not recompute the conversation; with several backends it
+    /// runs on a slot of one serving its model, migrating when its own is taken (see [`smp`]).
     pub fn dispatch(&mut self) -> Vec<Launch> {
         let now = self.now_ms();
         self.note_interactive_work(now);

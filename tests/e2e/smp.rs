@@ -48,7 +48,10 @@ async fn a_process_switched_out_on_one_server_finishes_on_the_other_with_one_ans
     })
     .await;
     let (_, sched, _) = k.sh("sched").await;
-    assert!(sched.contains("migrations 1"), "the story did not move:\n{sched}");
+    assert!(
+        sched.contains("migrations 1"),
+        "the story did not move:\n{sched}"
+    );
     let after = k.output(story).await;
     eprintln!("before the move: {before:?}\nafter it: {after:?}");
     assert!(!before.trim().is_empty(), "nothing before the move");
@@ -57,7 +60,10 @@ async fn a_process_switched_out_on_one_server_finishes_on_the_other_with_one_ans
         "the answer changed across the move:\nbefore: {before:?}\nafter:  {after:?}"
     );
     let continuation = &after[before.len()..];
-    assert!(!continuation.trim().is_empty(), "nothing after the move: {after:?}");
+    assert!(
+        !continuation.trim().is_empty(),
+        "nothing after the move: {after:?}"
+    );
     let head: String = before.trim_start().chars().take(16).collect();
     assert!(
         !continuation.trim_start().starts_with(&head) && after.matches(&head).count() == 1,

@@ -286,4 +286,11 @@ impl KernelState {
             .collect();
         Some(serde_json::json!({ "object": "list", "data": data }))
     }
+
+    /// `, 1 of 2 backends down` for the status line, while any live backend is down.
+    pub fn backends_down_note(&self) -> Option<String> {
+        let live = || self.pool.entries().iter().filter(|e| !e.removed);
+        let down = live().filter(|e| !e.up).count();
+        (down > 0).then(|| format!(", {down} of {} backends down", live().count()))
+    }
 }

@@ -114,6 +114,10 @@ fn a_failing_backend_leaves_the_pool_and_its_process_continues_on_another() {
     };
     s.on_run_end(first, on_a.run_id, RunOutcome::Failed(refused));
     assert!(!s.pool.get(0).unwrap().up);
+    assert_eq!(
+        s.backends_down_note().as_deref(),
+        Some(", 1 of 2 backends down")
+    );
     assert_eq!(s.pool.probes_due, [0], "a probe waits for it to come back");
     let moved = s.dispatch();
     assert_eq!(backend_of(&moved, first), Some(1), "continues on b at once");
@@ -128,6 +132,7 @@ fn a_failing_backend_leaves_the_pool_and_its_process_continues_on_another() {
         "no retry was charged"
     );
     s.pool.mark_up(0);
+    assert_eq!(s.backends_down_note(), None);
     let third = create(&mut s, None);
     assert_eq!(
         backend_of(&s.dispatch(), third),
