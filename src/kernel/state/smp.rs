@@ -48,11 +48,22 @@ impl KernelState {
         if !self.any_free_slot() {
             return None;
         }
-        // First without switching any `swap` server's model, then allowing it.
+        // First without switching any `swap` server's model, then allowing it. A model found with
+        // no free slot is not tried again in the same pass: the walk costs a hash per process
+        // waiting ahead of the first that fits.
         let picked = [false, true].into_iter().find_map(|switch| {
-            self.scheduler
-                .in_order(interactive_only)
-                .find_map(|pid| self.place(pid, switch).map(|slot| (pid, slot)))
+            let mut stuck: std::collections::HashSet<Option<&str>> = Default::default();
+            self.scheduler.in_order(interactive_only).find_map(|pid| {
+                let model = self.model_of(pid);
+                if stuck.contains(&model) {
+                    return None;
+                }
+                let slot = self.place(pid, switch);
+                if slot.is_none() {
+                    stuck.insert(model);
+                }
+                slot.map(|slot| (pid, slot))
+            })
         })?;
         self.scheduler.take(picked.0);
         Some(picked)

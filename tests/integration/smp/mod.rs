@@ -7,6 +7,7 @@
 mod failover;
 mod managed;
 mod reload;
+mod swap;
 
 use crate::support::TestKernel;
 use crate::support::fake_llm::{FakeConfig, FakeLlm, Recorded, ServerKind};
