@@ -125,7 +125,11 @@ impl KernelArgs {
     pub fn apply(&self, c: &mut KernelConfig) {
         match self.backend.as_slice() {
             [] => {}
-            [one] => c.backend_url = one.clone(),
+            // One URL given beats the file's backends, as every flag beats the file.
+            [one] => {
+                c.backend_url = one.clone();
+                c.backends.clear();
+            }
             several => {
                 c.backend_url = several[0].clone();
                 c.backends = crate::config::backends::from_urls(several);
@@ -154,5 +158,36 @@ impl KernelArgs {
             .clone()
             .or_else(|| file.socket.clone())
             .unwrap_or_else(paths::default_socket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_backend_flag_replaces_the_files_backends_and_several_make_one_each() {
+        let file = crate::config::KernelConfig {
+            backends: crate::config::backends::from_urls(&[
+                "http://f:1/v1".into(),
+                "http://g:1/v1".into(),
+            ]),
+            ..KernelConfig::default()
+        };
+        let args = |urls: &[&str]| KernelArgs {
+            backend: urls.iter().map(|u| u.to_string()).collect(),
+            ..KernelArgs::default()
+        };
+        let mut c = file.clone();
+        args(&["http://a:1/v1"]).apply(&mut c);
+        assert!(c.backends.is_empty());
+        assert_eq!(c.backend_url, "http://a:1/v1");
+        let mut c = file.clone();
+        args(&["http://a:1/v1", "http://b:1/v1"]).apply(&mut c);
+        let urls: Vec<_> = c.backends.iter().map(|b| b.url.as_str()).collect();
+        assert_eq!(urls, ["http://a:1/v1", "http://b:1/v1"]);
+        let mut c = file.clone();
+        args(&[]).apply(&mut c);
+        assert_eq!(c.backends, file.backends);
     }
 }
