@@ -1,6 +1,6 @@
 complete -c llmkernel -l config -d 'Config file [default: ~/.config/llmkernel/config.toml]' -r -F
 complete -c llmkernel -l socket -d 'Unix socket to listen on [default: $XDG_RUNTIME_DIR/llmkernel.sock]' -r -F
-complete -c llmkernel -l backend -d 'OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]' -r
+complete -c llmkernel -l backend -d 'OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]; give it more than once for several backends scheduled as one machine' -r
 complete -c llmkernel -l model -d 'Model name to request [default: the first the backend lists]' -r
 complete -c llmkernel -l cpus -d 'Generation slots to time-share (match the server\'s parallel slots) [default: 1]' -r
 complete -c llmkernel -l quantum -d 'Tokens per time slice [default: 32]' -r

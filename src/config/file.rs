@@ -63,6 +63,9 @@ pub struct ConfigFile {
     /// `[swap]`: slot caches saved to disk.
     #[serde(default)]
     pub swap: SwapSection,
+    /// `[[backends]]`: several servers scheduled as one machine.
+    #[serde(default)]
+    pub backends: Vec<super::backends::BackendsEntry>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -297,6 +300,10 @@ impl ConfigFile {
             let offset = section_key_line(text, "[metrics]", "listen");
             return Err(invalid(offset, format!("`listen` in [metrics] {e}")));
         }
+        if let Err(message) = super::backends::check_file(&file.backends) {
+            let offset = text.find("[[backends]]");
+            return Err(invalid(offset, message));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -387,6 +394,7 @@ impl ConfigFile {
         }
         set(&mut c.swap.max_bytes, self.swap.max_bytes);
         set(&mut c.swap.min_tokens, self.swap.min_tokens);
+        c.backends = super::backends::resolve(&self.backends).unwrap_or_default();
     }
 }
 

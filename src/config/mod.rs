@@ -4,6 +4,7 @@
 //! what [`KernelConfig::from_file`] gives.
 
 pub mod backend_url;
+pub mod backends;
 pub mod file;
 pub mod http;
 pub mod interrupts;
@@ -139,6 +140,9 @@ pub struct KernelConfig {
     pub context_tokens: Option<u32>,
     /// Slot caches saved to disk instead of recomputed (`[swap]`).
     pub swap: SwapConfig,
+    /// Several backends (`[[backends]]`, or `--backend` given more than once); empty: the one
+    /// backend of `backend_url`, `cpus` and `managed_backend`.
+    pub backends: Vec<backends::BackendSpec>,
 }
 
 /// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
@@ -206,6 +210,7 @@ impl Default for KernelConfig {
             metrics_listen: None,
             context_tokens: None,
             swap: SwapConfig::default(),
+            backends: Vec::new(),
         }
     }
 }

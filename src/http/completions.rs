@@ -113,6 +113,10 @@ async fn complete(
 
 /// The backend's model list as it gives it; the configured model when it lists none.
 pub async fn models(State(door): State<Door>) -> Response {
+    // Several backends: every model they serve.
+    if let Some(list) = door.kernel.read(|s| s.pool_model_list()) {
+        return axum::Json(list).into_response();
+    }
     let backend = door.kernel.backend();
     match backend.models().await {
         Ok(Some(list)) => axum::Json(list).into_response(),

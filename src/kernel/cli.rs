@@ -24,9 +24,10 @@ pub struct KernelArgs {
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/llmkernel.sock]
     #[arg(long, env = "LLMKERNEL_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]
+    /// OpenAI-compatible base URL [default: http://127.0.0.1:5001/v1]; give it more than once for
+    /// several backends scheduled as one machine
     #[arg(long, env = "LLMKERNEL_BACKEND", value_name = "URL", value_parser = crate::config::backend_url::parse_backend_url)]
-    pub backend: Option<String>,
+    pub backend: Vec<String>,
     /// Model name to request [default: the first the backend lists]
     #[arg(long, env = "LLMKERNEL_MODEL", value_name = "NAME")]
     pub model: Option<String>,
@@ -122,8 +123,17 @@ impl KernelArgs {
 
     /// Flags (and their environment variables) over a config.
     pub fn apply(&self, c: &mut KernelConfig) {
-        if let Some(v) = &self.backend {
-            c.backend_url = v.clone();
+        match self.backend.as_slice() {
+            [] => {}
+            // One URL given beats the file's backends, as every flag beats the file.
+            [one] => {
+                c.backend_url = one.clone();
+                c.backends.clear();
+            }
+            several => {
+                c.backend_url = several[0].clone();
+                c.backends = crate::config::backends::from_urls(several);
+            }
         }
         if let Some(v) = &self.model {
             c.model = Some(v.clone());
@@ -148,5 +158,36 @@ impl KernelArgs {
             .clone()
             .or_else(|| file.socket.clone())
             .unwrap_or_else(paths::default_socket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_backend_flag_replaces_the_files_backends_and_several_make_one_each() {
+        let file = crate::config::KernelConfig {
+            backends: crate::config::backends::from_urls(&[
+                "http://f:1/v1".into(),
+                "http://g:1/v1".into(),
+            ]),
+            ..KernelConfig::default()
+        };
+        let args = |urls: &[&str]| KernelArgs {
+            backend: urls.iter().map(|u| u.to_string()).collect(),
+            ..KernelArgs::default()
+        };
+        let mut c = file.clone();
+        args(&["http://a:1/v1"]).apply(&mut c);
+        assert!(c.backends.is_empty());
+        assert_eq!(c.backend_url, "http://a:1/v1");
+        let mut c = file.clone();
+        args(&["http://a:1/v1", "http://b:1/v1"]).apply(&mut c);
+        let urls: Vec<_> = c.backends.iter().map(|b| b.url.as_str()).collect();
+        assert_eq!(urls, ["http://a:1/v1", "http://b:1/v1"]);
+        let mut c = file.clone();
+        args(&[]).apply(&mut c);
+        assert_eq!(c.backends, file.backends);
     }
 }

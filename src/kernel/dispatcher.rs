@@ -23,8 +23,12 @@ pub async fn run_generation(kernel: Arc<Kernel>, launch: Launch) {
         generation,
         cancel,
         swap,
+        backend,
     } = launch;
-    let backend = kernel.backend();
+    let Some(backend) = kernel.client(backend) else {
+        kernel.update(|s| s.on_run_end(pid, run_id, RunOutcome::Cancelled));
+        return;
+    };
     let outcome = tokio::select! {
         biased;
         _ = cancel.cancelled() => RunOutcome::Cancelled,

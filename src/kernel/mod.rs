@@ -1,6 +1,7 @@
 //! The kernel: the process table and its transitions ([`state`]), the scheduler and its policies
-//! ([`scheduler`]), the dispatcher that runs processes on the backend's slots ([`dispatcher`]) while
-//! the backend circuit says it is answering ([`circuit`]), the
+//! ([`scheduler`]), the dispatcher that runs processes on the backends' slots ([`dispatcher`]) while
+//! the backend circuit says it is answering ([`circuit`]), the pool of several backends
+//! ([`backends`]), the
 //! socket server ([`server`]), one handler per verb ([`verbs`]), the interrupt lines ([`interrupts`]),
 //! run-time reconfiguration ([`reload`]), the managed backend server ([`supervisor`]), the durable
 //! process table ([`journal`]: one writer thread syncs records in batches, never the state's lock
@@ -11,6 +12,7 @@
 //! the `llmkernel` binary differ only in the listener and shutdown token they pass.
 
 pub mod admission;
+pub mod backends;
 pub mod circuit;
 pub mod cli;
 pub mod daemon;
@@ -68,8 +70,9 @@ pub struct Kernel {
     /// syncs them; see [`journal::writer`]), so a single lock is both simple and uncontended at the
     /// rates tokens arrive.
     state: Mutex<KernelState>,
-    /// The backend new runs use; a reload swaps it, runs in flight keep the one they started with.
-    backend: RwLock<Arc<Backend>>,
+    /// The client of each backend of the pool, by index (see [`backends`]); a reload swaps or adds
+    /// them, runs in flight keep the one they started with.
+    clients: RwLock<Vec<Arc<Backend>>>,
     /// Every run and connection task, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -111,6 +114,10 @@ impl Kernel {
                 .spawn(dispatcher::run_generation(Arc::clone(self), launch));
         }
         state.record_started(&started);
+        for index in std::mem::take(&mut state.pool.probes_due) {
+            let probe = backends::watch_return(Arc::clone(self), index);
+            self.tracker.spawn(probe);
+        }
         state.after_update();
         self.events.after_update(&state, decided);
         if let Some(delay) = state.circuit_timer() {
@@ -132,10 +139,25 @@ impl Kernel {
         });
     }
 
-    /// The backend for a new run.
+    /// The first backend's client: the one backend of the `[backend]` form.
     pub(crate) fn backend(&self) -> Arc<Backend> {
-        let backend = self.backend.read().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(&backend)
+        let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&clients[0])
+    }
+
+    /// The client of backend `index` of the pool.
+    pub(crate) fn client(&self, index: usize) -> Option<Arc<Backend>> {
+        let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
+        clients.get(index).cloned()
+    }
+
+    /// Replaces (`Some(index)`) or adds a backend's client.
+    pub(crate) fn set_client(&self, index: Option<usize>, client: Backend) {
+        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        match index.and_then(|i| clients.get_mut(i)) {
+            Some(slot) => *slot = Arc::new(client),
+            None => clients.push(Arc::new(client)),
+        }
     }
 
     /// Waits for the next change to the state. Create it before looking at the state, and
@@ -164,6 +186,8 @@ pub struct Started {
     supervisor: Option<supervisor::SupervisorHandle>,
     /// The OpenAI-compatible front door's listeners ([`crate::http`]).
     http: crate::http::door::Listeners,
+    /// The managed servers of `[[backends]]`, stopped like `supervisor`.
+    pool_supervisors: Vec<supervisor::SupervisorHandle>,
 }
 
 /// Prepares a kernel: validates the config and builds the state. Once this returns, the kernel is
@@ -208,6 +232,10 @@ pub async fn start(
     if let Some(slots) = managed.as_ref().and_then(|m| m.slots) {
         config.cpus = slots;
     }
+    let several = backends::start::prepare(&config, &shutdown).await?;
+    if let Some(first) = config.backends.first() {
+        config.backend_url = first.url.clone();
+    }
     let backend_status = match &managed {
         Some(m) => m.status(),
         None => watch::channel(supervisor::BackendStatus::External).1,
@@ -217,6 +245,14 @@ pub async fn start(
     let owner_uid = nix::unistd::getuid().as_raw();
     let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
     let mut state = KernelState::new(config, Scheduler::new(policy));
+    let (clients, several_managed) = match several {
+        Some(prepared) => {
+            state.set_backends(&prepared.found);
+            let clients = prepared.clients.into_iter().map(Arc::new).collect();
+            (clients, prepared.managed)
+        }
+        None => (vec![Arc::new(backend)], Vec::new()),
+    };
     let restored = state.restore(journal, recovered)?;
     state.open_audit_log();
     if restored != state::Restored::default() {
@@ -224,7 +260,7 @@ pub async fn start(
     }
     let kernel = Arc::new(Kernel {
         state: Mutex::new(state),
-        backend: RwLock::new(Arc::new(backend)),
+        clients: RwLock::new(clients),
         tracker: TaskTracker::new(),
         shutdown,
         owner_uid,
@@ -254,11 +290,13 @@ pub async fn start(
     // Restored processes take the free slots at once.
     kernel.update(|_| ());
     let supervisor = managed.map(|m| m.spawn(kernel.shutdown.clone()));
+    let pool_supervisors = backends::start::supervise(&kernel, several_managed);
     Ok(Started {
         kernel,
         listener,
         supervisor,
         http,
+        pool_supervisors,
     })
 }
 
@@ -306,6 +344,7 @@ impl Started {
             listener,
             supervisor,
             http,
+            pool_supervisors,
         } = self;
         kernel
             .tracker
@@ -315,6 +354,9 @@ impl Started {
         kernel.tracker.close();
         kernel.tracker.wait().await;
         if let Some(supervisor) = supervisor {
+            supervisor.stop().await;
+        }
+        for supervisor in pool_supervisors {
             supervisor.stop().await;
         }
         // Everything, output included, into one fresh journal: a planned restart loses nothing.
@@ -350,6 +392,9 @@ impl Kernel {
                 s.running(),
                 s.waiting()
             );
+            if let Some(note) = s.backends_down_note() {
+                line.push_str(&note);
+            }
             if s.circuit.failures() > 0 {
                 line.push_str(&format!(
                     ", backend failing ({} in a row)",

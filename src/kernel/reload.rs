@@ -11,6 +11,11 @@
 //! `max_connections_per_uid` and `allowed_group`; each change is reported in
 //! [`Reconfigured::applied`] (the daemon logs it), so a reload says whether it took.
 //!
+//! Backends (`[[backends]]`): an entry that is new or changed is added once its server has said
+//! what the entry leaves out (its slots and models), and one that is gone or changed is removed
+//! after that, draining to the others (see [`crate::kernel::state`]); the managed `command` of an
+//! added entry waits for a restart, and so does a switch between `[backend]` and `[[backends]]`.
+//!
 //! Needs a restart, and is kept as it was until then: `cpus` (the slot table), `state_dir`, the
 //! front door (`[http]`: its listeners and keys file), the metrics address (`[metrics] listen`) and the managed backend's command (`[backend] command`, `health_url`, `startup_timeout_secs`); in the
 //! daemon also the socket and the log level. With a managed backend, `cpus` is the server's slot
@@ -18,6 +23,7 @@
 
 use super::{Kernel, KernelError, backend_settings, interrupts::spool, make_policy};
 use crate::config::KernelConfig;
+use crate::config::backends::BackendSpec;
 use crate::llm::Backend;
 use std::sync::Arc;
 
@@ -46,6 +52,14 @@ impl Kernel {
             needs_restart.push("backend.command");
             new.managed_backend = old.managed_backend.clone();
         }
+        // With `[[backends]]` the slots are the backends' own: `cpus` follows them.
+        if !old.backends.is_empty() {
+            new.cpus = old.cpus;
+        }
+        if new.backends.is_empty() != old.backends.is_empty() {
+            needs_restart.push("backends");
+            new.backends = old.backends.clone();
+        }
         if new.cpus != old.cpus {
             needs_restart.push("cpus");
             new.cpus = old.cpus;
@@ -66,15 +80,28 @@ impl Kernel {
         let policy = (new.policy != old.policy
             || new.aging_points_per_sec != old.aging_points_per_sec)
             .then(|| make_policy(new.policy, &new));
-        if backend_changed(&old, &new) {
-            let backend = Arc::new(Backend::new(backend_settings(&new)));
-            *self.backend.write().unwrap_or_else(|p| p.into_inner()) = backend;
+        if new.backends.is_empty() && backend_changed(&old, &new) {
+            self.set_client(Some(0), Backend::new(backend_settings(&new)));
         }
         if new.interrupts.spool_dir != old.interrupts.spool_dir {
             spool::prepare(&new.interrupts.spool_dir);
         }
-        let applied = self.readmit(&old, &new);
+        let mut applied = self.readmit(&old, &new);
+        let (gone, added) = backends_diff(&old.backends, &new.backends);
+        let next = new.clone();
         self.update(|s| s.reconfigure(new, policy));
+        for spec in &added {
+            applied.push(format!("backend {} added ({})", spec.name, spec.url));
+        }
+        for name in &gone {
+            applied.push(format!(
+                "backend {name} removed: its work drains to the others"
+            ));
+        }
+        if !(added.is_empty() && gone.is_empty()) {
+            let change = rebalance(Arc::clone(self), next, added, gone);
+            self.tracker.spawn(change);
+        }
         Ok(Reconfigured {
             needs_restart,
             applied,
@@ -115,6 +142,47 @@ impl Kernel {
         }
         applied
     }
+}
+
+/// The backends a reload removes (by name) and adds: a backend whose entry changed is both.
+fn backends_diff(old: &[BackendSpec], new: &[BackendSpec]) -> (Vec<String>, Vec<BackendSpec>) {
+    let gone = old
+        .iter()
+        .filter(|o| !new.contains(o))
+        .map(|o| o.name.clone())
+        .collect();
+    let added = new.iter().filter(|n| !old.contains(n)).cloned().collect();
+    (gone, added)
+}
+
+/// Learns the added backends (their slots and models, asking the servers where the entries are
+/// silent), gives each its client and its slots, then removes the gone ones: added first, so the
+/// work of a removed backend can move to its replacement at once. A managed `command` of an added
+/// backend waits for a restart.
+async fn rebalance(
+    kernel: Arc<Kernel>,
+    config: KernelConfig,
+    added: Vec<BackendSpec>,
+    gone: Vec<String>,
+) {
+    let mut found = Vec::new();
+    for spec in added {
+        let learned = tokio::select! {
+            learned = crate::kernel::backends::discover(&spec, None) => learned,
+            () = kernel.shutdown.cancelled() => return,
+        };
+        found.push((spec, learned));
+    }
+    kernel.update(|s| {
+        for (spec, learned) in found {
+            // The client first: the backend takes work in this same update.
+            kernel.set_client(None, crate::kernel::backends::start::client(&config, &spec));
+            s.add_backend(&spec, learned);
+        }
+        for name in gone {
+            s.remove_backend(&name);
+        }
+    });
 }
 
 fn backend_changed(old: &KernelConfig, new: &KernelConfig) -> bool {
@@ -176,6 +244,29 @@ mod tests {
             "the front door keeps its listeners until a restart"
         );
         k.shutdown.cancel();
+    }
+
+    #[test]
+    fn a_changed_backend_entry_is_removed_and_added_and_an_unchanged_one_kept() {
+        let spec = |name: &str, url: &str| BackendSpec {
+            name: name.into(),
+            url: url.into(),
+            kind: Default::default(),
+            slots: None,
+            models: vec![],
+            command: None,
+            swap: false,
+        };
+        let old = [spec("a", "http://a/v1"), spec("b", "http://b/v1")];
+        let new = [
+            spec("a", "http://a/v1"),
+            spec("b", "http://b2/v1"),
+            spec("c", "http://c/v1"),
+        ];
+        let (gone, added) = backends_diff(&old, &new);
+        assert_eq!(gone, ["b"]);
+        let added: Vec<_> = added.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(added, ["http://b2/v1", "http://c/v1"]);
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //! a process out (at once for more urgent work, or at a quantum boundary) and the slots kept for
 //! interactive work live in [`preemption`], how a run's end moves its process on (and how a failing
 //! backend is waited out) in [`run_end`], the `ps` view in [`listing`], the audit log in [`audit`],
-//! and the reaping of zombies past their retention in [`retention`].
+//! the reaping of zombies past their retention in [`retention`], and several backends as one
+//! machine (placement by model, migration, failover) in [`smp`].
 
 mod audit;
 mod choices;
@@ -20,6 +21,9 @@ mod retention;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;
+mod smp;
+#[cfg(test)]
+mod smp_tests;
 pub mod waiting;
 
 pub use control::Collect;
@@ -51,6 +55,8 @@ pub struct Launch {
     pub cancel: CancellationToken,
     /// Slot caches to save and restore before the generation starts (see [`crate::kernel::memory::swap`]).
     pub swap: crate::kernel::memory::swap::SwapPlan,
+    /// The backend (index in the pool) whose slot it runs on; `generation.slot` is that server's.
+    pub backend: usize,
 }
 
 /// How a run task ended.
@@ -97,6 +103,8 @@ pub struct KernelState {
     clock_base_ms: u64,
     /// Context sizes, slot caches and swap (see [`crate::kernel::memory`]).
     pub memory: crate::kernel::memory::Memory,
+    /// Which slots belong to which backend, the models each serves and its health (SMP).
+    pub pool: crate::kernel::backends::Pool,
 }
 
 impl KernelState {
@@ -104,7 +112,9 @@ impl KernelState {
         let slots = vec![None; config.cpus as usize];
         let swap = crate::kernel::memory::swap::SwapSpace::new(&config.swap);
         let memory = crate::kernel::memory::Memory::new(config.cpus, swap);
+        let pool = crate::kernel::backends::Pool::single(&config.backend_url, config.cpus);
         KernelState {
+            pool,
             memory,
             config,
             table: BTreeMap::new(),
@@ -267,35 +277,25 @@ impl KernelState {
     /// waiting process if no slot is free for it; the caller starts the returned runs. Background
     /// work does not take the slots kept for interactive work while the reservation holds. A process
     /// goes back to the slot it last ran on when that one is free, so a backend that keeps a slot's
-    /// cache (and is told the slot) need not recompute the conversation.
+    /// cache (and is told the slot) need not recompute the conversation; with several backends it
+    /// runs on a slot of one serving its model, migrating when its own is taken (see [`smp`]).
     pub fn dispatch(&mut self) -> Vec<Launch> {
         let now = self.now_ms();
         self.note_interactive_work(now);
         let mut launches = Vec::new();
         while !self.draining {
-            let Some(free) = self.slots.iter().position(Option::is_none) else {
-                break;
-            };
             // While the backend is failing, processes wait in the queue instead of burning tries.
             if !self.circuit.admits(now) {
                 break;
             }
-            let picked = if self.background_room(now, false) {
-                self.scheduler.pick()
-            } else {
-                self.scheduler.pick_interactive()
-            };
-            let Some(pid) = picked else {
+            let interactive_only = !self.background_room(now, false);
+            let Some((pid, slot)) = self.pick_placed(interactive_only) else {
                 break;
             };
             let Some(p) = self.table.get(&pid) else {
                 continue;
             };
             let priority = self.scheduler.display_priority(&self.candidate(p), now);
-            let slot = p
-                .last_slot
-                .filter(|s| self.slots.get(*s as usize) == Some(&None))
-                .unwrap_or(free as u32);
             let launch = self.start_run(pid, slot, priority);
             launches.extend(launch);
         }
@@ -310,6 +310,7 @@ impl KernelState {
         let run_id = self.next_run_id;
         self.next_run_id += 1;
         let now = self.now_ms();
+        let (backend, local_slot) = self.enter_backend(pid, slot);
         let p = self.table.get_mut(&pid)?;
         let cancel = CancellationToken::new();
         let resumed = p.tokens_used > 0 || !p.output.is_empty();
@@ -338,7 +339,7 @@ impl KernelState {
         let generation = Generation {
             messages: p.conversation(),
             max_tokens: p.remaining_tokens().max(1),
-            slot,
+            slot: local_slot,
             priority,
             model: p.ask.model.clone(),
             params: p.ask.params.clone(),
@@ -352,6 +353,7 @@ impl KernelState {
             generation,
             cancel,
             swap,
+            backend,
         })
     }
 
@@ -383,6 +385,7 @@ impl KernelState {
             return false;
         };
         run.tokens += 1;
+        self.pool.count_token(run.slot, now);
         if run.tokens == 1 {
             // The backend answers: whatever this process was waiting out is over.
             p.retry = None;

@@ -477,3 +477,38 @@ fn every_message_encodes_to_its_golden_bytes_and_back() {
         mismatches.join("\n")
     );
 }
+
+/// The `Backends` verb and its answer (several backends, SMP).
+#[test]
+fn backends_messages_encode_to_their_golden_bytes() {
+    let request = Request::Backends(BackendsRequest {});
+    let reply: Reply = Ok(Response::Backends(BackendTable {
+        backends: vec![BackendRow {
+            name: "gpu".into(),
+            url: "http://g/v1".into(),
+            kind: "vllm".into(),
+            up: true,
+            removed: false,
+            first_slot: 2,
+            slots: 4,
+            busy: 1,
+            models: vec!["m".into()],
+            tokens: 300,
+            tokens_per_sec: 25,
+            swap: true,
+            loaded_model: Some("m".into()),
+            down_reason: None,
+        }],
+        migrations: 3,
+        model_switches: 1,
+    }));
+    let request_bytes = encode(&request).unwrap();
+    assert_eq!(decode::<Request>(&request_bytes).unwrap(), request);
+    assert_eq!(hex(&request_bytes), "10");
+    let reply_bytes = encode(&reply).unwrap();
+    assert_eq!(decode::<Reply>(&reply_bytes).unwrap(), reply);
+    assert_eq!(
+        hex(&reply_bytes),
+        "001301036770750b687474703a2f2f672f763104766c6c6d010002040101016dfb2c01190101016d000301"
+    );
+}

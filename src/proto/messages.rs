@@ -37,6 +37,8 @@ pub enum Request {
     Origins(OriginsRequest),
     Subscribe(SubscribeRequest),
     Free(FreeRequest),
+    /// Every backend of the machine (`sched`, `ps -l`), answered by `Backends`.
+    Backends(BackendsRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -202,6 +204,8 @@ pub enum Response {
     Event(super::events::Event),
     /// The answer to `Free` (version 2).
     Memory(MemoryStatus),
+    /// The answer to `Backends`.
+    Backends(BackendTable),
 }
 
 /// Processes and where they came from.
@@ -485,4 +489,46 @@ pub enum FailureKind {
     ShuttingDown,
     /// The prompt does not fit a slot's context (like ENOMEM).
     OutOfMemory,
+}
+
+/// Show every backend of the machine: its slots, models, health and rate (`sched`), and which
+/// slots are whose (`ps -l`). Answered by `Backends`. Any user may ask; it names no process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendsRequest {}
+
+/// The backends of the machine, and what moving processes between them has done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendTable {
+    pub backends: Vec<BackendRow>,
+    /// Processes resumed on another backend than the one they last ran on.
+    pub migrations: u64,
+    /// Model switches on one-model-at-a-time (`swap`) backends.
+    pub model_switches: u64,
+}
+
+/// One backend: which of the kernel's slots are its own (`first_slot ..`), and how it does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendRow {
+    pub name: String,
+    pub url: String,
+    /// `llamacpp`, `vllm`, `openai`, or `auto` until learned.
+    pub kind: String,
+    pub up: bool,
+    /// Removed by a reload: draining, it takes no new work.
+    pub removed: bool,
+    pub first_slot: u32,
+    pub slots: u32,
+    /// Slots holding a process now.
+    pub busy: u32,
+    /// The models it serves; empty: whatever it is asked for.
+    pub models: Vec<String>,
+    /// Tokens generated on it, all runs together.
+    pub tokens: u64,
+    /// Tokens per second, the last few seconds.
+    pub tokens_per_sec: u32,
+    /// It holds one model at a time; `loaded_model` is the one it holds.
+    pub swap: bool,
+    pub loaded_model: Option<String>,
+    /// Why it is down, when it is.
+    pub down_reason: Option<String>,
 }

@@ -129,6 +129,35 @@ pub fn ps_table_from(
     long: bool,
     width: usize,
 ) -> String {
+    ps_table_on(list, origins, &[], long, width)
+}
+
+/// The backend and its own slot number of kernel slot `slot` (`b2:1`), when there are `backends`;
+/// else the kernel's slot number.
+pub fn slot_label(slot: u32, backends: &[crate::proto::BackendRow]) -> String {
+    backends
+        .iter()
+        .find(|b| (b.first_slot..b.first_slot.saturating_add(b.slots)).contains(&slot))
+        .map_or_else(
+            || slot.to_string(),
+            |b| {
+                format!(
+                    "{}:{}",
+                    crate::shell::terminal_safe::escape(&b.name),
+                    slot - b.first_slot
+                )
+            },
+        )
+}
+
+/// [`ps_table_from`] where the long format's SLOT names the backend (`b2:1`) of each slot.
+pub fn ps_table_on(
+    list: &ProcessList,
+    origins: &HashMap<crate::proto::Pid, String>,
+    backends: &[crate::proto::BackendRow],
+    long: bool,
+    width: usize,
+) -> String {
     let mut names = HashMap::new();
     let mut out = String::new();
     let header = if long {
@@ -173,7 +202,7 @@ pub fn ps_table_from(
             } else {
                 0.0
             };
-            let slot = p.slot.map_or("-".to_string(), |s| s.to_string());
+            let slot = p.slot.map_or("-".to_string(), |s| slot_label(s, backends));
             format!(
                 "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>6} {:>11} {:>7} {:>4} {:>4} {:>5} {:>6} {:>6.1} ",
                 p.pid.0,

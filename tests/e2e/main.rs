@@ -12,3 +12,4 @@ mod memory;
 mod query;
 mod readme;
 mod scheduling;
+mod smp;

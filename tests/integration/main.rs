@@ -31,6 +31,7 @@ mod readme;
 mod retention;
 mod scheduling;
 mod signals;
+mod smp;
 mod terminal_safe;
 mod top;
 mod trust;

@@ -218,6 +218,22 @@ impl Scheduler {
         Some(pid)
     }
 
+    /// Takes `pid` off the queue to run it (a process further down the queue than the best, when the
+    /// best cannot run on any free slot: another model's pool). Returns whether it was waiting.
+    pub fn take(&mut self, pid: Pid) -> bool {
+        self.interactive.remove(pid);
+        self.queue.remove(pid)
+    }
+
+    /// The waiting processes in run order (the interactive ones only, with `interactive_only`).
+    pub fn in_order(&self, interactive_only: bool) -> Box<dyn Iterator<Item = Pid> + '_> {
+        if interactive_only {
+            Box::new(self.interactive.iter())
+        } else {
+            Box::new(self.queue.iter())
+        }
+    }
+
     /// The waiting process `skip` places behind the best (among the interactive ones only, with
     /// `interactive_only`) and its rank: O(skip + log n).
     pub fn nth_waiting(&self, skip: usize, interactive_only: bool) -> Option<(Pid, i64)> {

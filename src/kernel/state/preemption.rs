@@ -41,6 +41,12 @@ impl KernelState {
         let Some(waiting) = self.next_in_line(now, !me.interactive) else {
             return true;
         };
+        // Another model's work, or work a `swap` server would have to switch model for.
+        if let Some(run) = &p.run
+            && !self.may_hand_over(run.slot, waiting.pid)
+        {
+            return true;
+        }
         let urgent = self.scheduler.class(&waiting) > self.scheduler.class(&me);
         if !urgent && self.holds_against_equal(p, &me, &waiting, now) {
             return true;
@@ -113,6 +119,11 @@ impl KernelState {
         self.switchable()
             .map(|p| (self.candidate_at(p, now), p))
             .filter(|(c, _)| !(background_only && c.interactive))
+            .filter(|(_, p)| {
+                p.run
+                    .as_ref()
+                    .is_some_and(|r| self.may_hand_over(r.slot, waiting.pid))
+            })
             .map(|(c, p)| (self.scheduler.class(&c), p))
             .filter(|(c, p)| *c < class && self.scheduler.rank(&self.candidate(p)) < rank)
             .min_by_key(|(c, p)| (*c, switch_cost(p), std::cmp::Reverse(p.pid)))
@@ -121,7 +132,7 @@ impl KernelState {
 
     /// Ends the run of `pid` to hand its slot over; its output is kept and it queues again when the
     /// run task lets go. `urgent`: for a more urgent class, at once.
-    fn switch_out(&mut self, pid: Pid, urgent: bool) {
+    pub(super) fn switch_out(&mut self, pid: Pid, urgent: bool) {
         let Some(run) = self.table.get_mut(&pid).and_then(|p| p.run.as_mut()) else {
             return;
         };

@@ -26,7 +26,18 @@ impl KernelState {
         if let Some(slot) = self.slots.get_mut(run.slot as usize) {
             *slot = None;
         }
-        let retry_at = self.judge_backend(run_id, run.tokens, &outcome, now);
+        // With several backends a failing one leaves the pool; its processes go on elsewhere at once.
+        let moved = match &outcome {
+            RunOutcome::Failed(e) if e.is_transient() => {
+                self.backend_failed(run.slot, e.to_string()).is_some()
+            }
+            _ => false,
+        };
+        let retry_at = if moved {
+            None
+        } else {
+            self.judge_backend(run_id, run.tokens, &outcome, now)
+        };
         let Some(p) = self.table.get_mut(&pid) else {
             return;
         };
@@ -63,6 +74,10 @@ impl KernelState {
                 self.finish(pid, ExitStatus::Finished, note);
             }
             RunOutcome::Completed { .. } => self.finish(pid, ExitStatus::Finished, None),
+            RunOutcome::Failed(_) if moved => {
+                self.enqueue(pid);
+                self.record_state(pid);
+            }
             RunOutcome::Failed(e) if e.is_transient() => {
                 self.retry_later(pid, &e, retry_at.unwrap_or(now), now);
             }

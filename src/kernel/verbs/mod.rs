@@ -4,6 +4,7 @@
 //! one place; a verb that streams (`Submit` with its output, `List` in pages, `Output`, `Wait`
 //! watching for its client to leave) writes its own frames.
 
+mod backends;
 mod free;
 mod interrupt;
 mod interrupts;
@@ -50,6 +51,7 @@ pub async fn handle(
         Request::SchedInfo(r) => sched::handle_info(kernel, peer, r),
         Request::Origins(r) => origins::handle(kernel, peer, r),
         Request::Free(r) => free::handle(kernel, r),
+        Request::Backends(r) => backends::handle(kernel, r),
     };
     reply(conn, unary).await
 }

@@ -136,6 +136,7 @@ pub fn create_now(
     kernel.update(|s| {
         // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
         check_room(s)?;
+        s.check_model(new.ask.model.as_deref())?;
         let (pid, ack) = s.create_asked(new.spec, new.ask, new.nice);
         s.admitted(pid, &admitted);
         let follower = attach.then(|| s.follow(pid, peer.uid));

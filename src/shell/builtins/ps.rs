@@ -41,13 +41,29 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     match fetched {
         Ok((list, origins)) => {
             let width = render::terminal_width();
-            print!("{}", render::ps_table_from(&list, &origins, long, width));
+            let backends = if long { backends(sh).await } else { Vec::new() };
+            print!(
+                "{}",
+                render::ps_table_on(&list, &origins, &backends, long, width)
+            );
             0
         }
         Err(e) => {
             sh.complain("ps", e);
             1
         }
+    }
+}
+
+/// The backends, when there are several (`ps -l` then names each slot `BACKEND:SLOT`); none from
+/// a kernel without the `Backends` verb.
+async fn backends(sh: &Shell) -> Vec<crate::proto::BackendRow> {
+    match sh
+        .call(Request::Backends(crate::proto::BackendsRequest {}))
+        .await
+    {
+        Ok(Response::Backends(t)) if t.backends.len() > 1 => t.backends,
+        _ => Vec::new(),
     }
 }
 

@@ -7,7 +7,8 @@
 
 use super::{Help, usage_error};
 use crate::proto::{
-    FailureKind, FreeRequest, Request, Response, SchedInfo, SchedRequest, SchedStatus,
+    BackendTable, BackendsRequest, FailureKind, FreeRequest, Request, Response, SchedInfo,
+    SchedRequest, SchedStatus,
 };
 use crate::shell::render;
 use crate::shell::session::Shell;
@@ -32,6 +33,11 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             // The memory in brief (`free` has the detail); an older kernel without it says nothing.
             if let Ok(Response::Memory(m)) = sh.call(Request::Free(FreeRequest {})).await {
                 print!("{}", render::memory_summary(&m));
+            }
+            // Every backend; an older kernel without the verb says nothing.
+            if let Ok(Response::Backends(t)) = sh.call(Request::Backends(BackendsRequest {})).await
+            {
+                print!("{}", render_backends(&t));
             }
             0
         }
@@ -96,6 +102,49 @@ fn render_switching(info: &SchedInfo) -> String {
         "switches: {} ({} at once for more urgent work)\nprompt tokens read again: {}{per_resume}\n{reservation}",
         info.switches, info.urgent_switches, info.reread_prompt_tokens,
     )
+}
+
+/// Every backend: health, slots in use, tokens/s, models; then what migrating cost.
+fn render_backends(t: &BackendTable) -> String {
+    let mut out = format!(
+        "backends: {} (migrations {}, model switches {})\n",
+        t.backends.iter().filter(|b| !b.removed).count(),
+        t.migrations,
+        t.model_switches
+    );
+    out.push_str(&format!(
+        "  {:<12} {:<9} {:>6} {:>6} {:<9} {:<24} URL\n",
+        "NAME", "STATE", "SLOTS", "TOK/S", "KIND", "MODELS"
+    ));
+    for b in &t.backends {
+        let state = match (b.removed, b.up) {
+            (true, _) if b.busy == 0 => continue,
+            (true, _) => "draining",
+            (false, true) => "up",
+            (false, false) => "down",
+        };
+        let mut models = if b.models.is_empty() {
+            "(any)".to_string()
+        } else {
+            b.models.join(",")
+        };
+        if b.swap {
+            let loaded = b.loaded_model.as_deref().unwrap_or("none");
+            models.push_str(&format!(" [swap: {loaded}]"));
+        }
+        let name = crate::shell::terminal_safe::escape(&b.name);
+        out.push_str(&format!(
+            "  {:<12} {:<9} {:>6} {:>6} {:<9} {:<24} {}\n",
+            name,
+            state,
+            format!("{}/{}", b.busy, b.slots),
+            b.tokens_per_sec,
+            crate::shell::terminal_safe::escape(&b.kind),
+            crate::shell::terminal_safe::escape(&models),
+            crate::shell::terminal_safe::escape(&b.url),
+        ));
+    }
+    out
 }
 
 /// Milliseconds as seconds: `10s`, `0.5s`.
