@@ -13,6 +13,7 @@ mod listing;
 mod memory;
 pub mod observe;
 mod output;
+pub mod pipes;
 mod preemption;
 pub mod process;
 mod retention;
@@ -463,6 +464,7 @@ impl KernelState {
             notice.deliver();
             resolve(result);
         });
+        self.pipe_ended(pid);
         if collected {
             self.reap(pid);
         }

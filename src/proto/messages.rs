@@ -37,6 +37,12 @@ pub enum Request {
     Origins(OriginsRequest),
     Subscribe(SubscribeRequest),
     Free(FreeRequest),
+    /// `SubmitAsk` linked to other processes: a pipe's reader, a member of a process group.
+    SubmitLinked(super::pipes::SubmitLinkedRequest),
+    /// A signal to every process of a group (`kill -SIG -PGID`), answered by `GroupSignalled`.
+    SignalGroup(super::pipes::SignalGroupRequest),
+    /// Parents, groups and pipes (`ps -l`, `ps f`), answered by `Links`.
+    Links(super::pipes::LinksRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -202,6 +208,10 @@ pub enum Response {
     Event(super::events::Event),
     /// The answer to `Free` (version 2).
     Memory(MemoryStatus),
+    /// The answer to `SignalGroup`.
+    GroupSignalled(super::pipes::GroupSignalled),
+    /// The answer to `Links`.
+    Links(super::pipes::LinkList),
 }
 
 /// Processes and where they came from.

@@ -167,6 +167,8 @@ pub struct Process {
     pub(super) waiters: Vec<oneshot::Sender<ExitStatus>>,
     /// Its conversation's size as admitted (see [`crate::kernel::memory`]).
     pub(super) memory: crate::kernel::memory::ProcessMemory,
+    /// Its parent, group and pipe (see [`super::pipes`]).
+    pub(super) link: super::pipes::Link,
 }
 
 impl Process {
@@ -198,6 +200,7 @@ impl Process {
             waiters: Vec::new(),
             exit_ack: None,
             memory: Default::default(),
+            link: Default::default(),
         }
     }
 
@@ -333,7 +336,7 @@ impl Process {
     pub fn note_at(&self, now_ms: u64) -> Option<String> {
         match &self.retry {
             Some(retry) if self.state == ProcessState::Waiting => Some(retry.note(now_ms)),
-            _ => self.note.clone(),
+            _ => self.note.clone().or_else(|| self.link.waiting_note()),
         }
     }
 

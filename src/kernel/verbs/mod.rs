@@ -7,14 +7,17 @@
 mod free;
 mod interrupt;
 mod interrupts;
+mod links;
 mod list;
 mod origins;
 mod output;
 pub(crate) mod renice;
 mod sched;
 pub(crate) mod signal;
+mod signal_group;
 pub(crate) mod stat;
 pub(crate) mod submit;
+mod submit_linked;
 mod subscribe;
 mod wait;
 
@@ -50,6 +53,9 @@ pub async fn handle(
         Request::SchedInfo(r) => sched::handle_info(kernel, peer, r),
         Request::Origins(r) => origins::handle(kernel, peer, r),
         Request::Free(r) => free::handle(kernel, r),
+        Request::SubmitLinked(r) => return submit_linked::handle(kernel, peer, r, conn).await,
+        Request::SignalGroup(r) => signal_group::handle(kernel, peer, r).await,
+        Request::Links(r) => links::handle(kernel, peer, r),
     };
     reply(conn, unary).await
 }
