@@ -35,6 +35,11 @@ pub struct Job {
     pub shown: usize,
     /// The job stopped or ended in the background and the user has not been told yet.
     pub unreported: bool,
+    /// A pipeline's process group (its first process): signals go to all of it. `None` for a
+    /// single process.
+    pub pgid: Option<Pid>,
+    /// Every process of the job in pipeline order; `pid` is the last, whose status is the job's.
+    pub pids: Vec<Pid>,
 }
 
 impl Job {
@@ -104,8 +109,23 @@ impl JobTable {
             state,
             shown: 0,
             unreported: false,
+            pgid: None,
+            pids: vec![pid],
         });
         self.make_current(id);
+        id
+    }
+
+    /// Adds a pipeline as one job (its last process stands for it); returns its number.
+    pub fn add_pipeline(&mut self, pids: &[Pid], command: &str, state: JobState) -> u32 {
+        let (Some(first), Some(last)) = (pids.first(), pids.last()) else {
+            return 0;
+        };
+        let id = self.add(*last, command, state);
+        if let Some(job) = self.get_mut(id) {
+            job.pgid = (pids.len() > 1).then_some(*first);
+            job.pids = pids.to_vec();
+        }
         id
     }
 

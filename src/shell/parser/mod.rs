@@ -112,7 +112,11 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
             }
             '|' => {
                 lexer.chars.next();
-                if lexer.next_is('|') { Op::OrIf } else { Op::Pipe }
+                if lexer.next_is('|') {
+                    Op::OrIf
+                } else {
+                    Op::Pipe
+                }
             }
             '<' => {
                 lexer.chars.next();
@@ -142,7 +146,11 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
             _ => {
                 let text = lexer.word()?;
                 let end = lexer.position();
-                tokens.push(Token::Word { text, start: i, end });
+                tokens.push(Token::Word {
+                    text,
+                    start: i,
+                    end,
+                });
                 continue;
             }
         };
@@ -289,4 +297,3 @@ impl Lexer<'_> {
 pub fn is_incomplete(line: &str) -> bool {
     matches!(tokenize(line), Err(ParseError(m)) if m.starts_with("unexpected end") || m.contains("escapes nothing"))
 }
-

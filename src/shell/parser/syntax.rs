@@ -96,8 +96,13 @@ pub fn parse_lists(line: &str) -> Result<Vec<AndOr>, ParseError> {
             Some(other) => return Err(ParseError(format!("unexpected {}", describe(&other)))),
         }
         if list.background {
-            for pipeline in std::iter::once(&mut list.first).chain(list.rest.iter_mut().map(|(_, p)| p)) {
-                pipeline.commands.iter_mut().for_each(|c| c.background = true);
+            for pipeline in
+                std::iter::once(&mut list.first).chain(list.rest.iter_mut().map(|(_, p)| p))
+            {
+                pipeline
+                    .commands
+                    .iter_mut()
+                    .for_each(|c| c.background = true);
             }
         }
         lists.push(list);
@@ -174,7 +179,12 @@ impl Parser<'_> {
     fn pipeline(&mut self) -> Result<Spanned, ParseError> {
         let mut negated = false;
         let mut start = None;
-        if let Some(Token::Op { op: Op::Bang, start: s, .. }) = self.tokens.peek() {
+        if let Some(Token::Op {
+            op: Op::Bang,
+            start: s,
+            ..
+        }) = self.tokens.peek()
+        {
             start = Some(*s);
             negated = true;
             self.tokens.next();
@@ -212,19 +222,31 @@ impl Parser<'_> {
         let (mut start, mut end) = (None, 0);
         loop {
             match self.tokens.peek().cloned() {
-                Some(Token::Word { text, start: s, end: e }) => {
+                Some(Token::Word {
+                    text,
+                    start: s,
+                    end: e,
+                }) => {
                     self.tokens.next();
                     start.get_or_insert(s);
                     end = e;
                     words.push(text);
                 }
                 // `!` inside a command is only a word.
-                Some(Token::Op { op: Op::Bang, start: s, end: e }) if start.is_some() => {
+                Some(Token::Op {
+                    op: Op::Bang,
+                    start: s,
+                    end: e,
+                }) if start.is_some() => {
                     self.tokens.next();
                     end = e;
                     words.push(self.line[s..e].to_string());
                 }
-                Some(Token::Op { op: Op::Redirect(kind), start: s, .. }) => {
+                Some(Token::Op {
+                    op: Op::Redirect(kind),
+                    start: s,
+                    ..
+                }) => {
                     self.tokens.next();
                     start.get_or_insert(s);
                     match self.tokens.next() {

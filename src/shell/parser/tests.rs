@@ -157,8 +157,11 @@ fn redirections_of_every_kind_stand_anywhere_in_a_command() {
     let l = lists("query < in.txt a >> log 2> err b 2>>e2 >o");
     let c = &l[0].first.commands[0];
     assert_eq!(c.words, ["query", "a", "b"]);
-    let kinds: Vec<(RedirectKind, &str)> =
-        c.redirects.iter().map(|r| (r.kind, r.path.as_str())).collect();
+    let kinds: Vec<(RedirectKind, &str)> = c
+        .redirects
+        .iter()
+        .map(|r| (r.kind, r.path.as_str()))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -170,7 +173,10 @@ fn redirections_of_every_kind_stand_anywhere_in_a_command() {
         ]
     );
     assert_eq!(lists("query 'a > b'")[0].first.commands[0].redirects, []);
-    assert_eq!(lists("query a2")[0].first.commands[0].words, ["query", "a2"]);
+    assert_eq!(
+        lists("query a2")[0].first.commands[0].words,
+        ["query", "a2"]
+    );
 }
 
 #[test]
