@@ -23,6 +23,7 @@ mod metrics;
 mod packaging;
 mod peer_rules;
 mod peers;
+mod pipes;
 mod protocol;
 mod query;
 mod readme;
