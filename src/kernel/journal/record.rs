@@ -78,8 +78,9 @@ pub struct ProcessImage {
     pub ask: Box<Ask>,
     /// Its parent, group and pipe: written as its own [`Record::Linked`] after the image, for the
     /// same reason as `ask`; `None` for a process that leads a group of its own and reads nothing.
+    /// Boxed, as `ask` is.
     #[serde(skip)]
-    pub link: Option<LinkRecord>,
+    pub link: Option<Box<LinkRecord>>,
 }
 
 impl ProcessImage {
@@ -212,7 +213,7 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     if *ask != Ask::default() {
         records.push(Record::Asked { pid, ask: *ask });
     }
-    records.extend(link.map(Record::Linked));
+    records.extend(link.map(|l| Record::Linked(*l)));
     records.extend(output_records(
         pid,
         first,

@@ -104,7 +104,7 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
             }
             Record::Linked(link) => {
                 if let Some(p) = procs.get_mut(&link.pid) {
-                    p.link = Some(link.clone());
+                    p.link = Some(Box::new(link.clone()));
                 }
             }
         }

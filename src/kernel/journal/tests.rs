@@ -233,9 +233,9 @@ fn a_pipe_link_survives_replay_and_compaction() {
     let (mut j, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(r.processes[&Pid(1)].link, None);
     let image = r.processes[&Pid(2)].clone();
-    assert_eq!(image.link.as_ref(), Some(&link));
+    assert_eq!(image.link.as_deref(), Some(&link));
     j.compact(&image_records(image), 3).unwrap();
     drop(j);
     let (_, r) = Journal::open(dir.path()).unwrap();
-    assert_eq!(r.processes[&Pid(2)].link.as_ref(), Some(&link));
+    assert_eq!(r.processes[&Pid(2)].link.as_deref(), Some(&link));
 }

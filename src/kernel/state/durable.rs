@@ -288,7 +288,7 @@ impl KernelState {
             note: p.note.clone(),
             exited_unix_ms: p.exited_unix_ms,
             ask: Box::new(p.ask.clone()),
-            link: self.link_record(p.pid),
+            link: self.link_record(p.pid).map(Box::new),
         }
     }
 }
