@@ -133,7 +133,7 @@ mod tests {
         let depths = [0, 1, 2, 0];
         assert_eq!(
             indent_prompts(table, &depths),
-            "   PID PROMPT\n     1 a\n     2  \\_ b\n     3     \\_ c\n     4 d\n"
+            "   PID PROMPT\n     1 a\n     2  \\_ b\n     3      \\_ c\n     4 d\n"
         );
     }
 }
