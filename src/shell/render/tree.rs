@@ -1,7 +1,8 @@
-//! Parents and groups in the `ps` table: `ps -l` shows PPID and PGID after PID, and `ps f` (the
-//! forest) lists each process under the one that feeds it, its prompt indented with `\_` as procps
-//! draws it. Both work on the rendered table, so the columns before them stay as [`super`] draws
-//! them: PID is always the first column, six wide.
+//! Parents and groups in the `ps` table: `ps -l` shows PPID and PGID as its last columns before
+//! the prompt, and `ps f` (the forest) lists each process under the one that feeds it, its prompt
+//! indented with `\_` as procps draws it. Both work on the rendered table, so the columns before
+//! them stay where [`super`] draws them (and where scripts find them): PID is always the first
+//! column, six wide, and the prompt starts where the header says `PROMPT`.
 
 use crate::proto::{Pid, ProcessInfo, ProcessLink};
 use std::collections::HashMap;
@@ -12,31 +13,40 @@ pub const LINK_COLUMNS_WIDTH: usize = 14;
 /// Width of the PID column that starts every row.
 const PID_WIDTH: usize = 6;
 
-/// Inserts PPID and PGID after the PID of every line of `table` (header first).
+/// Inserts PPID and PGID before the prompt of every line of `table` (header first).
 pub fn with_link_columns(table: &str, links: &HashMap<Pid, ProcessLink>) -> String {
     let mut out = String::with_capacity(table.len() + table.lines().count() * LINK_COLUMNS_WIDTH);
+    let at = prompt_column(table);
     for (i, line) in table.lines().enumerate() {
-        let split = line
-            .char_indices()
-            .nth(PID_WIDTH)
-            .map_or(line.len(), |(at, _)| at);
-        let (pid, rest) = line.split_at(split);
-        let columns = if i == 0 {
-            format!(" {:>6} {:>6}", "PPID", "PGID")
+        let split = line.char_indices().nth(at).map_or(line.len(), |(b, _)| b);
+        let (columns, prompt) = line.split_at(split);
+        let added = if i == 0 {
+            format!("{:>6} {:>6} ", "PPID", "PGID")
         } else {
+            let pid: String = line.chars().take(PID_WIDTH).collect();
             let link = pid.trim().parse().ok().and_then(|p| links.get(&Pid(p)));
             let ppid = link
                 .and_then(|l| l.ppid)
                 .map_or("-".into(), |p| p.0.to_string());
             let pgid = link.map_or("-".into(), |l| l.pgid.0.to_string());
-            format!(" {ppid:>6} {pgid:>6}")
+            format!("{ppid:>6} {pgid:>6} ")
         };
-        out.push_str(pid);
-        out.push_str(&columns);
-        out.push_str(rest);
+        out.push_str(columns);
+        out.push_str(&added);
+        out.push_str(prompt);
         out.push('\n');
     }
     out
+}
+
+/// The character where the prompt column starts: where the header says `PROMPT`.
+fn prompt_column(table: &str) -> usize {
+    let header = table.lines().next().unwrap_or_default();
+    header
+        .find("PROMPT")
+        .map_or(header.chars().count(), |byte| {
+            header[..byte].chars().count()
+        })
 }
 
 /// The processes in forest order (each after its parent, depth-first, pids in order among
@@ -78,13 +88,11 @@ pub fn forest(processes: &[ProcessInfo], links: &HashMap<Pid, ProcessLink>) -> V
 
 /// Indents the prompt column of each row (after the header) by its depth, as `ps f` does.
 pub fn indent_prompts(table: &str, depths: &[usize]) -> String {
+    let at = prompt_column(table);
     let mut lines = table.lines();
     let Some(header) = lines.next() else {
         return String::new();
     };
-    let at = header
-        .find("PROMPT")
-        .map_or(0, |byte| header[..byte].chars().count());
     let mut out = format!("{header}\n");
     for (line, depth) in lines.zip(depths.iter().copied().chain(std::iter::repeat(0))) {
         let split = line.char_indices().nth(at).map_or(line.len(), |(b, _)| b);
@@ -115,12 +123,12 @@ mod tests {
     }
 
     #[test]
-    fn link_columns_follow_the_pid_and_unknown_ones_are_dashes() {
+    fn link_columns_come_before_the_prompt_and_unknown_ones_are_dashes() {
         let table = "   PID USER PROMPT\n     7 me   a\n     8 me   b\n";
         let links = HashMap::from([link(8, Some(7), 7)]);
         assert_eq!(
             with_link_columns(table, &links),
-            "   PID   PPID   PGID USER PROMPT\n     7      -      - me   a\n     8      7      7 me   b\n"
+            "   PID USER   PPID   PGID PROMPT\n     7 me        -      - a\n     8 me        7      7 b\n"
         );
     }
 
