@@ -6,7 +6,7 @@
 mod files;
 mod stages;
 
-pub use stages::status_of;
+pub use stages::{collect_earlier, status_of};
 
 use super::builtins;
 use super::parser::{self, AndOr, Command, Connector, Pipeline};

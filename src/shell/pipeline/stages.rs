@@ -155,6 +155,20 @@ async fn foreground(
     status_of(&codes, sh.pipes.pipefail)
 }
 
+/// After the last process of a pipeline ended in the foreground (`fg`) with `last_code`: collects
+/// the earlier ones; the pipeline's status.
+pub async fn collect_earlier(sh: &Shell, pids: &[Pid], last_code: i32) -> i32 {
+    let Some((_, earlier)) = pids.split_last() else {
+        return last_code;
+    };
+    let mut codes = Vec::with_capacity(pids.len());
+    for pid in earlier {
+        codes.push(collect(sh, *pid, None).await);
+    }
+    codes.push(last_code);
+    status_of(&codes, sh.pipes.pipefail)
+}
+
 /// Reaps an earlier process of the pipeline (it has ended: its reader ran or failed); its code.
 /// A failure's reason is reported as the foreground process's is; a broken pipe says nothing.
 async fn collect(sh: &Shell, pid: Pid, errors: Option<&mut std::fs::File>) -> i32 {

@@ -47,6 +47,12 @@ async fn ctrl_z_stops_a_whole_pipeline_and_fg_resumes_it() {
     t.line("fg");
     t.expect("t29 ").await;
     t.expect("llmsh$ ").await;
+    let ps = k.sh("ps").await.stdout;
+    assert_eq!(
+        ps.lines().count(),
+        1,
+        "fg collected the whole pipeline: {ps}"
+    );
     t.line("exit $?");
     assert_eq!(t.exit_status().await, 0);
     let polish = fake
