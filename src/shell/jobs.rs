@@ -54,6 +54,7 @@ impl Job {
                 Signal::Kill => "Killed".into(),
                 Signal::Int => "Interrupt".into(),
                 Signal::Hup => "Hangup".into(),
+                Signal::Pipe => "Broken pipe".into(),
                 other => format!("Exit {}", 128 + other.number()),
             },
             JobState::Done(status) => format!("Exit {}", status.code()),
@@ -393,6 +394,12 @@ mod tests {
                     signal: Signal::Int,
                 },
                 "Interrupt",
+            ),
+            (
+                ExitStatus::Killed {
+                    signal: Signal::Pipe,
+                },
+                "Broken pipe",
             ),
         ] {
             let job = t.get_mut(1).unwrap();

@@ -5,7 +5,7 @@ use super::*;
 use crate::proto::{ExitStatus, ProcessType};
 
 /// A creation record for `pid` (the writer's tests use it too).
-pub(super) fn created(pid: u64) -> CreatedRecord {
+pub(crate) fn created(pid: u64) -> CreatedRecord {
     CreatedRecord {
         pid: Pid(pid),
         uid: 1000,

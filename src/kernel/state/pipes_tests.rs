@@ -194,3 +194,60 @@ fn a_reader_of_an_already_finished_process_reads_at_once_and_a_missing_group_is_
         "another user's upstream"
     );
 }
+
+/// A recovered process: `pid` with `prompt`, in `state`, linked as `link` says.
+fn image(
+    pid: u64,
+    prompt: &str,
+    state: crate::kernel::journal::record::DurableState,
+    link: Option<crate::kernel::journal::record::LinkRecord>,
+) -> crate::kernel::journal::record::ProcessImage {
+    let mut created = crate::kernel::journal::tests::created(pid);
+    created.prompt = prompt.into();
+    let mut image = crate::kernel::journal::record::ProcessImage::new(created);
+    image.state = state;
+    image.link = link.map(Box::new);
+    image
+}
+
+#[test]
+fn a_restore_settles_readers_whose_upstream_ended_while_the_kernel_was_down() {
+    use crate::kernel::journal::record::{DurableState, LinkRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = crate::kernel::journal::Journal::open(dir.path()).unwrap();
+    let reader_of = |pid: u64, up: u64| LinkRecord {
+        pid: Pid(pid),
+        ppid: Some(Pid(up)),
+        pgid: Pid(1),
+        piped: true,
+        blocked: true,
+    };
+    let mut done = image(1, "draft", DurableState::Zombie, None);
+    done.exit = Some(ExitStatus::Finished);
+    done.output = "the draft".into();
+    let mut recovered = crate::kernel::journal::Recovered {
+        next_pid: 5,
+        ..Default::default()
+    };
+    for p in [
+        done,
+        image(2, "shorten", DurableState::Waiting, Some(reader_of(2, 1))),
+        image(3, "title", DurableState::Waiting, Some(reader_of(3, 2))),
+        image(4, "orphan", DurableState::Waiting, Some(reader_of(4, 9))),
+    ] {
+        recovered.processes.insert(p.pid(), p);
+    }
+    let mut s = state();
+    s.config.state_dir = dir.path().into();
+    s.restore(journal, recovered).expect("restore");
+    assert_eq!(state_of(&s, Pid(2)), ProcessState::Waiting, "fed");
+    let fed = s.get(Pid(2)).unwrap().asked_messages();
+    assert_eq!(fed.last().unwrap().content, "shorten\n\nthe draft");
+    assert_eq!(state_of(&s, Pid(3)), ProcessState::Blocked, "still waits");
+    let ExitStatus::Failed { reason } = exit_of(&s, Pid(4)) else {
+        panic!("a reader whose input is gone fails")
+    };
+    assert!(reason.contains("process 9, is gone"), "{reason}");
+    run_all(&mut s, "short");
+    assert_eq!(exit_of(&s, Pid(3)), ExitStatus::Finished);
+}
