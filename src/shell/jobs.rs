@@ -97,6 +97,9 @@ pub struct JobTable {
     jobs: Vec<Job>,
     current: Option<u32>,
     previous: Option<u32>,
+    /// The earlier processes of pipelines whose ending was reported: the shell collects them
+    /// before the next prompt ([`JobTable::take_ended_stages`]).
+    ended_stages: Vec<Pid>,
 }
 
 impl JobTable {
@@ -203,10 +206,16 @@ impl JobTable {
                 }
                 None => false,
             };
-            if done {
-                self.remove(id);
+            if done && let Some(job) = self.remove(id) {
+                let earlier = job.pids.len().saturating_sub(1);
+                self.ended_stages.extend_from_slice(&job.pids[..earlier]);
             }
         }
+    }
+
+    /// The earlier processes of reported pipelines, for the shell to collect.
+    pub fn take_ended_stages(&mut self) -> Vec<Pid> {
+        std::mem::take(&mut self.ended_stages)
     }
 
     /// The notices to print now; marks them reported. Whoever takes a finished job's notice

@@ -88,6 +88,14 @@ impl Shell {
 
     /// Asks the kernel how this shell's jobs are doing and updates their states.
     pub async fn refresh_jobs(&mut self) {
+        // A reported pipeline's earlier queries are collected with it (its last one was reaped
+        // with its notice).
+        let stages = self.jobs().take_ended_stages();
+        for pid in stages {
+            let _ = self
+                .call(Request::Wait(crate::proto::WaitRequest { pid }))
+                .await;
+        }
         if self.jobs().is_empty() {
             return;
         }

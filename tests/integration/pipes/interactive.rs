@@ -66,3 +66,23 @@ async fn ctrl_z_stops_a_whole_pipeline_and_fg_resumes_it() {
         format!("polish\n\n{}", crate::support::fake_llm::answer(100))
     );
 }
+
+#[tokio::test]
+async fn a_background_pipeline_is_reported_done_once_and_collected_whole() {
+    let fake = FakeLlm::start(FakeConfig::default()).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let home = tempfile::tempdir().expect("home");
+    let mut t = Terminal::spawn(&k.socket, home.path(), &[]);
+    t.expect("llmsh$ ").await;
+    t.line("query first | query second &");
+    t.expect("[1]+  Done                    query first | query second")
+        .await;
+    t.line("");
+    t.expect("llmsh$ ").await;
+    k.eventually("ps", "the whole pipeline to be collected", |ps| {
+        ps.lines().count() == 1
+    })
+    .await;
+    t.line("exit");
+    assert_eq!(t.exit_status().await, 0);
+}
