@@ -4,7 +4,8 @@
 //! a process out (at once for more urgent work, or at a quantum boundary) and the slots kept for
 //! interactive work live in [`preemption`], how a run's end moves its process on (and how a failing
 //! backend is waited out) in [`run_end`], the `ps` view in [`listing`], the audit log in [`audit`],
-//! and the reaping of zombies past their retention in [`retention`].
+//! the reaping of zombies past their retention in [`retention`], and pipes and process groups (a
+//! reader blocked on its upstream's output, a group signalled whole) in [`pipes`].
 
 mod audit;
 mod control;

@@ -293,7 +293,17 @@ impl Lexer<'_> {
     }
 }
 
-/// Whether a line is incomplete (an open quote or a trailing backslash), for multi-line input.
+/// Whether a line is incomplete (an open quote, a trailing backslash, or a trailing `|`, `&&` or
+/// `||` waiting for its command), for multi-line input, as sh continues it on the next line.
 pub fn is_incomplete(line: &str) -> bool {
-    matches!(tokenize(line), Err(ParseError(m)) if m.starts_with("unexpected end") || m.contains("escapes nothing"))
+    match tokenize(line) {
+        Err(ParseError(m)) => m.starts_with("unexpected end") || m.contains("escapes nothing"),
+        Ok(tokens) => matches!(
+            tokens.last(),
+            Some(Token::Op {
+                op: Op::Pipe | Op::AndIf | Op::OrIf,
+                ..
+            })
+        ),
+    }
 }

@@ -95,7 +95,14 @@ fn unterminated_quotes_and_stray_operators_are_errors() {
     assert!(parse("&").is_err());
     assert!(is_incomplete("query \"open"));
     assert!(is_incomplete("query a\\"));
-    assert!(!is_incomplete("query a |"));
+    assert!(is_incomplete("query a |"));
+    assert!(is_incomplete("query a &&"));
+    assert!(!is_incomplete("query a &"));
+    assert_eq!(
+        lists("query a |\nquery b")[0].first.commands.len(),
+        2,
+        "a pipe continues on the next line"
+    );
     assert!(parse("query a |").is_err());
     assert!(parse("&& ps").is_err());
     assert!(parse("query a >").is_err());
