@@ -71,7 +71,7 @@ pub async fn handle_ask(
     submit(kernel, peer, &req.submit, ask, conn).await
 }
 
-pub(crate) async fn submit(
+async fn submit(
     kernel: &Arc<Kernel>,
     peer: Peer,
     req: &SubmitRequest,
