@@ -251,3 +251,14 @@ fn a_restore_settles_readers_whose_upstream_ended_while_the_kernel_was_down() {
     run_all(&mut s, "short");
     assert_eq!(exit_of(&s, Pid(3)), ExitStatus::Finished);
 }
+
+#[test]
+fn blocked_readers_take_no_place_toward_max_queue() {
+    let mut s = state();
+    s.config.max_queue = 2;
+    pipeline(&mut s, &["a", "b", "c"]);
+    assert_eq!((s.waiting(), s.blocked()), (1, 2));
+    assert!(crate::kernel::verbs::submit::check_room(&s).is_ok());
+    pipeline(&mut s, &["d"]);
+    assert!(crate::kernel::verbs::submit::check_room(&s).is_err());
+}
