@@ -1,10 +1,12 @@
 //! How llmsh runs a line: lists one after another, `&&` and `||` by the status of the pipeline
 //! before (`$?` is that status), `!` inverting a status. A pipeline of one command without
-//! redirections is a builtin's business ([`crate::shell::builtins::dispatch`]); queries joined by
-//! `|` or redirected are submitted together by [`stages`], as one job and one process group.
+//! redirections is a builtin's business ([`crate::shell::builtins::dispatch`]), with its output and
+//! errors redirected by [`streams`]; queries joined by `|` or redirected are submitted together by
+//! [`stages`], as one job and one process group.
 
 mod files;
 mod stages;
+mod streams;
 
 pub use stages::{collect_earlier, status_of};
 
@@ -83,6 +85,18 @@ async fn run_pipeline(sh: &mut Shell, pipeline: &Pipeline) -> i32 {
     let reads_stdin = sh.pipes.stdin_feeds_queries && first.words[0] == "query";
     let status = if commands.len() == 1 && first.redirects.is_empty() && !reads_stdin {
         builtins::dispatch(sh, first).await
+    } else if commands.len() == 1 && first.words[0] != "query" {
+        match streams::redirect(first) {
+            Ok(guard) => {
+                let status = builtins::dispatch(sh, first).await;
+                drop(guard);
+                status
+            }
+            Err(message) => {
+                sh.complain(&first.words[0], message);
+                1
+            }
+        }
     } else {
         stages::run(sh, &commands, &pipeline.text).await
     };

@@ -126,3 +126,43 @@ async fn and_or_lists_negation_and_the_last_status_behave_as_in_sh() {
         ["pipefail", "on"]
     );
 }
+
+#[tokio::test]
+async fn a_builtins_output_and_errors_can_be_redirected_too() {
+    let (_fake, k, _cfg) = start(FakeConfig::default(), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, errors) = (dir.path().join("answer.md"), dir.path().join("errors"));
+    let pid = crate::support::job_pid(&k.sh("query 'a draft' &").await.stdout);
+    k.eventually("ps", "the draft to finish", |ps| {
+        crate::support::ps_row(ps, pid).is_some_and(|r| r[5] == "Z")
+    })
+    .await;
+    let run = k
+        .sh(&format!(
+            "cat {pid} > {}; ps >> {}; kill 99999 2> {}; ps",
+            out.display(),
+            out.display(),
+            errors.display()
+        ))
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stdout.starts_with("   PID"), "stdout is back: {run:?}");
+    assert!(!run.stderr.contains("99999"), "{run:?}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.starts_with(&format!("{}\n", answer(10))),
+        "{written}"
+    );
+    assert!(written.contains("   PID"), "ps appended: {written}");
+    let complaint = std::fs::read_to_string(&errors).unwrap();
+    assert!(
+        complaint.contains("(99999) - No such process"),
+        "{complaint}"
+    );
+    let refused = k.sh("ps < /etc/hostname").await;
+    assert_eq!(refused.status, 1);
+    assert!(
+        refused.stderr.contains("only a query reads a file"),
+        "{refused:?}"
+    );
+}
