@@ -19,7 +19,8 @@
 //!    [`proto::Failure`] naming both versions, and closes.
 //! 5. Then the client sends requests one at a time. Each is answered by one [`proto::Reply`]
 //!    (`Result<Response, Failure>`: errors are normal replies), except the streaming ones: `Submit` (and
-//!    `SubmitAsk`, which adds a model or a follow-up) with
+//!    `SubmitAsk`, which adds a model or a follow-up, and `SubmitLinked`, which adds a pipe's input
+//!    and a process group) with
 //!    `attach` and `Output` with `follow` answer with the output so far, each new piece, `Stopped` /
 //!    `Continued` when a signal changes the process, `Waiting` (at most about once a second) when why
 //!    it waits for a slot changes, and `Exited` last; `Wait` answers when the process
@@ -37,9 +38,9 @@
 //! `Hello` stays variant 0 with the version first so that any two versions can recognise each other.
 //! Any change that an older peer would misread bumps [`proto::PROTOCOL_VERSION`]; golden-byte tests pin
 //! a sample of every message so such a change cannot happen by accident. A client that uses a newer
-//! verb falls back where it can: `query` sends `Submit` unless `--model` or `--continue` needs
-//! `SubmitAsk`, and `ps -l` shows the table without origins when the kernel answers `Origins` with an
-//! error.
+//! verb falls back where it can: `query` sends `Submit` unless `--model` needs `SubmitAsk` (or
+//! `--continue`, a pipe or a redirection needs `SubmitLinked`), and `ps -l` shows the table without
+//! origins (or parents and groups) when the kernel answers `Origins` (or `Links`) with an error.
 
 pub mod config;
 pub mod http;

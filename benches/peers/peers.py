@@ -127,6 +127,7 @@ async def llmsh_stream(kernel, kind, prompt, max_tokens, sink):
     start = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         kernel.llmsh, "--socket", kernel.socket, "-c", command,
+        stdin=asyncio.subprocess.DEVNULL,  # llmsh -c gives a query its standard input
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     first = None

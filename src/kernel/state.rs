@@ -4,8 +4,9 @@
 //! a process out (at once for more urgent work, or at a quantum boundary) and the slots kept for
 //! interactive work live in [`preemption`], how a run's end moves its process on (and how a failing
 //! backend is waited out) in [`run_end`], the `ps` view in [`listing`], the audit log in [`audit`],
-//! the reaping of zombies past their retention in [`retention`], and several backends as one
-//! machine (placement by model, migration, failover) in [`smp`].
+//! the reaping of zombies past their retention in [`retention`], several backends as one machine
+//! (placement by model, migration, failover) in [`smp`], and pipes and process groups (a reader
+//! blocked on its upstream's output, a group signalled whole) in [`pipes`].
 
 mod audit;
 mod choices;
@@ -15,6 +16,7 @@ mod listing;
 mod memory;
 pub mod observe;
 mod output;
+pub mod pipes;
 mod preemption;
 pub mod process;
 mod retention;
@@ -469,6 +471,7 @@ impl KernelState {
             notice.deliver();
             resolve(result);
         });
+        self.pipe_ended(pid);
         if collected {
             self.reap(pid);
         }

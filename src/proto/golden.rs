@@ -512,3 +512,68 @@ fn backends_messages_encode_to_their_golden_bytes() {
         "001301036770750b687474703a2f2f672f763104766c6c6d010002040101016dfb2c01190101016d000301"
     );
 }
+
+/// Golden bytes of the pipe and group messages (see [`super::pipes`]).
+#[test]
+fn pipe_and_group_messages_encode_to_their_golden_bytes() {
+    let linked = Request::SubmitLinked(SubmitLinkedRequest {
+        ask: SubmitAskRequest {
+            submit: SubmitRequest {
+                prompt: "hi".into(),
+                system: None,
+                process_type: ProcessType::User,
+                max_tokens: None,
+                nice: 0,
+                attach: true,
+            },
+            model: None,
+            continue_from: None,
+        },
+        input_from: Some(Pid(7)),
+        input: Some("x".into()),
+        pgid: Some(Pid(6)),
+    });
+    let group = Request::SignalGroup(SignalGroupRequest {
+        pgid: Pid(6),
+        signal: Signal::Pipe,
+    });
+    let links = Request::Links(LinksRequest { pids: vec![Pid(7)] });
+    let signalled: Reply = Ok(Response::GroupSignalled(GroupSignalled {
+        pgid: Pid(6),
+        processes: vec![Signalled {
+            pid: Pid(7),
+            state: ProcessState::Blocked,
+        }],
+    }));
+    let link_list: Reply = Ok(Response::Links(LinkList {
+        links: vec![ProcessLink {
+            pid: Pid(7),
+            ppid: Some(Pid(6)),
+            pgid: Pid(6),
+            blocked_on: Some(Pid(6)),
+        }],
+    }));
+    let mut shown = Vec::new();
+    for (name, request) in [
+        ("submit-linked", linked),
+        ("signal-group", group),
+        ("links", links),
+    ] {
+        let bytes = encode(&request).unwrap();
+        assert_eq!(decode::<Request>(&bytes).unwrap(), request, "{name}");
+        shown.push(format!("{name}={}", hex(&bytes)));
+    }
+    for (name, reply) in [("group-signalled", signalled), ("link-list", link_list)] {
+        let bytes = encode(&reply).unwrap();
+        assert_eq!(decode::<Reply>(&bytes).unwrap(), reply, "{name}");
+        shown.push(format!("{name}={}", hex(&bytes)));
+    }
+    let golden = [
+        "submit-linked=110268690003000001000001070101780106",
+        "signal-group=120607",
+        "links=130107",
+        "group-signalled=001406010703",
+        "link-list=001501070106060106",
+    ];
+    assert_eq!(shown, golden);
+}

@@ -39,6 +39,12 @@ pub enum Request {
     Free(FreeRequest),
     /// Every backend of the machine (`sched`, `ps -l`), answered by `Backends`.
     Backends(BackendsRequest),
+    /// `SubmitAsk` linked to other processes: a pipe's reader, a member of a process group.
+    SubmitLinked(super::pipes::SubmitLinkedRequest),
+    /// A signal to every process of a group (`kill -SIG -PGID`), answered by `GroupSignalled`.
+    SignalGroup(super::pipes::SignalGroupRequest),
+    /// Parents, groups and pipes (`ps -l`, `ps f`), answered by `Links`.
+    Links(super::pipes::LinksRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -206,6 +212,10 @@ pub enum Response {
     Memory(MemoryStatus),
     /// The answer to `Backends`.
     Backends(BackendTable),
+    /// The answer to `SignalGroup`.
+    GroupSignalled(super::pipes::GroupSignalled),
+    /// The answer to `Links`.
+    Links(super::pipes::LinkList),
 }
 
 /// Processes and where they came from.

@@ -5,6 +5,7 @@ mod codec;
 mod events;
 mod messages;
 mod pieces;
+mod pipes;
 mod types;
 
 #[cfg(test)]
@@ -17,4 +18,5 @@ pub use codec::{
 pub use events::*;
 pub use messages::*;
 pub use pieces::pieces;
+pub use pipes::*;
 pub use types::*;

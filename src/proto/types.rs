@@ -118,6 +118,9 @@ pub enum Signal {
     Stop,
     /// Terminal stop (Ctrl-Z): as STOP.
     Tstp,
+    /// Broken pipe: the kernel ends a process whose every reader has gone (exit 141). Sent by the
+    /// kernel only, so not in [`Signal::ALL`]; a client may send it, and it ends the process now.
+    Pipe,
 }
 
 impl Signal {
@@ -142,6 +145,7 @@ impl Signal {
             Signal::Cont => 18,
             Signal::Stop => 19,
             Signal::Tstp => 20,
+            Signal::Pipe => 13,
         }
     }
 
@@ -155,6 +159,7 @@ impl Signal {
             Signal::Cont => "CONT",
             Signal::Stop => "STOP",
             Signal::Tstp => "TSTP",
+            Signal::Pipe => "PIPE",
         }
     }
 

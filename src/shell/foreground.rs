@@ -18,15 +18,37 @@ use tokio::signal::unix::{SignalKind, signal};
 /// Status bash gives a job stopped by Ctrl-Z (128 + SIGTSTP).
 pub const STOPPED_STATUS: i32 = 148;
 
+/// Where a foreground process's output and failure go: stdout and stderr unless redirected.
+#[derive(Default)]
+pub struct Sink {
+    /// `> FILE`, `>> FILE`: the output goes here as it comes.
+    pub out: Option<std::fs::File>,
+    /// `2> FILE`: a failure's reason goes here.
+    pub errors: Option<std::fs::File>,
+}
+
 /// Follows `pid` on `client` (already streaming) until it exits or is stopped. `job` is its number in
 /// the job table when it already has one (`fg`); what that job already printed is not printed again.
 pub async fn attach(
+    sh: &mut Shell,
+    client: Client,
+    pid: Pid,
+    command: &str,
+    job: Option<u32>,
+) -> i32 {
+    attach_to(sh, client, pid, command, job, Sink::default()).await
+}
+
+/// [`attach`] with the output and the failure's reason sent where `sink` says.
+pub async fn attach_to(
     sh: &mut Shell,
     mut client: Client,
     pid: Pid,
     command: &str,
     job: Option<u32>,
+    sink: Sink,
 ) -> i32 {
+    let Sink { out, mut errors } = sink;
     let _no_flush = sh.keys.as_ref().map(|_| NoFlushGuard::set());
     let (mut ctrl_c, mut ctrl_z) = match &sh.keys {
         Some(keys) => (
@@ -44,6 +66,7 @@ pub async fn attach(
             .unwrap_or(0),
         seen: 0,
         at_line_start: true,
+        out,
         held: None,
         echoes_keys: sh.keys.is_some() && super::signals::echoes_control_keys(),
         status: StatusLine {
@@ -80,7 +103,7 @@ pub async fn attach(
                         sh.jobs().remove(id);
                     }
                     if let crate::proto::ExitStatus::Failed { reason } = &exited.status {
-                        eprintln!("llmsh: {pid}: {}", terminal_safe::escape(reason));
+                        report_failure(pid, reason, errors.as_mut());
                     }
                     return exited.status.code();
                 }
@@ -144,6 +167,8 @@ struct Screen {
     echoes_keys: bool,
     /// Why the process waits, while it does (stderr).
     status: StatusLine,
+    /// `> FILE`: the output goes there instead of stdout.
+    out: Option<std::fs::File>,
 }
 
 /// Output held back since a key was pressed.
@@ -171,6 +196,10 @@ impl Screen {
                 held.text.push_str(new);
             }
             return true;
+        }
+        if let Some(file) = &mut self.out {
+            // A write error (a full disk) is reported once the process is stopped for it.
+            return file.write_all(new.as_bytes()).is_ok();
         }
         self.at_line_start = new.ends_with('\n');
         write_out(new)
@@ -266,13 +295,26 @@ pub async fn interrupted(sh: &Shell) {
     }
 }
 
-/// Sends a signal on a second connection (the first is busy streaming).
+/// Prints a process's failure as `llmsh: PID: REASON` on stderr, or into the `2>` file.
+pub fn report_failure(pid: Pid, reason: &str, errors: Option<&mut std::fs::File>) {
+    match errors {
+        Some(file) => {
+            let _ = writeln!(file, "llmsh: {pid}: {reason}");
+        }
+        None => eprintln!("llmsh: {pid}: {}", terminal_safe::escape(reason)),
+    }
+}
+
+/// Sends a signal on a second connection (the first is busy streaming). A job that is a pipeline
+/// gets it as a whole: every process of its group.
 pub async fn send_signal(sh: &Shell, pid: Pid, signal: Signal) {
+    let group = sh.jobs().by_pid(pid).and_then(|j| j.pgid);
+    let request = match group {
+        Some(pgid) => Request::SignalGroup(crate::proto::SignalGroupRequest { pgid, signal }),
+        None => Request::Signal(SignalRequest { pid, signal }),
+    };
     let result = match sh.client().await {
-        Ok(mut c) => c
-            .call(Request::Signal(SignalRequest { pid, signal }))
-            .await
-            .map(|_| ()),
+        Ok(mut c) => c.call(request).await.map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = result {

@@ -1,6 +1,7 @@
 //! Line-editor helpers that look at the text being typed: the highlighter colours each command word
 //! (green for a builtin, red for anything else, as fish does) and the validator keeps the line open
-//! while a quote is open or it ends in a backslash, so Enter continues on the next line as in sh.
+//! while a quote is open or it ends in a backslash, `|`, `&&` or `||`, so Enter continues on the
+//! next line as in sh.
 
 use super::builtins;
 use super::parser;
@@ -119,7 +120,8 @@ mod tests {
             ("query a \\", true),
             ("query 'closed'", false),
             ("ps", false),
-            ("ps |", false),
+            ("ps |", true),
+            ("ps &", false),
         ] {
             let got = matches!(QuoteValidator.validate(line), ValidationResult::Incomplete);
             assert_eq!(got, incomplete, "{line:?}");

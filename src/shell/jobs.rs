@@ -35,6 +35,11 @@ pub struct Job {
     pub shown: usize,
     /// The job stopped or ended in the background and the user has not been told yet.
     pub unreported: bool,
+    /// A pipeline's process group (its first process): signals go to all of it. `None` for a
+    /// single process.
+    pub pgid: Option<Pid>,
+    /// Every process of the job in pipeline order; `pid` is the last, whose status is the job's.
+    pub pids: Vec<Pid>,
 }
 
 impl Job {
@@ -49,6 +54,7 @@ impl Job {
                 Signal::Kill => "Killed".into(),
                 Signal::Int => "Interrupt".into(),
                 Signal::Hup => "Hangup".into(),
+                Signal::Pipe => "Broken pipe".into(),
                 other => format!("Exit {}", 128 + other.number()),
             },
             JobState::Done(status) => format!("Exit {}", status.code()),
@@ -91,6 +97,9 @@ pub struct JobTable {
     jobs: Vec<Job>,
     current: Option<u32>,
     previous: Option<u32>,
+    /// The earlier processes of pipelines whose ending was reported: the shell collects them
+    /// before the next prompt ([`JobTable::take_ended_stages`]).
+    ended_stages: Vec<Pid>,
 }
 
 impl JobTable {
@@ -104,8 +113,23 @@ impl JobTable {
             state,
             shown: 0,
             unreported: false,
+            pgid: None,
+            pids: vec![pid],
         });
         self.make_current(id);
+        id
+    }
+
+    /// Adds a pipeline as one job (its last process stands for it); returns its number.
+    pub fn add_pipeline(&mut self, pids: &[Pid], command: &str, state: JobState) -> u32 {
+        let (Some(first), Some(last)) = (pids.first(), pids.last()) else {
+            return 0;
+        };
+        let id = self.add(*last, command, state);
+        if let Some(job) = self.get_mut(id) {
+            job.pgid = (pids.len() > 1).then_some(*first);
+            job.pids = pids.to_vec();
+        }
         id
     }
 
@@ -182,10 +206,16 @@ impl JobTable {
                 }
                 None => false,
             };
-            if done {
-                self.remove(id);
+            if done && let Some(job) = self.remove(id) {
+                let earlier = job.pids.len().saturating_sub(1);
+                self.ended_stages.extend_from_slice(&job.pids[..earlier]);
             }
         }
+    }
+
+    /// The earlier processes of reported pipelines, for the shell to collect.
+    pub fn take_ended_stages(&mut self) -> Vec<Pid> {
+        std::mem::take(&mut self.ended_stages)
     }
 
     /// The notices to print now; marks them reported. Whoever takes a finished job's notice
@@ -373,6 +403,12 @@ mod tests {
                     signal: Signal::Int,
                 },
                 "Interrupt",
+            ),
+            (
+                ExitStatus::Killed {
+                    signal: Signal::Pipe,
+                },
+                "Broken pipe",
             ),
         ] {
             let job = t.get_mut(1).unwrap();

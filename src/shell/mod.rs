@@ -14,6 +14,7 @@ pub mod highlighter;
 pub mod jobs;
 pub mod notices;
 pub mod parser;
+pub mod pipeline;
 pub mod prompt;
 pub mod render;
 pub mod session;
@@ -44,6 +45,7 @@ pub fn run(args: cli::ShellArgs) -> i32 {
     };
     if let Some(commands) = &args.command {
         let mut sh = Shell::new(socket, false);
+        sh.pipes.stdin_feeds_queries = !std::io::stdin().is_terminal();
         let status = runtime.block_on(run_lines(
             &mut sh,
             commands.lines().map(|l| Ok(l.to_string())),
@@ -59,6 +61,7 @@ pub fn run(args: cli::ShellArgs) -> i32 {
             }
         };
         let mut sh = Shell::new(socket, false);
+        sh.pipes.stdin_feeds_queries = !std::io::stdin().is_terminal();
         let status = runtime.block_on(run_lines(&mut sh, std::io::BufReader::new(file).lines()));
         return sh.exit_requested.unwrap_or(status);
     }

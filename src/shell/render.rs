@@ -5,6 +5,7 @@
 use super::terminal_safe;
 
 mod memory;
+pub mod tree;
 use crate::proto::{ProcessInfo, ProcessList};
 pub use memory::{free_table, memory_summary};
 use std::collections::HashMap;

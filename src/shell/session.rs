@@ -1,11 +1,9 @@
 //! A shell session: the socket it talks to, its job table and last status, and the loop step that
 //! runs one line. The same session serves `-c`, scripts, piped stdin and the interactive editor.
 
-use super::builtins;
 use super::client::{Client, ClientError};
 use super::jobs::{JobState, JobTable, SharedJobs};
 use super::notices::Notifier;
-use super::parser;
 use super::signals::TerminalKeys;
 use crate::proto::{ListRequest, Pid, ProcessState, Request, Response};
 use std::path::PathBuf;
@@ -27,6 +25,8 @@ pub struct Shell {
     pub warned_stopped_jobs: bool,
     /// Ctrl-C and Ctrl-Z presses, counted by the interactive shell.
     pub keys: Option<TerminalKeys>,
+    /// How pipelines run: `set -o pipefail`, and the shell's standard input feeding the first query.
+    pub pipes: super::pipeline::PipeOptions,
 }
 
 impl Shell {
@@ -41,6 +41,7 @@ impl Shell {
             exit_requested: None,
             warned_stopped_jobs: false,
             keys: None,
+            pipes: Default::default(),
         }
     }
 
@@ -82,28 +83,19 @@ impl Shell {
 
     /// Runs one line; returns its status (that of its last command).
     pub async fn execute(&mut self, line: &str) -> i32 {
-        let commands = match parser::parse(line) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("llmsh: {e}");
-                self.last_status = 2;
-                return 2;
-            }
-        };
-        for command in commands {
-            if command.words.is_empty() {
-                continue;
-            }
-            self.last_status = builtins::dispatch(self, &command).await;
-            if self.exit_requested.is_some() {
-                break;
-            }
-        }
-        self.last_status
+        super::pipeline::run_line(self, line).await
     }
 
     /// Asks the kernel how this shell's jobs are doing and updates their states.
     pub async fn refresh_jobs(&mut self) {
+        // A reported pipeline's earlier queries are collected with it (its last one was reaped
+        // with its notice).
+        let stages = self.jobs().take_ended_stages();
+        for pid in stages {
+            let _ = self
+                .call(Request::Wait(crate::proto::WaitRequest { pid }))
+                .await;
+        }
         if self.jobs().is_empty() {
             return;
         }

@@ -290,7 +290,11 @@ async fn bad_input_gets_a_clear_message_and_a_nonzero_status() {
         ("cat 999", 1, "cat: (999) - No such process"),
         ("renice -n 1 999", 1, "renice: (999) - No such process"),
         ("query --nice 40 hi", 1, "nice 40 is out of range"),
-        ("query hi | cat", 2, "`|` (pipelines) is not supported"),
+        (
+            "query hi | cat",
+            2,
+            "cat: only queries can be piped or redirected",
+        ),
         ("query \"unterminated", 2, "missing closing `\"`"),
         ("ps &", 2, "only a query can run in the background"),
         ("ps -z", 2, "ps: -z: invalid option"),

@@ -25,6 +25,7 @@ mod notices;
 mod packaging;
 mod peer_rules;
 mod peers;
+mod pipes;
 mod protocol;
 mod query;
 mod readme;

@@ -279,4 +279,4 @@ fn header() -> Record {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

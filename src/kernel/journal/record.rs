@@ -3,14 +3,16 @@
 //! an older kernel would misread bumps [`FORMAT_VERSION`]. Version 2 added [`Record::Asked`] (a
 //! request's conversation, model and parameters) after version 1's records, which it reads as they
 //! are: a version-2 kernel replays a version-1 journal, a version-1 kernel refuses a version-2 one
-//! as too new rather than misreading the new record.
+//! as too new rather than misreading the new record. Version 3 added [`Record::Linked`] (a
+//! process's parent, group and pipe), read the same way: older journals have no links, so every
+//! process in them leads a group of its own.
 
 use crate::kernel::process::Ask;
 use crate::proto::{ExitStatus, Pid, ProcessType};
 use serde::{Deserialize, Serialize};
 
 /// The journal's format version, written in its header record.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format this kernel still replays (its records are a subset of the current ones).
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -74,6 +76,11 @@ pub struct ProcessImage {
     /// Boxed: most processes ask nothing beyond a prompt, and records stay small in the writer's queue.
     #[serde(skip)]
     pub ask: Box<Ask>,
+    /// Its parent, group and pipe: written as its own [`Record::Linked`] after the image, for the
+    /// same reason as `ask`; `None` for a process that leads a group of its own and reads nothing.
+    /// Boxed, as `ask` is.
+    #[serde(skip)]
+    pub link: Option<Box<LinkRecord>>,
 }
 
 impl ProcessImage {
@@ -90,6 +97,7 @@ impl ProcessImage {
             note: None,
             exited_unix_ms: None,
             ask: Box::default(),
+            link: None,
         }
     }
 
@@ -138,6 +146,23 @@ pub enum Record {
         pid: Pid,
         ask: Ask,
     },
+    /// A process's parent, group and pipe (version 3): follows its `Created` or `Image` record when
+    /// it has any, and again when it has read its input.
+    Linked(LinkRecord),
+}
+
+/// Where a process sits among others (see [`crate::kernel::state::pipes`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub pid: Pid,
+    /// The process whose output feeds it, or that it followed up (`query --continue`).
+    pub ppid: Option<Pid>,
+    /// Its process group (the pipeline's first process).
+    pub pgid: Pid,
+    /// `ppid` feeds it through a pipe.
+    pub piped: bool,
+    /// It still waits for that input.
+    pub blocked: bool,
 }
 
 /// Most bytes of output in one record: far below the frame limit, so no record of a process, however
@@ -183,10 +208,12 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     let first = image.output.len() as u64;
     let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
     let ask = std::mem::take(&mut image.ask);
+    let link = image.link.take();
     let mut records = vec![Record::Image(image)];
     if *ask != Ask::default() {
         records.push(Record::Asked { pid, ask: *ask });
     }
+    records.extend(link.map(|l| Record::Linked(*l)));
     records.extend(output_records(
         pid,
         first,

@@ -102,6 +102,11 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
                     *p.ask = ask.clone();
                 }
             }
+            Record::Linked(link) => {
+                if let Some(p) = procs.get_mut(&link.pid) {
+                    p.link = Some(Box::new(link.clone()));
+                }
+            }
         }
     }
     Ok(out)

@@ -5,7 +5,7 @@ use super::*;
 use crate::proto::{ExitStatus, ProcessType};
 
 /// A creation record for `pid` (the writer's tests use it too).
-pub(super) fn created(pid: u64) -> CreatedRecord {
+pub(crate) fn created(pid: u64) -> CreatedRecord {
     CreatedRecord {
         pid: Pid(pid),
         uid: 1000,
@@ -211,4 +211,31 @@ fn a_version_1_journal_is_still_replayed() {
     std::fs::write(dir.path().join(JOURNAL_FILE), bytes).unwrap();
     let (_, r) = Journal::open(dir.path()).unwrap();
     assert_eq!(*r.processes[&Pid(4)].ask, Ask::default());
+}
+
+#[test]
+fn a_pipe_link_survives_replay_and_compaction() {
+    use super::record::LinkRecord;
+    let link = LinkRecord {
+        pid: Pid(2),
+        ppid: Some(Pid(1)),
+        pgid: Pid(1),
+        piped: true,
+        blocked: true,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut j, _) = Journal::open(dir.path()).unwrap();
+        j.append(&Record::Created(created(1))).unwrap();
+        j.append(&Record::Created(created(2))).unwrap();
+        j.append(&Record::Linked(link.clone())).unwrap();
+    }
+    let (mut j, r) = Journal::open(dir.path()).unwrap();
+    assert_eq!(r.processes[&Pid(1)].link, None);
+    let image = r.processes[&Pid(2)].clone();
+    assert_eq!(image.link.as_deref(), Some(&link));
+    j.compact(&image_records(image), 3).unwrap();
+    drop(j);
+    let (_, r) = Journal::open(dir.path()).unwrap();
+    assert_eq!(r.processes[&Pid(2)].link.as_deref(), Some(&link));
 }

@@ -36,7 +36,7 @@ impl KernelState {
             return Ok((state, Ack::done()));
         }
         let ack = match signal {
-            Signal::Kill | Signal::Int => {
+            Signal::Kill | Signal::Int | Signal::Pipe => {
                 self.finish_acked(pid, ExitStatus::Killed { signal }, None)
             }
             Signal::Term | Signal::Hup if state == ProcessState::Running => {
@@ -81,6 +81,11 @@ impl KernelState {
             return Ack::done();
         }
         p.broadcast(Ok(Response::Continued(pid)));
+        if p.link.blocked {
+            // Still waiting for its input: it goes back to waiting for that, not for a slot.
+            p.state = ProcessState::Blocked;
+            return self.record_state(pid);
+        }
         if p.run.is_some() {
             // Its stopped run has not let go of the slot yet; it queues when it does (and is
             // recorded then). Until then a crash brings it back waiting, which is what CONT asked.

@@ -87,6 +87,8 @@ impl KernelState {
             match image.state {
                 DurableState::Zombie => restored.finished += 1,
                 DurableState::Stopped => restored.stopped += 1,
+                // A pipe's reader still waits for its input, not for a slot.
+                _ if p.state == ProcessState::Blocked => restored.waiting += 1,
                 DurableState::Waiting | DurableState::Running => {
                     restored.waiting += 1;
                     order.push((image.created.enqueued_unix_ms, pid));
@@ -101,6 +103,7 @@ impl KernelState {
                 self.scheduler.enqueue(&c);
             }
         }
+        self.restore_pipes();
         self.compact();
         Ok(restored)
     }
@@ -285,6 +288,7 @@ impl KernelState {
             note: p.note.clone(),
             exited_unix_ms: p.exited_unix_ms,
             ask: Box::new(p.ask.clone()),
+            link: self.link_record(p.pid).map(Box::new),
         }
     }
 }
@@ -317,5 +321,11 @@ fn process_from_image(image: &ProcessImage, now_unix_ms: u64) -> Process {
         DurableState::Waiting | DurableState::Running => ProcessState::Waiting,
     };
     p.exit = image.exit.clone();
+    if let Some(link) = &image.link {
+        p.link = super::pipes::Link::from_record(link);
+        if p.link.blocked && p.state == ProcessState::Waiting {
+            p.state = ProcessState::Blocked;
+        }
+    }
     p
 }

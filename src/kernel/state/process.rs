@@ -171,6 +171,8 @@ pub struct Process {
     /// several choices, log-probabilities; see [`super::choices`]). As long as the answer: each
     /// delta is a token the allowance or the backend's `max_tokens` counts.
     pub(super) choices: Vec<crate::llm::ChoiceDelta>,
+    /// Its parent, group and pipe (see [`super::pipes`]).
+    pub(super) link: super::pipes::Link,
 }
 
 impl Process {
@@ -203,6 +205,7 @@ impl Process {
             exit_ack: None,
             memory: Default::default(),
             choices: Vec::new(),
+            link: Default::default(),
         }
     }
 
@@ -338,7 +341,7 @@ impl Process {
     pub fn note_at(&self, now_ms: u64) -> Option<String> {
         match &self.retry {
             Some(retry) if self.state == ProcessState::Waiting => Some(retry.note(now_ms)),
-            _ => self.note.clone(),
+            _ => self.note.clone().or_else(|| self.link.waiting_note()),
         }
     }
 

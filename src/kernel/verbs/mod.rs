@@ -8,14 +8,17 @@ mod backends;
 mod free;
 mod interrupt;
 mod interrupts;
+mod links;
 mod list;
 mod origins;
 mod output;
 pub(crate) mod renice;
 mod sched;
 pub(crate) mod signal;
+mod signal_group;
 pub(crate) mod stat;
 pub(crate) mod submit;
+mod submit_linked;
 mod subscribe;
 mod wait;
 
@@ -52,6 +55,9 @@ pub async fn handle(
         Request::Origins(r) => origins::handle(kernel, peer, r),
         Request::Free(r) => free::handle(kernel, r),
         Request::Backends(r) => backends::handle(kernel, r),
+        Request::SubmitLinked(r) => return submit_linked::handle(kernel, peer, r, conn).await,
+        Request::SignalGroup(r) => signal_group::handle(kernel, peer, r).await,
+        Request::Links(r) => links::handle(kernel, peer, r),
     };
     reply(conn, unary).await
 }

@@ -26,8 +26,8 @@ pub struct NewProcess {
 
 /// A process that fits a slot's context (its allowance cut to fit if need be), ready to create.
 pub struct AdmittedProcess {
-    new: NewProcess,
-    admitted: Admitted,
+    pub(crate) new: NewProcess,
+    pub(crate) admitted: Admitted,
 }
 
 /// Checks that `new` fits a slot's context: refuses a prompt that does not, cuts an allowance that
@@ -197,9 +197,13 @@ pub fn validate(
 }
 
 /// Refuses a new process when `max_queue` processes already hold a place in the queue: those waiting
-/// for a slot and those stopped (a CONT puts them back in it).
-fn check_room(s: &KernelState) -> Result<(), Failure> {
-    let queued = s.live().saturating_sub(s.running());
+/// for a slot and those stopped (a CONT puts them back in it). A pipe's reader blocked on its input
+/// holds no place.
+pub(crate) fn check_room(s: &KernelState) -> Result<(), Failure> {
+    let queued = s
+        .live()
+        .saturating_sub(s.running())
+        .saturating_sub(s.blocked());
     if queued >= s.config.max_queue {
         let waiting = s.waiting().min(queued);
         let held = match queued - waiting {

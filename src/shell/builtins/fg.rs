@@ -1,5 +1,6 @@
 //! `fg [%JOB]`: bring a job to the foreground. Prints the command, continues it if stopped, shows what
-//! it produced while it was away, then streams on.
+//! it produced while it was away, then streams on. A pipeline continues whole; once its last query
+//! ends, the earlier ones are collected and the status is the pipeline's.
 
 use super::{Help, usage_error};
 use crate::proto::{OutputRequest, Request, Signal};
@@ -57,5 +58,9 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
             j.unreported = false;
         }
     }
-    foreground::attach(sh, client, job.pid, &job.command, Some(job.id)).await
+    let code = foreground::attach(sh, client, job.pid, &job.command, Some(job.id)).await;
+    if code == foreground::STOPPED_STATUS || job.pids.len() < 2 {
+        return code;
+    }
+    crate::shell::pipeline::collect_earlier(sh, &job.pids, code).await
 }

@@ -1,12 +1,14 @@
-//! `kill [-s SIG | -SIG] PID|%JOB...` and `kill -l`: send signals to processes, in bash's words.
+//! `kill [-s SIG | -SIG] PID|-PGID|%JOB...` and `kill -l`: send signals to processes, in bash's
+//! words. A negative number names a process group, and a job that is a pipeline is signalled as a
+//! whole (its group), as bash signals a job's process group.
 
 use super::{Help, resolve_target, usage_error};
-use crate::proto::{Request, Signal, SignalRequest};
+use crate::proto::{Pid, Request, Signal, SignalGroupRequest, SignalRequest};
 use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
     name: "kill",
-    usage: "kill [-s SIGSPEC | -n SIGNUM | -SIGSPEC] PID|%JOB... or kill -l [SIGSPEC]",
+    usage: "kill [-s SIGSPEC | -n SIGNUM | -SIGSPEC] PID|-PGID|%JOB... or kill -l [SIGSPEC]",
     summary: "send a signal to processes (TERM by default; KILL, INT, STOP, CONT, HUP, TSTP)",
 };
 
@@ -50,6 +52,7 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
                 );
             }
         },
+        Some("--") => (Ok(Signal::Term), &args[1..]),
         Some(flag) if flag.starts_with('-') && flag.len() > 1 => (
             Signal::parse(&flag[1..]).ok_or(flag[1..].to_string()),
             &args[1..],
@@ -68,21 +71,37 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     }
     let mut status = 0;
     for target in targets {
-        let pid = match resolve_target(sh, target) {
-            Ok(pid) => pid,
+        let request = match target_request(sh, target, signal) {
+            Ok(request) => request,
             Err(message) => {
                 sh.complain("kill", message);
                 status = 1;
                 continue;
             }
         };
-        let result = sh
-            .call(Request::Signal(SignalRequest { pid, signal }))
-            .await;
+        let result = sh.call(request).await;
         if let Err(e) = result {
             sh.complain("kill", e);
             status = 1;
         }
     }
     status
+}
+
+/// The request that signals `target`: a pid, `-PGID` (a group), or a job (its group if it is a
+/// pipeline).
+fn target_request(sh: &Shell, target: &str, signal: Signal) -> Result<Request, String> {
+    if let Some(group) = target.strip_prefix('-') {
+        let pgid: Pid = group
+            .parse()
+            .map_err(|_| format!("{target}: arguments must be process or job IDs"))?;
+        return Ok(Request::SignalGroup(SignalGroupRequest { pgid, signal }));
+    }
+    if target.starts_with('%')
+        && let Some(pgid) = sh.jobs().resolve(target)?.pgid
+    {
+        return Ok(Request::SignalGroup(SignalGroupRequest { pgid, signal }));
+    }
+    let pid = resolve_target(sh, target)?;
+    Ok(Request::Signal(SignalRequest { pid, signal }))
 }

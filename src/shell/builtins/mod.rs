@@ -17,6 +17,7 @@ pub mod ps;
 pub mod query;
 pub mod renice;
 pub mod sched;
+pub mod set;
 pub mod top;
 pub mod wait;
 
@@ -45,6 +46,7 @@ pub const ALL: &[&Help] = &[
     &interrupt::HELP,
     &interrupts::HELP,
     &sched::HELP,
+    &set::HELP,
     &free::HELP,
     &clear::HELP,
     &top::HELP,
@@ -74,6 +76,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "interrupt" => interrupt::run(sh, args).await,
         "interrupts" => interrupts::run(sh, args).await,
         "sched" => sched::run(sh, args).await,
+        "set" => set::run(sh, args),
         "free" => free::run(sh, args).await,
         "clear" => clear::run(sh, args),
         "top" => top::run(sh, args).await,

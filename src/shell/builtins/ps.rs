@@ -3,11 +3,14 @@
 //! been timed). `-a` includes other users' processes (their prompts hidden), `-l` adds prompt tokens,
 //! context switches, the slot, tokens per second, notes and where each process came from (`llmsh`, or
 //! `http` and the client's user agent). Prompts are previews (the kernel sends
-//! their first 256 characters); `cat` shows a process's output whole.
+//! their first 256 characters); `cat` shows a process's output whole. `-l` also shows each
+//! process's parent and group (PPID, PGID), and `f` (`ps f`, `ps -lf`) lists each process under the
+//! one that feeds it, as procps draws a forest (see [`render::tree`]).
 
 use super::{Help, usage_error};
 use crate::proto::{
-    ListRequest, MAX_ORIGIN_PIDS, OriginsRequest, Pid, ProcessList, Request, Response,
+    LinksRequest, ListRequest, MAX_ORIGIN_PIDS, OriginsRequest, Pid, ProcessLink, ProcessList,
+    Request, Response,
 };
 use crate::shell::client::ClientError;
 use crate::shell::render;
@@ -16,20 +19,27 @@ use std::collections::HashMap;
 
 pub const HELP: Help = Help {
     name: "ps",
-    usage: "ps [-a] [-l]",
-    summary: "list processes (-a all users, -l long format)",
+    usage: "ps [-a] [-l] [f]",
+    summary: "list processes (-a all users, -l long format with PPID and PGID, f as a forest)",
 };
 
 pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
-    let (mut all, mut long) = (false, false);
+    let (mut all, mut long, mut tree) = (false, false, false);
     for arg in args {
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
+        if arg == "--forest" {
+            tree = true;
+            continue;
+        }
+        // BSD style without a dash too, as `ps f` is typed.
+        let flags = arg.strip_prefix('-').unwrap_or(arg);
+        if flags.is_empty() {
             return usage_error(sh, &HELP, format!("{arg}: unexpected argument"));
-        };
+        }
         for f in flags.chars() {
             match f {
                 'a' | 'e' | 'A' => all = true,
                 'l' => long = true,
+                'f' => tree = true,
                 _ => return usage_error(sh, &HELP, format!("-{f}: invalid option")),
             }
         }
@@ -38,14 +48,32 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
         Ok(list) if long => origins(sh, &list).await.map(|o| (list, o)),
         other => other.map(|list| (list, Default::default())),
     };
+    let fetched = match fetched {
+        Ok((list, origins)) if long || tree => links(sh, &list).await.map(|l| (list, origins, l)),
+        other => other.map(|(list, origins)| (list, origins, HashMap::new())),
+    };
     match fetched {
-        Ok((list, origins)) => {
-            let width = render::terminal_width();
+        Ok((mut list, origins, links)) => {
+            let mut width = render::terminal_width();
+            if long {
+                width = width.saturating_sub(render::tree::LINK_COLUMNS_WIDTH);
+            }
             let backends = if long { backends(sh).await } else { Vec::new() };
-            print!(
-                "{}",
-                render::ps_table_on(&list, &origins, &backends, long, width)
-            );
+            let mut depths = Vec::new();
+            if tree {
+                let order = render::tree::forest(&list.processes, &links);
+                let rows = std::mem::take(&mut list.processes);
+                list.processes = order.iter().map(|(i, _)| rows[*i].clone()).collect();
+                depths = order.into_iter().map(|(_, depth)| depth).collect();
+            }
+            let mut table = render::ps_table_on(&list, &origins, &backends, long, width);
+            if tree {
+                table = render::tree::indent_prompts(&table, &depths);
+            }
+            if long {
+                table = render::tree::with_link_columns(&table, &links);
+            }
+            print!("{table}");
             0
         }
         Err(e) => {
@@ -85,6 +113,26 @@ async fn origins(sh: &Shell, list: &ProcessList) -> Result<HashMap<Pid, String>,
         }
     }
     Ok(origins)
+}
+
+/// Each listed process's parent and group. A kernel that does not know the `Links` verb answers
+/// with an error: the table is then shown without them.
+async fn links(sh: &Shell, list: &ProcessList) -> Result<HashMap<Pid, ProcessLink>, ClientError> {
+    let mut client = sh.client().await?;
+    let pids: Vec<_> = list.processes.iter().map(|p| p.pid).collect();
+    let mut links = HashMap::new();
+    for batch in pids.chunks(MAX_ORIGIN_PIDS) {
+        let request = Request::Links(LinksRequest {
+            pids: batch.to_vec(),
+        });
+        match client.call(request).await {
+            Ok(Response::Links(found)) => {
+                links.extend(found.links.into_iter().map(|l| (l.pid, l)));
+            }
+            _ => return Ok(HashMap::new()),
+        }
+    }
+    Ok(links)
 }
 
 /// The process table: one `Processes` frame, or `ProcessesPart` pages and the last as `Processes`

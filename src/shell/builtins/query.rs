@@ -46,10 +46,20 @@ impl QueryArgs {
         if self.model.is_none() && self.continue_from.is_none() {
             return Request::Submit(self.submit);
         }
-        Request::SubmitAsk(SubmitAskRequest {
+        let ask = SubmitAskRequest {
             submit: self.submit,
             model: self.model,
             continue_from: self.continue_from,
+        };
+        if ask.continue_from.is_none() {
+            return Request::SubmitAsk(ask);
+        }
+        // A follow-up's parent is the process it continues (PPID in `ps -l`).
+        Request::SubmitLinked(crate::proto::SubmitLinkedRequest {
+            ask,
+            input_from: None,
+            input: None,
+            pgid: None,
         })
     }
 }
@@ -208,10 +218,10 @@ mod tests {
             (r.model.as_deref(), r.continue_from),
             (Some("qwen"), Some(Pid(7)))
         );
-        let Request::SubmitAsk(ask) = r.into_request() else {
-            panic!("expected SubmitAsk")
+        let Request::SubmitLinked(linked) = r.into_request() else {
+            panic!("expected SubmitLinked")
         };
-        assert_eq!(ask.submit.prompt, "and then?");
+        assert_eq!(linked.ask.submit.prompt, "and then?");
         let plain = parse_args(&args(&["hi"])).unwrap();
         assert!(matches!(plain.into_request(), Request::Submit(_)));
         assert!(

@@ -7,6 +7,9 @@
 //! It follows the job's output stream to its end and only then reaps it, on the same connection,
 //! so nothing is lost between the two. Ctrl-C stops waiting and leaves the job running; what was
 //! printed counts as shown. A pid that is not one of this shell's jobs is only waited for.
+//!
+//! A job that is a pipeline is waited for as a whole: its earlier processes are collected, then the
+//! last one's output shown; its status is the last one's (with `set -o pipefail`, the last failure's).
 
 use super::{Help, resolve_target};
 use crate::proto::{ExitStatus, FailureKind, OutputRequest, Pid, Request, Response, WaitRequest};
@@ -118,16 +121,33 @@ async fn show_to_end(
     }
 }
 
+/// Waits for every process of a job in order (the last one's output shown); the job's status.
+async fn wait_job(sh: &mut Shell, pids: &[Pid]) -> Option<i32> {
+    let mut codes = Vec::with_capacity(pids.len());
+    for pid in pids {
+        codes.push(wait_one(sh, *pid).await?);
+    }
+    Some(crate::shell::pipeline::status_of(&codes, sh.pipes.pipefail))
+}
+
+/// The processes `wait ARG` waits for: a job's, or the one pid.
+fn targets(sh: &Shell, arg: &str) -> Result<Vec<Pid>, String> {
+    if arg.starts_with('%') {
+        return sh.jobs().resolve(arg).map(|j| j.pids.clone());
+    }
+    resolve_target(sh, arg).map(|pid| vec![pid])
+}
+
 pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     if args.is_empty() {
-        let pids: Vec<Pid> = sh
+        let jobs: Vec<Vec<Pid>> = sh
             .jobs()
             .iter()
             .filter(|j| j.state != JobState::Stopped)
-            .map(|j| j.pid)
+            .map(|j| j.pids.clone())
             .collect();
-        for pid in pids {
-            if wait_one(sh, pid).await.is_none() {
+        for pids in jobs {
+            if wait_job(sh, &pids).await.is_none() {
                 return INTERRUPTED_STATUS;
             }
         }
@@ -135,8 +155,8 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     }
     let mut status = 0;
     for arg in args {
-        status = match resolve_target(sh, arg) {
-            Ok(pid) => match wait_one(sh, pid).await {
+        status = match targets(sh, arg) {
+            Ok(pids) => match wait_job(sh, &pids).await {
                 Some(code) => code,
                 None => return INTERRUPTED_STATUS,
             },

@@ -58,6 +58,7 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
                 "interrupt",
                 "interrupts",
                 "sched",
+                "set",
                 "free",
                 "clear",
                 "top",

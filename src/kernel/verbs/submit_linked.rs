@@ -1,0 +1,87 @@
+//! `SubmitLinked`: create a process linked to others (a pipe's reader, a member of a pipeline's
+//! group), otherwise exactly as `SubmitAsk` does: the same checks, the same admission, the same
+//! reply and output stream. Text the shell read for it (`< FILE`, its standard input) is framed
+//! after its prompt here ([`frame_input`]), so the prompt limit and the context admission count it.
+
+use super::submit::{AdmittedProcess, NewProcess, admit, check_room, settle, validate};
+use super::{Conn, Kernel, Peer, bad_request, output, reply};
+use crate::kernel::state::pipes::NewLink;
+use crate::proto::{
+    CodecError, Failure, Pid, Response, SubmitLinkedRequest, Submitted, frame_input,
+};
+use std::sync::Arc;
+
+pub async fn handle(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitLinkedRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    match create(kernel, peer, req).await {
+        Err(failure) => reply(conn, Err(failure)).await,
+        Ok((pid, follower)) => {
+            reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
+            match follower {
+                Some(Ok(follower)) => output::follow(kernel, conn, pid, follower).await,
+                Some(Err(failure)) => reply(conn, Err(failure)).await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+type Follower = Option<Result<crate::kernel::state::Follower, Failure>>;
+
+async fn create(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitLinkedRequest,
+) -> Result<(Pid, Follower), Failure> {
+    let SubmitLinkedRequest {
+        ask: mut asked,
+        input_from,
+        input,
+        pgid,
+    } = req;
+    if input.is_some() && input_from.is_some() {
+        return Err(bad_request(
+            "a process reads either text or another process's output, not both",
+        ));
+    }
+    if let Some(input) = &input {
+        asked.submit.prompt = frame_input(&asked.submit.prompt, input);
+    }
+    let link = NewLink {
+        input_from,
+        continued_from: asked.continue_from,
+        pgid,
+    };
+    kernel.read(|s| s.check_link(peer.uid, &link))?;
+    let mut ask = match asked.continue_from {
+        Some(from) => kernel.read(|s| s.follow_up(from, peer.uid, &asked.submit.prompt))?,
+        None => Default::default(),
+    };
+    if asked.model.is_some() {
+        ask.model = asked.model.clone();
+    }
+    ask.origin = Some("llmsh".into());
+    let spec = validate(kernel, peer, &asked.submit, &ask)?;
+    let new = NewProcess {
+        spec,
+        ask,
+        nice: asked.submit.nice,
+    };
+    let AdmittedProcess { new, admitted } = admit(kernel, new).await?;
+    let attach = asked.submit.attach;
+    let (pid, ack, follower) = kernel.update(|s| {
+        check_room(s)?;
+        // Checked again under the lock: the upstream may have been reaped meanwhile.
+        s.check_link(peer.uid, &link)?;
+        let (pid, ack) = s.create_linked(new.spec, new.ask, new.nice, link);
+        s.admitted(pid, &admitted);
+        let follower = attach.then(|| s.follow(pid, peer.uid));
+        Ok::<_, Failure>((pid, ack, follower))
+    })?;
+    settle(kernel, pid, ack).await?;
+    Ok((pid, follower))
+}
