@@ -75,6 +75,7 @@ async fn create(
     let attach = asked.submit.attach;
     let (pid, ack, follower) = kernel.update(|s| {
         check_room(s)?;
+        s.check_model(new.ask.model.as_deref())?;
         // Checked again under the lock: the upstream may have been reaped meanwhile.
         s.check_link(peer.uid, &link)?;
         let (pid, ack) = s.create_linked(new.spec, new.ask, new.nice, link);
