@@ -73,9 +73,11 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
     let max_tokens = max_tokens(&body)?;
     let nice = nice(&body, headers)?;
     let process_type = process_type(&body, headers)?;
+    let deadline = super::deadline::parse(&body, headers)?;
     let params: Map<String, Value> = body
         .into_iter()
         .filter(|(k, _)| !KERNEL_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| !super::deadline::BODY_FIELDS.contains(&k.as_str()))
         .collect();
     let preview = messages
         .iter()
@@ -105,6 +107,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
             model,
             params: (!params.is_empty()).then(|| Value::Object(params).to_string()),
             origin: Some(origin),
+            deadline,
         },
         stream,
         include_usage,

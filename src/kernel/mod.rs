@@ -116,6 +116,9 @@ impl Kernel {
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }
+        if let Some(delay) = state.deadline_timer() {
+            self.wake_after(delay);
+        }
         self.changed.notify_waiters();
         result
     }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod control;
+pub mod deadlines;
 mod durable;
 mod listing;
 mod memory;
@@ -96,6 +97,8 @@ pub struct KernelState {
     clock_base_ms: u64,
     /// Context sizes, slot caches and swap (see [`crate::kernel::memory`]).
     pub memory: crate::kernel::memory::Memory,
+    /// Deadlines not yet passed (see [`deadlines`]).
+    deadlines: deadlines::DeadlineIndex,
 }
 
 impl KernelState {
@@ -121,6 +124,7 @@ impl KernelState {
             journal: None,
             audit_log: None,
             clock_base_ms: unix_ms(),
+            deadlines: deadlines::DeadlineIndex::default(),
         }
     }
 
@@ -164,6 +168,7 @@ impl KernelState {
             enqueued_ms: p.enqueued_ms,
             tokens_used: p.tokens_used,
             interactive: self.config.scheduler.is_interactive(p.spec.process_type),
+            deadline_ms: p.deadline.and_then(|d| d.urgent_at()),
         }
     }
 
@@ -200,8 +205,10 @@ impl KernelState {
         if let Some(origin) = &ask.origin {
             detail.push_str(&format!(" from={origin:?}"));
         }
+        let deadline = ask.deadline;
         let process = Process::new(pid, spec, nice, now).with_ask(ask);
         self.table.insert(pid, process);
+        self.set_deadline(pid, deadline, now);
         self.enqueue(pid);
         self.audit(uid, "created", pid, &detail);
         (pid, ack)
@@ -269,6 +276,7 @@ impl KernelState {
     /// cache (and is told the slot) need not recompute the conversation.
     pub fn dispatch(&mut self) -> Vec<Launch> {
         let now = self.now_ms();
+        self.expire_deadlines(now);
         self.note_interactive_work(now);
         let mut launches = Vec::new();
         while !self.draining {
@@ -438,6 +446,10 @@ impl KernelState {
         if p.exit.is_some() {
             return Ack::done();
         }
+        self.forget_deadline(pid);
+        let Some(p) = self.table.get_mut(&pid) else {
+            return Ack::done();
+        };
         if p.note.is_none() {
             p.note = note;
         }

@@ -2,12 +2,12 @@
 //! kernel's answers, wrapped in [`Response`] inside a [`Reply`]. Every enum here is append-only: a new
 //! verb is a new variant at the end, never a reordering, because the variant index is the wire tag.
 
-use super::types::{ExitStatus, Pid, ProcessState, ProcessType, Signal};
+use super::types::{Deadline, ExitStatus, Pid, ProcessState, ProcessType, Signal};
 use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol, independent of the crate version. Bump it on any change that an
 /// older peer would misread; appending a variant a peer never receives does not need a bump.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Characters of a prompt that `List` and `Stat` rows carry: enough for any `ps` line, small
 /// enough that thousands of rows fit in a frame.
@@ -37,6 +37,8 @@ pub enum Request {
     Origins(OriginsRequest),
     Subscribe(SubscribeRequest),
     Free(FreeRequest),
+    /// `SubmitAsk` with a deadline (`query --deadline 30s`), version 3. Answered as `Submit` is.
+    SubmitBy(SubmitByRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -69,6 +71,13 @@ pub struct SubmitAskRequest {
     pub submit: SubmitRequest,
     pub model: Option<String>,
     pub continue_from: Option<Pid>,
+}
+
+/// Create a process as [`SubmitAskRequest`] does, that must be done within `deadline`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitByRequest {
+    pub ask: SubmitAskRequest,
+    pub deadline: Deadline,
 }
 
 /// Where each of `pids` came from: `llmsh`, or `http` and the client's user agent. Processes the

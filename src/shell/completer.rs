@@ -135,6 +135,7 @@ fn kill_flag(s: Signal) -> &'static str {
         Signal::Cont => "-CONT",
         Signal::Stop => "-STOP",
         Signal::Tstp => "-TSTP",
+        Signal::Xcpu => "-XCPU",
     }
 }
 

@@ -76,7 +76,7 @@ fn a_bad_policy_flag_is_a_usage_error_and_one_in_the_file_names_file_line_and_ke
         "{stderr}"
     );
     assert!(
-        stderr.contains("[possible values: priority, rr, fair, mlfq]"),
+        stderr.contains("[possible values: priority, rr, fair, mlfq, edf]"),
         "{stderr}"
     );
     assert!(!dir.path().join("never.sock").exists(), "nothing started");

@@ -36,6 +36,10 @@ pub struct Ask {
     pub params: Option<String>,
     /// Where the process came from, as `ps -l` shows it: `llmsh`, or `http` and the user agent.
     pub origin: Option<String>,
+    /// When it must be done by (`query --deadline`). Not in the journal's `Asked` record, whose
+    /// encoding stays as it was: the process's deadline is recorded on its own.
+    #[serde(skip)]
+    pub deadline: Option<crate::proto::Deadline>,
 }
 
 impl Ask {
@@ -167,6 +171,8 @@ pub struct Process {
     pub(super) waiters: Vec<oneshot::Sender<ExitStatus>>,
     /// Its conversation's size as admitted (see [`crate::kernel::memory`]).
     pub(super) memory: crate::kernel::memory::ProcessMemory,
+    /// When it must be done by, if its request said (see [`super::deadlines`]).
+    pub(super) deadline: Option<super::deadlines::ProcessDeadline>,
 }
 
 impl Process {
@@ -198,6 +204,7 @@ impl Process {
             waiters: Vec::new(),
             exit_ack: None,
             memory: Default::default(),
+            deadline: None,
         }
     }
 
@@ -229,6 +236,11 @@ impl Process {
 
     pub fn tokens_used(&self) -> u32 {
         self.tokens_used
+    }
+
+    /// Its deadline, if its request set one.
+    pub fn deadline(&self) -> Option<&super::deadlines::ProcessDeadline> {
+        self.deadline.as_ref()
     }
 
     /// How it ended, once it has.

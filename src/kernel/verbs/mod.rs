@@ -40,6 +40,7 @@ pub async fn handle(
         Request::Output(r) => return output::handle(kernel, peer, r, conn).await,
         Request::SubmitAsk(r) => return submit::handle_ask(kernel, peer, r, conn).await,
         Request::Subscribe(r) => return subscribe::handle(kernel, peer, r, conn).await,
+        Request::SubmitBy(r) => return submit::handle_by(kernel, peer, r, conn).await,
         Request::Hello(_) => Err(bad_request("hello was already exchanged")),
         Request::Signal(r) => signal::handle(kernel, peer, r).await,
         Request::Renice(r) => renice::handle(kernel, peer, r).await,
