@@ -37,7 +37,7 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
         ),
         (
             "cpus = 2\npolicy = \"lottery\"\n",
-            ":2: `policy`: unknown variant `lottery`, expected one of `priority`, `rr`, `fair`, `mlfq`",
+            ":2: `policy`: unknown variant `lottery`, expected one of `priority`, `rr`, `fair`, `mlfq`, `edf`",
         ),
         (
             "[backend]\nkind = \"tgi\"\n",

@@ -6,6 +6,7 @@ mod support;
 mod backend_faults;
 mod config;
 mod daemon;
+mod deadlines;
 mod docs;
 mod durability;
 mod durable_core;

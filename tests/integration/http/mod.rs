@@ -2,7 +2,7 @@
 //! answers, one unbroken answer across preemptions, a client that leaves (killed) or detaches, the
 //! queue limit, kill, the priority and type fields, and TCP with and without keys.
 
-mod client;
+pub(crate) mod client;
 mod clients;
 mod control;
 mod tcp;
