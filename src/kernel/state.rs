@@ -134,8 +134,7 @@ impl KernelState {
         self.clock_base_ms + self.clock.elapsed().as_millis() as u64 + self.clock_offset_ms
     }
 
-    /// Moves the kernel clock forward (simulations).
-    #[cfg(test)]
+    /// Moves the kernel clock forward (simulations and the scheduling benchmarks).
     pub fn advance_clock(&mut self, ms: u64) {
         self.clock_offset_ms += ms;
     }
