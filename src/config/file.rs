@@ -63,6 +63,9 @@ pub struct ConfigFile {
     /// `[swap]`: slot caches saved to disk.
     #[serde(default)]
     pub swap: SwapSection,
+    /// `[quotas]`: tokens per window per user and per type.
+    #[serde(default)]
+    pub quotas: super::quotas::QuotasSection,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -297,6 +300,10 @@ impl ConfigFile {
             let offset = section_key_line(text, "[metrics]", "listen");
             return Err(invalid(offset, format!("`listen` in [metrics] {e}")));
         }
+        if let Err((key, message)) = super::quotas::resolve(&file.quotas) {
+            let offset = section_key_line(text, "[quotas]", &key);
+            return Err(invalid(offset, format!("`{key}` in [quotas]: {message}")));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -376,6 +383,9 @@ impl ConfigFile {
         }
         self.interrupts.apply(&mut c.interrupts);
         self.http.apply(&mut c.http);
+        if let Ok(quotas) = super::quotas::resolve(&self.quotas) {
+            c.quotas = quotas;
+        }
         if let Some(Ok(addr)) = self.metrics.listen.as_deref().map(metrics_listen) {
             c.metrics_listen = Some(addr);
         }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod interrupts;
 pub mod paths;
 pub mod policy;
+pub mod quotas;
 pub mod scheduler;
 
 use crate::llm::BackendKind;
@@ -139,6 +140,8 @@ pub struct KernelConfig {
     pub context_tokens: Option<u32>,
     /// Slot caches saved to disk instead of recomputed (`[swap]`).
     pub swap: SwapConfig,
+    /// Tokens per window per user and per type (`[quotas]`).
+    pub quotas: quotas::QuotasConfig,
 }
 
 /// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
@@ -206,6 +209,7 @@ impl Default for KernelConfig {
             metrics_listen: None,
             context_tokens: None,
             swap: SwapConfig::default(),
+            quotas: quotas::QuotasConfig::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod observe;
 mod output;
 mod preemption;
 pub mod process;
+mod quota;
 mod retention;
 #[cfg(test)]
 mod retry_tests;
@@ -99,6 +100,8 @@ pub struct KernelState {
     pub memory: crate::kernel::memory::Memory,
     /// Deadlines not yet passed (see [`deadlines`]).
     deadlines: deadlines::DeadlineIndex,
+    /// Token quotas: what each user and type used, and whom they hold (see [`quota`]).
+    quotas: quota::QuotaLedger,
 }
 
 impl KernelState {
@@ -125,6 +128,7 @@ impl KernelState {
             audit_log: None,
             clock_base_ms: unix_ms(),
             deadlines: deadlines::DeadlineIndex::default(),
+            quotas: quota::QuotaLedger::default(),
         }
     }
 
@@ -276,6 +280,7 @@ impl KernelState {
     pub fn dispatch(&mut self) -> Vec<Launch> {
         let now = self.now_ms();
         self.expire_deadlines(now);
+        self.release_quota_holds(now);
         self.note_interactive_work(now);
         let mut launches = Vec::new();
         while !self.draining {
@@ -294,6 +299,9 @@ impl KernelState {
             let Some(pid) = picked else {
                 break;
             };
+            if self.held_for_quota(pid, now) {
+                continue;
+            }
             let Some(p) = self.table.get(&pid) else {
                 continue;
             };
@@ -401,6 +409,7 @@ impl KernelState {
         let over_limit = p.output.len() >= self.config.max_output_bytes;
         let c = self.candidate_at(&self.table[&pid], now);
         self.scheduler.charge(&c, 1, now);
+        self.charge_quotas(pid, now);
         if over_limit {
             let note = output_limit_note(self.config.max_output_bytes);
             self.finish(pid, ExitStatus::Finished, Some(note));
@@ -410,6 +419,10 @@ impl KernelState {
             return true;
         }
         self.checkpoint(pid);
+        self.record_quota_use();
+        if self.leaves_for_quota(pid, now) {
+            return false;
+        }
         // A process a continuation could break keeps its slot; a TERM still ends it here.
         let p = &self.table[&pid];
         if p.unsliced && p.at_boundary != process::AtBoundary::Terminate {
@@ -455,6 +468,10 @@ impl KernelState {
         p.retry = None;
         let exited_unix_ms = unix_ms();
         p.exited_unix_ms = Some(exited_unix_ms);
+        self.record_quota_use();
+        let Some(p) = self.table.get_mut(&pid) else {
+            return Ack::done();
+        };
         let record = Record::Finished {
             pid,
             status: status.clone(),

@@ -26,7 +26,7 @@ impl FromStr for Pid {
 
 /// The kind of a process. Each kind has a base priority (higher runs first) and a default token
 /// allowance, the prototype's table. Variants are append-only: their order is their wire tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ProcessType {
     Housekeeping,
     LlmInitiated,

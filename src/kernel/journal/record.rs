@@ -3,14 +3,15 @@
 //! an older kernel would misread bumps [`FORMAT_VERSION`]. Version 2 added [`Record::Asked`] (a
 //! request's conversation, model and parameters) after version 1's records, which it reads as they
 //! are: a version-2 kernel replays a version-1 journal, a version-1 kernel refuses a version-2 one
-//! as too new rather than misreading the new record.
+//! as too new rather than misreading the new record. Version 3 added [`Record::QuotaUsed`] (what a
+//! user or type used of its token quota), read the same way.
 
 use crate::kernel::process::Ask;
 use crate::proto::{ExitStatus, Pid, ProcessType};
 use serde::{Deserialize, Serialize};
 
 /// The journal's format version, written in its header record.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format this kernel still replays (its records are a subset of the current ones).
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -137,6 +138,13 @@ pub enum Record {
     Asked {
         pid: Pid,
         ask: Ask,
+    },
+    /// The tokens a quota's subject used in the window starting at `window_start_ms` (kernel-clock
+    /// milliseconds), as of this record; later records win.
+    QuotaUsed {
+        subject: crate::config::quotas::QuotaSubject,
+        window_start_ms: u64,
+        tokens: u64,
     },
 }
 

@@ -102,6 +102,13 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
                     *p.ask = ask.clone();
                 }
             }
+            Record::QuotaUsed {
+                subject,
+                window_start_ms,
+                tokens,
+            } => {
+                out.quota_used.insert(*subject, (*window_start_ms, *tokens));
+            }
         }
     }
     Ok(out)

@@ -233,3 +233,6 @@ mod switching_tests;
 
 #[path = "deadline_tests.rs"]
 mod deadline_tests;
+
+#[path = "quota_tests.rs"]
+mod quota_tests;

@@ -71,6 +71,7 @@ impl KernelState {
             .map_err(|source| JournalError::Io { path: dir, source })?;
         self.journal = Some(handle);
         self.next_pid = self.next_pid.max(recovered.next_pid);
+        self.quotas.restore(recovered.quota_used.clone());
         let now = unix_ms();
         let retention_ms = self.config.retention.as_millis() as u64;
         let mut order: Vec<(u64, Pid)> = Vec::new();
@@ -246,6 +247,7 @@ impl KernelState {
         for p in self.table.values() {
             records.extend(image_records(self.image(p)));
         }
+        records.extend(self.quota_records());
         let next_pid = self.next_pid;
         for p in self.table.values_mut() {
             p.checkpointed = p.output.len();

@@ -83,7 +83,11 @@ impl KernelState {
             .deadline()
             .filter(|_| p.state() != ProcessState::Zombie)
             .map(|d| d.note(now));
-        info.note = match (p.note_at(now).or_else(|| Self::admission_note(p)), deadline) {
+        let note = self
+            .quota_note(p.pid, now)
+            .or_else(|| p.note_at(now))
+            .or_else(|| Self::admission_note(p));
+        info.note = match (note, deadline) {
             (Some(note), Some(deadline)) => Some(format!("{deadline}; {note}")),
             (note, deadline) => note.or(deadline),
         }
