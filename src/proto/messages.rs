@@ -39,6 +39,8 @@ pub enum Request {
     Free(FreeRequest),
     /// `SubmitAsk` with a deadline (`query --deadline 30s`), version 3. Answered as `Submit` is.
     SubmitBy(SubmitByRequest),
+    /// Each token quota's use (`quota`), version 3. Answered by `Quotas`.
+    Quota(QuotaRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -78,6 +80,35 @@ pub struct SubmitAskRequest {
 pub struct SubmitByRequest {
     pub ask: SubmitAskRequest,
     pub deadline: Deadline,
+}
+
+/// Show each token quota (`[quotas]`) and what its user or type used of it in the current window.
+/// Any user may ask: quotas and their use name users and types, never prompts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRequest {}
+
+/// The token quotas and their use (`quota`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaTable {
+    pub quotas: Vec<QuotaRow>,
+}
+
+/// One quota: whose, how much of it is used, and when it renews.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRow {
+    /// A user's name (or `uid N`), or a process type.
+    pub subject: String,
+    /// Whether `subject` is a process type rather than a user.
+    pub is_type: bool,
+    /// Tokens used in the current window.
+    pub used: u64,
+    /// Tokens allowed per window.
+    pub limit: u64,
+    pub window_ms: u64,
+    /// Milliseconds until the window renews.
+    pub renews_in_ms: u64,
+    /// Processes waiting for this quota to renew.
+    pub waiting: u32,
 }
 
 /// Where each of `pids` came from: `llmsh`, or `http` and the client's user agent. Processes the
@@ -211,6 +242,8 @@ pub enum Response {
     Event(super::events::Event),
     /// The answer to `Free` (version 2).
     Memory(MemoryStatus),
+    /// The answer to `Quota` (version 3).
+    Quotas(QuotaTable),
 }
 
 /// Processes and where they came from.

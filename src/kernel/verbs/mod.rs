@@ -10,6 +10,7 @@ mod interrupts;
 mod list;
 mod origins;
 mod output;
+mod quota;
 pub(crate) mod renice;
 mod sched;
 pub(crate) mod signal;
@@ -51,6 +52,7 @@ pub async fn handle(
         Request::SchedInfo(r) => sched::handle_info(kernel, peer, r),
         Request::Origins(r) => origins::handle(kernel, peer, r),
         Request::Free(r) => free::handle(kernel, r),
+        Request::Quota(r) => quota::handle(kernel, r),
     };
     reply(conn, unary).await
 }

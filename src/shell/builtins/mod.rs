@@ -15,6 +15,7 @@ pub mod kill;
 pub mod nice;
 pub mod ps;
 pub mod query;
+pub mod quota;
 pub mod renice;
 pub mod sched;
 pub mod top;
@@ -46,6 +47,7 @@ pub const ALL: &[&Help] = &[
     &interrupts::HELP,
     &sched::HELP,
     &free::HELP,
+    &quota::HELP,
     &clear::HELP,
     &top::HELP,
     &help::HELP,
@@ -75,6 +77,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "interrupts" => interrupts::run(sh, args).await,
         "sched" => sched::run(sh, args).await,
         "free" => free::run(sh, args).await,
+        "quota" => quota::run(sh, args).await,
         "clear" => clear::run(sh, args),
         "top" => top::run(sh, args).await,
         "help" => help::run(sh, args),
