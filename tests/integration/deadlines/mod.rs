@@ -1,6 +1,9 @@
 //! Deadlines end to end, through `llmsh` and the HTTP front door against the fake server: a process
 //! still running at its hard deadline ends with status 152 (SIGXCPU) and its output kept, a soft
 //! deadline only passes, `ps -l` shows the time left, and `edf` runs the earliest deadline first.
+//! Token quotas, the other limit in time, are in [`quotas`].
+
+mod quotas;
 
 use crate::http::client::{call, chat_body};
 use crate::http::door;
