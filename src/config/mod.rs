@@ -11,6 +11,7 @@ pub mod paths;
 pub mod policy;
 pub mod quotas;
 pub mod scheduler;
+pub mod soft_limit;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -142,6 +143,8 @@ pub struct KernelConfig {
     pub swap: SwapConfig,
     /// Tokens per window per user and per type (`[quotas]`).
     pub quotas: quotas::QuotasConfig,
+    /// When a process is told to wrap up before its allowance (`[soft_limit]`).
+    pub soft_limit: soft_limit::SoftLimitConfig,
 }
 
 /// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
@@ -210,6 +213,7 @@ impl Default for KernelConfig {
             context_tokens: None,
             swap: SwapConfig::default(),
             quotas: quotas::QuotasConfig::default(),
+            soft_limit: soft_limit::SoftLimitConfig::default(),
         }
     }
 }

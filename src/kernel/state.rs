@@ -21,6 +21,7 @@ mod retention;
 #[cfg(test)]
 mod retry_tests;
 mod run_end;
+pub mod soft_limit;
 pub mod waiting;
 
 pub use control::Collect;
@@ -350,7 +351,7 @@ impl KernelState {
         });
         self.slots[slot as usize] = Some(pid);
         let generation = Generation {
-            messages: p.conversation(),
+            messages: soft_limit::run_messages(p),
             max_tokens: p.remaining_tokens().max(1),
             slot,
             priority,
@@ -421,6 +422,9 @@ impl KernelState {
         self.checkpoint(pid);
         self.record_quota_use();
         if self.leaves_for_quota(pid, now) {
+            return false;
+        }
+        if self.tells_to_wrap_up(pid) {
             return false;
         }
         // A process a continuation could break keeps its slot; a TERM still ends it here.

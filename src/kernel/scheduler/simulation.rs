@@ -236,3 +236,6 @@ mod deadline_tests;
 
 #[path = "quota_tests.rs"]
 mod quota_tests;
+
+#[path = "soft_limit_tests.rs"]
+mod soft_limit_tests;

@@ -79,10 +79,14 @@ impl KernelState {
         let mut info = p.info(priority, position, readable);
         info.eta_ms = position.and_then(|q| self.rates.eta_ms(q, self.config.cpus));
         info.context = Some(self.context_use(p));
-        let deadline = p
-            .deadline()
-            .filter(|_| p.state() != ProcessState::Zombie)
-            .map(|d| d.note(now));
+        let live = p.state() != ProcessState::Zombie;
+        let deadline = [
+            p.deadline().filter(|_| live).map(|d| d.note(now)),
+            super::soft_limit::wrap_up_shown(p),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| format!("{a}; {b}"));
         let note = self
             .quota_note(p.pid, now)
             .or_else(|| p.note_at(now))

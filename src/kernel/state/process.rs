@@ -173,6 +173,8 @@ pub struct Process {
     pub(super) memory: crate::kernel::memory::ProcessMemory,
     /// When it must be done by, if its request said (see [`super::deadlines`]).
     pub(super) deadline: Option<super::deadlines::ProcessDeadline>,
+    /// Told to wrap up before its allowance (see [`super::soft_limit`]).
+    pub(super) wrap_up: Option<super::soft_limit::WrapUp>,
 }
 
 impl Process {
@@ -205,6 +207,7 @@ impl Process {
             exit_ack: None,
             memory: Default::default(),
             deadline: None,
+            wrap_up: None,
         }
     }
 

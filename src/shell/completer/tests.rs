@@ -59,6 +59,7 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
                 "interrupts",
                 "sched",
                 "free",
+                "quota",
                 "clear",
                 "top",
                 "help",

@@ -68,7 +68,10 @@ async fn a_user_over_quota_waits_with_a_note_and_the_use_survives_a_crash() {
     k.eventually_wide(
         "ps -l",
         "the restored query to wait for the quota again",
-        |ps| ps_row(ps, second).is_some_and(|r| r[5].starts_with('Q')) && ps.contains("quota: 0 of 30/hour"),
+        |ps| {
+            ps_row(ps, second).is_some_and(|r| r[5].starts_with('Q'))
+                && ps.contains("quota: 0 of 30/hour")
+        },
     )
     .await;
     assert_eq!(k.sh(&format!("kill {second}")).await.status, 0);
