@@ -1,9 +1,10 @@
 //! Deadlines end to end, through `llmsh` and the HTTP front door against the fake server: a process
 //! still running at its hard deadline ends with status 152 (SIGXCPU) and its output kept, a soft
 //! deadline only passes, `ps -l` shows the time left, and `edf` runs the earliest deadline first.
-//! Token quotas, the other limit in time, are in [`quotas`].
+//! Token quotas are in [`quotas`], the soft limit that lets a model wrap up in [`soft_limit`].
 
 mod quotas;
+mod soft_limit;
 
 use crate::http::client::{call, chat_body};
 use crate::http::door;
