@@ -71,7 +71,7 @@ impl fmt::Display for QuotaLimit {
 /// A token count as `12k`, `1.5M`, `800`.
 pub fn short_tokens(n: u64) -> String {
     let scaled = |n: u64, unit: u64, suffix: &str| {
-        if n % unit == 0 || n >= 100 * unit {
+        if n.is_multiple_of(unit) || n >= 100 * unit {
             format!("{}{suffix}", n / unit)
         } else {
             format!("{:.1}{suffix}", n as f64 / unit as f64)

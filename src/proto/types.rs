@@ -269,7 +269,7 @@ impl Deadline {
         };
         let ms = value * per_unit_ms;
         // A year: no answer is worth waiting longer for, and the sum with a clock cannot overflow.
-        if !ms.is_finite() || ms < 1.0 || ms > 365.0 * 86_400_000.0 {
+        if !ms.is_finite() || !(1.0..=365.0 * 86_400_000.0).contains(&ms) {
             return Err(format!("{text}: duration out of range (1ms to a year)"));
         }
         Ok(ms as u64)
