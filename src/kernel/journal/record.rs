@@ -4,7 +4,8 @@
 //! request's conversation, model and parameters) after version 1's records, which it reads as they
 //! are: a version-2 kernel replays a version-1 journal, a version-1 kernel refuses a version-2 one
 //! as too new rather than misreading the new record. Version 3 added [`Record::QuotaUsed`] (what a
-//! user or type used of its token quota), read the same way.
+//! user or type used of its token quota) and [`Record::Deadline`] (when a process must be done by),
+//! read the same way.
 
 use crate::kernel::process::Ask;
 use crate::proto::{ExitStatus, Pid, ProcessType};
@@ -75,6 +76,19 @@ pub struct ProcessImage {
     /// Boxed: most processes ask nothing beyond a prompt, and records stay small in the writer's queue.
     #[serde(skip)]
     pub ask: Box<Ask>,
+    /// When it must be done by: written as its own [`Record::Deadline`] after the image, like `ask`.
+    #[serde(skip)]
+    pub deadline: Option<DeadlineRecord>,
+}
+
+/// A process's deadline as the journal keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineRecord {
+    /// Kernel-clock milliseconds (the Unix epoch's, continued across restarts) it must be done by.
+    pub at_ms: u64,
+    /// As asked: how long after its creation.
+    pub within_ms: u64,
+    pub soft: bool,
 }
 
 impl ProcessImage {
@@ -91,6 +105,7 @@ impl ProcessImage {
             note: None,
             exited_unix_ms: None,
             ask: Box::default(),
+            deadline: None,
         }
     }
 
@@ -146,6 +161,11 @@ pub enum Record {
         window_start_ms: u64,
         tokens: u64,
     },
+    /// When a process must be done by; follows its `Created` or `Image` record.
+    Deadline {
+        pid: Pid,
+        deadline: DeadlineRecord,
+    },
 }
 
 /// Most bytes of output in one record: far below the frame limit, so no record of a process, however
@@ -191,9 +211,13 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     let first = image.output.len() as u64;
     let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
     let ask = std::mem::take(&mut image.ask);
+    let deadline = image.deadline.take();
     let mut records = vec![Record::Image(image)];
     if *ask != Ask::default() {
         records.push(Record::Asked { pid, ask: *ask });
+    }
+    if let Some(deadline) = deadline {
+        records.push(Record::Deadline { pid, deadline });
     }
     records.extend(output_records(
         pid,

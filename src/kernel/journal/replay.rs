@@ -102,6 +102,11 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
                     *p.ask = ask.clone();
                 }
             }
+            Record::Deadline { pid, deadline } => {
+                if let Some(p) = procs.get_mut(pid) {
+                    p.deadline = Some(*deadline);
+                }
+            }
             Record::QuotaUsed {
                 subject,
                 window_start_ms,
