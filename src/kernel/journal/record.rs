@@ -77,8 +77,9 @@ pub struct ProcessImage {
     #[serde(skip)]
     pub ask: Box<Ask>,
     /// When it must be done by: written as its own [`Record::Deadline`] after the image, like `ask`.
+    /// Boxed, like `ask`: few processes have one.
     #[serde(skip)]
-    pub deadline: Option<DeadlineRecord>,
+    pub deadline: Option<Box<DeadlineRecord>>,
 }
 
 /// A process's deadline as the journal keeps it.
@@ -217,7 +218,10 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
         records.push(Record::Asked { pid, ask: *ask });
     }
     if let Some(deadline) = deadline {
-        records.push(Record::Deadline { pid, deadline });
+        records.push(Record::Deadline {
+            pid,
+            deadline: *deadline,
+        });
     }
     records.extend(output_records(
         pid,

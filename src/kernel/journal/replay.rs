@@ -104,7 +104,7 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
             }
             Record::Deadline { pid, deadline } => {
                 if let Some(p) = procs.get_mut(pid) {
-                    p.deadline = Some(*deadline);
+                    p.deadline = Some(Box::new(*deadline));
                 }
             }
             Record::QuotaUsed {

@@ -306,10 +306,12 @@ impl KernelState {
             note: p.note.clone(),
             exited_unix_ms: p.exited_unix_ms,
             ask: Box::new(p.ask.clone()),
-            deadline: p.deadline.map(|d| DeadlineRecord {
-                at_ms: d.at_ms,
-                within_ms: d.within_ms,
-                soft: d.soft,
+            deadline: p.deadline.map(|d| {
+                Box::new(DeadlineRecord {
+                    at_ms: d.at_ms,
+                    within_ms: d.within_ms,
+                    soft: d.soft,
+                })
             }),
         }
     }
@@ -343,7 +345,7 @@ fn process_from_image(image: &ProcessImage, now_unix_ms: u64) -> Process {
         DurableState::Waiting | DurableState::Running => ProcessState::Waiting,
     };
     p.exit = image.exit.clone();
-    p.deadline = image.deadline.map(|d| ProcessDeadline {
+    p.deadline = image.deadline.as_deref().map(|d| ProcessDeadline {
         at_ms: d.at_ms,
         within_ms: d.within_ms,
         soft: d.soft,
