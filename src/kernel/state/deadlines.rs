@@ -138,12 +138,13 @@ impl KernelState {
             }
             deadline.passed = true;
             let deadline = *deadline;
+            let uid = p.spec.uid;
             if !deadline.soft {
                 let status = ExitStatus::Killed {
                     signal: Signal::Xcpu,
                 };
                 self.finish(pid, status, Some(deadline_note(deadline.within_ms)));
-                self.audit(p_uid(self, pid), "deadline passed", pid, "SIGXCPU");
+                self.audit(uid, "deadline passed", pid, "SIGXCPU");
                 continue;
             }
             if p.state == ProcessState::Waiting && p.run.is_none() {
@@ -168,10 +169,6 @@ impl KernelState {
             .arm(now)
             .map(std::time::Duration::from_millis)
     }
-}
-
-fn p_uid(state: &KernelState, pid: Pid) -> u32 {
-    state.table.get(&pid).map_or(0, |p| p.spec.uid)
 }
 
 #[cfg(test)]
