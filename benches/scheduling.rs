@@ -229,6 +229,7 @@ fn pick_us_once(policy: PolicyKind, n: u64) -> (f64, f64) {
         enqueued_ms: at,
         tokens_used: 0,
         interactive: i % 5 >= 3,
+        deadline_ms: None,
     };
     for i in 0..n {
         s.enqueue(&candidate(i, i));

@@ -54,7 +54,7 @@ _llmkernel() {
                     return 0
                     ;;
                 --policy)
-                    COMPREPLY=($(compgen -W "priority rr fair mlfq" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "priority rr fair mlfq edf" -- "${cur}"))
                     return 0
                     ;;
                 --state-dir)

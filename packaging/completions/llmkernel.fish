@@ -7,7 +7,8 @@ complete -c llmkernel -l quantum -d 'Tokens per time slice [default: 32]' -r
 complete -c llmkernel -l policy -d 'Scheduling policy [default: priority]' -r -f -a "priority\t'Type priorities, nice and aging (the default)'
 rr\t'Round robin by quantum'
 fair\t'A weighted fair share of tokens across users and processes'
-mlfq\t'A multi-level feedback queue: short work stays high, long work sinks, periodic boost'"
+mlfq\t'A multi-level feedback queue: short work stays high, long work sinks, periodic boost'
+edf\t'Earliest deadline first within each priority level'"
 complete -c llmkernel -l state-dir -d 'Directory for the durable process table [default: ~/.local/state/llmkernel]' -r -F
 complete -c llmkernel -l pidfile -d 'With --daemon: write (and lock) the daemon\'s pid here' -r -F
 complete -c llmkernel -l log-file -d 'Append the log to this file [default: the journal under systemd, else stderr; with --daemon, llmkernel.log in the state directory]' -r -F

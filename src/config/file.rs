@@ -66,6 +66,12 @@ pub struct ConfigFile {
     /// `[[backends]]`: several servers scheduled as one machine.
     #[serde(default)]
     pub backends: Vec<super::backends::BackendsEntry>,
+    /// `[quotas]`: tokens per window per user and per type.
+    #[serde(default)]
+    pub quotas: super::quotas::QuotasSection,
+    /// `[soft_limit]`: when a process is told to wrap up before its allowance.
+    #[serde(default)]
+    pub soft_limit: super::soft_limit::SoftLimitSection,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -304,6 +310,17 @@ impl ConfigFile {
             let offset = text.find("[[backends]]");
             return Err(invalid(offset, message));
         }
+        if let Err((key, message)) = super::quotas::resolve(&file.quotas) {
+            let offset = section_key_line(text, "[quotas]", &key);
+            return Err(invalid(offset, format!("`{key}` in [quotas]: {message}")));
+        }
+        if let Err((key, message)) = file.soft_limit.resolve() {
+            let offset = section_key_line(text, "[soft_limit]", key);
+            return Err(invalid(
+                offset,
+                format!("`{key}` in [soft_limit] {message}"),
+            ));
+        }
         if let Err(e) = file.interrupts.validate() {
             let offset = section_key_line(text, e.section, e.key);
             return Err(invalid(
@@ -383,6 +400,12 @@ impl ConfigFile {
         }
         self.interrupts.apply(&mut c.interrupts);
         self.http.apply(&mut c.http);
+        if let Ok(quotas) = super::quotas::resolve(&self.quotas) {
+            c.quotas = quotas;
+        }
+        if let Ok(soft_limit) = self.soft_limit.resolve() {
+            c.soft_limit = soft_limit;
+        }
         if let Some(Ok(addr)) = self.metrics.listen.as_deref().map(metrics_listen) {
             c.metrics_listen = Some(addr);
         }

@@ -10,7 +10,9 @@ pub mod http;
 pub mod interrupts;
 pub mod paths;
 pub mod policy;
+pub mod quotas;
 pub mod scheduler;
+pub mod soft_limit;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -143,6 +145,10 @@ pub struct KernelConfig {
     /// Several backends (`[[backends]]`, or `--backend` given more than once); empty: the one
     /// backend of `backend_url`, `cpus` and `managed_backend`.
     pub backends: Vec<backends::BackendSpec>,
+    /// Tokens per window per user and per type (`[quotas]`).
+    pub quotas: quotas::QuotasConfig,
+    /// When a process is told to wrap up before its allowance (`[soft_limit]`).
+    pub soft_limit: soft_limit::SoftLimitConfig,
 }
 
 /// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
@@ -211,6 +217,8 @@ impl Default for KernelConfig {
             context_tokens: None,
             swap: SwapConfig::default(),
             backends: Vec::new(),
+            quotas: quotas::QuotasConfig::default(),
+            soft_limit: soft_limit::SoftLimitConfig::default(),
         }
     }
 }

@@ -25,15 +25,18 @@ pub enum PolicyKind {
     Fair,
     /// A multi-level feedback queue: short work stays high, long work sinks, periodic boost.
     Mlfq,
+    /// Earliest deadline first within each priority level.
+    Edf,
 }
 
 impl PolicyKind {
     /// Every policy, in the order `sched` lists them.
-    pub const ALL: [PolicyKind; 4] = [
+    pub const ALL: [PolicyKind; 5] = [
         PolicyKind::Priority,
         PolicyKind::RoundRobin,
         PolicyKind::Fair,
         PolicyKind::Mlfq,
+        PolicyKind::Edf,
     ];
 
     /// The name on the command line, in the config file and in `sched`.
@@ -43,6 +46,7 @@ impl PolicyKind {
             PolicyKind::RoundRobin => "rr",
             PolicyKind::Fair => "fair",
             PolicyKind::Mlfq => "mlfq",
+            PolicyKind::Edf => "edf",
         }
     }
 
@@ -88,7 +92,7 @@ mod tests {
             let back: PolicyKind = serde_json::from_str(&format!("\"{name}\"")).expect("serde");
             assert_eq!(back, kind);
         }
-        assert_eq!(PolicyKind::names(), "priority, rr, fair, mlfq");
+        assert_eq!(PolicyKind::names(), "priority, rr, fair, mlfq, edf");
     }
 
     #[test]
@@ -96,7 +100,7 @@ mod tests {
         let err = "lottery".parse::<PolicyKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown policy `lottery` (known: priority, rr, fair, mlfq)"
+            "unknown policy `lottery` (known: priority, rr, fair, mlfq, edf)"
         );
         assert!(serde_json::from_str::<PolicyKind>("\"RR\"").is_err());
     }

@@ -22,6 +22,7 @@ pub mod admitted;
 mod answer;
 mod completions;
 pub mod dashboard;
+mod deadline;
 pub mod door;
 mod error;
 pub mod keys;

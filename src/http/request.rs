@@ -74,6 +74,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
     let max_tokens = max_tokens(&body)?;
     let nice = nice(&body, headers)?;
     let process_type = process_type(&body, headers)?;
+    let deadline = super::deadline::parse(&body, headers)?;
     let parts = body
         .get("messages")
         .and_then(Value::as_array)
@@ -81,6 +82,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
     let mut params: Map<String, Value> = body
         .into_iter()
         .filter(|(k, _)| !KERNEL_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| !super::deadline::BODY_FIELDS.contains(&k.as_str()))
         .collect();
     // Tool calls and their answers in the conversation, which a process's messages do not hold.
     if let Some(parts) = parts {
@@ -114,6 +116,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
             model,
             params: (!params.is_empty()).then(|| Value::Object(params).to_string()),
             origin: Some(origin),
+            deadline,
         },
         stream,
         include_usage,

@@ -123,6 +123,12 @@ impl Kernel {
         if let Some(delay) = state.circuit_timer() {
             self.wake_after(delay);
         }
+        if let Some(delay) = state.deadline_timer() {
+            self.wake_after(delay);
+        }
+        if let Some(delay) = state.quota_timer() {
+            self.wake_after(delay);
+        }
         self.changed.notify_waiters();
         result
     }

@@ -11,6 +11,7 @@
 mod audit;
 mod choices;
 mod control;
+pub mod deadlines;
 mod durable;
 mod listing;
 mod memory;
@@ -19,6 +20,7 @@ mod output;
 pub mod pipes;
 mod preemption;
 pub mod process;
+mod quota;
 mod retention;
 #[cfg(test)]
 mod retry_tests;
@@ -26,6 +28,7 @@ mod run_end;
 mod smp;
 #[cfg(test)]
 mod smp_tests;
+pub mod soft_limit;
 pub mod waiting;
 
 pub use control::Collect;
@@ -107,6 +110,10 @@ pub struct KernelState {
     pub memory: crate::kernel::memory::Memory,
     /// Which slots belong to which backend, the models each serves and its health (SMP).
     pub pool: crate::kernel::backends::Pool,
+    /// Deadlines not yet passed (see [`deadlines`]).
+    deadlines: deadlines::DeadlineIndex,
+    /// Token quotas: what each user and type used, and whom they hold (see [`quota`]).
+    quotas: quota::QuotaLedger,
 }
 
 impl KernelState {
@@ -134,6 +141,8 @@ impl KernelState {
             journal: None,
             audit_log: None,
             clock_base_ms: unix_ms(),
+            deadlines: deadlines::DeadlineIndex::default(),
+            quotas: quota::QuotaLedger::default(),
         }
     }
 
@@ -143,8 +152,7 @@ impl KernelState {
         self.clock_base_ms + self.clock.elapsed().as_millis() as u64 + self.clock_offset_ms
     }
 
-    /// Moves the kernel clock forward (simulations).
-    #[cfg(test)]
+    /// Moves the kernel clock forward (simulations and the scheduling benchmarks).
     pub fn advance_clock(&mut self, ms: u64) {
         self.clock_offset_ms += ms;
     }
@@ -177,6 +185,7 @@ impl KernelState {
             enqueued_ms: p.enqueued_ms,
             tokens_used: p.tokens_used,
             interactive: self.config.scheduler.is_interactive(p.spec.process_type),
+            deadline_ms: p.deadline.and_then(|d| d.urgent_at()),
         }
     }
 
@@ -213,8 +222,10 @@ impl KernelState {
         if let Some(origin) = &ask.origin {
             detail.push_str(&format!(" from={origin:?}"));
         }
+        let deadline = ask.deadline;
         let process = Process::new(pid, spec, nice, now).with_ask(ask);
         self.table.insert(pid, process);
+        self.set_deadline(pid, deadline, now);
         self.enqueue(pid);
         self.audit(uid, "created", pid, &detail);
         (pid, ack)
@@ -283,6 +294,8 @@ impl KernelState {
     /// runs on a slot of one serving its model, migrating when its own is taken (see [`smp`]).
     pub fn dispatch(&mut self) -> Vec<Launch> {
         let now = self.now_ms();
+        self.expire_deadlines(now);
+        self.release_quota_holds(now);
         self.note_interactive_work(now);
         let mut launches = Vec::new();
         while !self.draining {
@@ -294,6 +307,9 @@ impl KernelState {
             let Some((pid, slot)) = self.pick_placed(interactive_only) else {
                 break;
             };
+            if self.held_for_quota(pid, now) {
+                continue;
+            }
             let Some(p) = self.table.get(&pid) else {
                 continue;
             };
@@ -339,7 +355,7 @@ impl KernelState {
         });
         self.slots[slot as usize] = Some(pid);
         let generation = Generation {
-            messages: p.conversation(),
+            messages: soft_limit::run_messages(p),
             max_tokens: p.remaining_tokens().max(1),
             slot: local_slot,
             priority,
@@ -402,6 +418,7 @@ impl KernelState {
         let over_limit = p.output.len() >= self.config.max_output_bytes;
         let c = self.candidate_at(&self.table[&pid], now);
         self.scheduler.charge(&c, 1, now);
+        self.charge_quotas(pid, now);
         if over_limit {
             let note = output_limit_note(self.config.max_output_bytes);
             self.finish(pid, ExitStatus::Finished, Some(note));
@@ -411,6 +428,13 @@ impl KernelState {
             return true;
         }
         self.checkpoint(pid);
+        self.record_quota_use();
+        if self.leaves_for_quota(pid, now) {
+            return false;
+        }
+        if self.tells_to_wrap_up(pid) {
+            return false;
+        }
         // A process a continuation could break keeps its slot; a TERM still ends it here.
         let p = &self.table[&pid];
         if p.unsliced && p.at_boundary != process::AtBoundary::Terminate {
@@ -446,12 +470,20 @@ impl KernelState {
         if p.exit.is_some() {
             return Ack::done();
         }
+        self.forget_deadline(pid);
+        let Some(p) = self.table.get_mut(&pid) else {
+            return Ack::done();
+        };
         if p.note.is_none() {
             p.note = note;
         }
         p.retry = None;
         let exited_unix_ms = unix_ms();
         p.exited_unix_ms = Some(exited_unix_ms);
+        self.record_quota_use();
+        let Some(p) = self.table.get_mut(&pid) else {
+            return Ack::done();
+        };
         let record = Record::Finished {
             pid,
             status: status.clone(),

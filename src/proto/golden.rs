@@ -532,6 +532,7 @@ fn pipe_and_group_messages_encode_to_their_golden_bytes() {
         input_from: Some(Pid(7)),
         input: Some("x".into()),
         pgid: Some(Pid(6)),
+        deadline: None,
     });
     let group = Request::SignalGroup(SignalGroupRequest {
         pgid: Pid(6),
@@ -569,11 +570,97 @@ fn pipe_and_group_messages_encode_to_their_golden_bytes() {
         shown.push(format!("{name}={}", hex(&bytes)));
     }
     let golden = [
-        "submit-linked=110268690003000001000001070101780106",
+        "submit-linked=11026869000300000100000107010178010600",
         "signal-group=120607",
         "links=130107",
         "group-signalled=001406010703",
         "link-list=001501070106060106",
     ];
     assert_eq!(shown, golden);
+}
+
+/// Version 3's messages: a submission with a deadline, SIGXCPU in an exit, and the quota table.
+fn version_3_messages() -> Vec<(&'static str, Reply, Option<Request>)> {
+    let submit = SubmitRequest {
+        prompt: "hi".into(),
+        system: None,
+        process_type: ProcessType::User,
+        max_tokens: None,
+        nice: 0,
+        attach: true,
+    };
+    let by = Request::SubmitBy(SubmitByRequest {
+        ask: SubmitAskRequest {
+            submit,
+            model: None,
+            continue_from: None,
+        },
+        deadline: Deadline {
+            within_ms: 30_000,
+            soft: true,
+        },
+    });
+    let xcpu = Ok(Response::Exited(Exited {
+        pid: Pid(7),
+        status: ExitStatus::Killed {
+            signal: Signal::Xcpu,
+        },
+    }));
+    let table = Ok(Response::Quotas(QuotaTable {
+        quotas: vec![QuotaRow {
+            subject: "al".into(),
+            is_type: false,
+            used: 12,
+            limit: 200,
+            window_ms: 60_000,
+            renews_in_ms: 1000,
+            waiting: 1,
+        }],
+    }));
+    vec![
+        (
+            "submit-by",
+            Ok(Response::Submitted(Submitted { pid: Pid(7) })),
+            Some(by),
+        ),
+        ("exited-xcpu", xcpu, None),
+        ("quota", table, Some(Request::Quota(QuotaRequest {}))),
+    ]
+}
+
+const GOLDEN_VERSION_3: &[(&str, &str, &str)] = &[
+    ("submit-by", "1402686900030000010000fb307501", "000107"),
+    ("exited-xcpu", "", "0005070208"),
+    ("quota", "15", "00160102616c000cc8fb60eafbe80301"),
+];
+
+#[test]
+fn version_3_messages_encode_to_their_golden_bytes_and_back() {
+    let mut mismatches = Vec::new();
+    for (name, reply, request) in version_3_messages() {
+        let reply_bytes = encode(&reply).unwrap();
+        assert_eq!(
+            decode::<Reply>(&reply_bytes).unwrap(),
+            reply,
+            "{name} round trip"
+        );
+        let request_hex = request.map_or(String::new(), |r| {
+            let bytes = encode(&r).unwrap();
+            assert_eq!(decode::<Request>(&bytes).unwrap(), r, "{name} round trip");
+            hex(&bytes)
+        });
+        let got = (name, request_hex, hex(&reply_bytes));
+        let want = GOLDEN_VERSION_3.iter().find(|(n, _, _)| *n == name);
+        if want.map(|(n, q, r)| (*n, q.to_string(), r.to_string())) != Some(got.clone()) {
+            mismatches.push(format!(
+                "    (\"{}\", \"{}\", \"{}\"),",
+                got.0, got.1, got.2
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "encodings differ from the golden bytes:\n{}",
+        mismatches.join("\n")
+    );
 }

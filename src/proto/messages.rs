@@ -2,12 +2,12 @@
 //! kernel's answers, wrapped in [`Response`] inside a [`Reply`]. Every enum here is append-only: a new
 //! verb is a new variant at the end, never a reordering, because the variant index is the wire tag.
 
-use super::types::{ExitStatus, Pid, ProcessState, ProcessType, Signal};
+use super::types::{Deadline, ExitStatus, Pid, ProcessState, ProcessType, Signal};
 use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol, independent of the crate version. Bump it on any change that an
 /// older peer would misread; appending a variant a peer never receives does not need a bump.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Characters of a prompt that `List` and `Stat` rows carry: enough for any `ps` line, small
 /// enough that thousands of rows fit in a frame.
@@ -45,6 +45,10 @@ pub enum Request {
     SignalGroup(super::pipes::SignalGroupRequest),
     /// Parents, groups and pipes (`ps -l`, `ps f`), answered by `Links`.
     Links(super::pipes::LinksRequest),
+    /// `SubmitAsk` with a deadline (`query --deadline 30s`), version 3. Answered as `Submit` is.
+    SubmitBy(SubmitByRequest),
+    /// Each token quota's use (`quota`), version 3. Answered by `Quotas`.
+    Quota(QuotaRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.
@@ -77,6 +81,42 @@ pub struct SubmitAskRequest {
     pub submit: SubmitRequest,
     pub model: Option<String>,
     pub continue_from: Option<Pid>,
+}
+
+/// Create a process as [`SubmitAskRequest`] does, that must be done within `deadline`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitByRequest {
+    pub ask: SubmitAskRequest,
+    pub deadline: Deadline,
+}
+
+/// Show each token quota (`[quotas]`) and what its user or type used of it in the current window.
+/// Any user may ask: quotas and their use name users and types, never prompts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRequest {}
+
+/// The token quotas and their use (`quota`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaTable {
+    pub quotas: Vec<QuotaRow>,
+}
+
+/// One quota: whose, how much of it is used, and when it renews.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRow {
+    /// A user's name (or `uid N`), or a process type.
+    pub subject: String,
+    /// Whether `subject` is a process type rather than a user.
+    pub is_type: bool,
+    /// Tokens used in the current window.
+    pub used: u64,
+    /// Tokens allowed per window.
+    pub limit: u64,
+    pub window_ms: u64,
+    /// Milliseconds until the window renews.
+    pub renews_in_ms: u64,
+    /// Processes waiting for this quota to renew.
+    pub waiting: u32,
 }
 
 /// Where each of `pids` came from: `llmsh`, or `http` and the client's user agent. Processes the
@@ -216,6 +256,8 @@ pub enum Response {
     GroupSignalled(super::pipes::GroupSignalled),
     /// The answer to `Links`.
     Links(super::pipes::LinkList),
+    /// The answer to `Quota` (version 3).
+    Quotas(QuotaTable),
 }
 
 /// Processes and where they came from.

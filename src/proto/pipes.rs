@@ -18,6 +18,8 @@ pub struct SubmitLinkedRequest {
     pub input_from: Option<Pid>,
     pub input: Option<String>,
     pub pgid: Option<Pid>,
+    /// `--deadline`, as `SubmitBy` carries it for an unlinked process.
+    pub deadline: Option<super::Deadline>,
 }
 
 /// Send `signal` to every live process of group `pgid` that the asker may signal (`kill -SIG -PGID`).

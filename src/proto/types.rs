@@ -26,7 +26,7 @@ impl FromStr for Pid {
 
 /// The kind of a process. Each kind has a base priority (higher runs first) and a default token
 /// allowance, the prototype's table. Variants are append-only: their order is their wire tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ProcessType {
     Housekeeping,
     LlmInitiated,
@@ -121,6 +121,9 @@ pub enum Signal {
     /// Broken pipe: the kernel ends a process whose every reader has gone (exit 141). Sent by the
     /// kernel only, so not in [`Signal::ALL`]; a client may send it, and it ends the process now.
     Pipe,
+    /// CPU time limit exceeded: the kernel ends a process still running at its hard deadline with
+    /// it (exit status 152). Not in [`Signal::ALL`]: a client cannot send it.
+    Xcpu,
 }
 
 impl Signal {
@@ -146,6 +149,7 @@ impl Signal {
             Signal::Stop => 19,
             Signal::Tstp => 20,
             Signal::Pipe => 13,
+            Signal::Xcpu => 24,
         }
     }
 
@@ -160,6 +164,7 @@ impl Signal {
             Signal::Stop => "STOP",
             Signal::Tstp => "TSTP",
             Signal::Pipe => "PIPE",
+            Signal::Xcpu => "XCPU",
         }
     }
 
@@ -240,6 +245,42 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// When a process must be done: `within_ms` after its creation. Past a hard deadline a process
+/// still alive is ended with `SIGXCPU` (its output kept); past a soft one it only loses the urgency
+/// the deadline gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub within_ms: u64,
+    pub soft: bool,
+}
+
+impl Deadline {
+    /// Parses a duration as users write it: `30s`, `500ms`, `2m`, `1h`, or bare seconds (`30`).
+    pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{text}: invalid duration (like 30s, 500ms, 2m, 1h)"))?;
+        let per_unit_ms = match unit.trim() {
+            "" | "s" | "sec" | "secs" => 1000.0,
+            "ms" => 1.0,
+            "m" | "min" | "mins" => 60_000.0,
+            "h" | "hour" | "hours" => 3_600_000.0,
+            _ => return Err(format!("{text}: invalid duration unit (ms, s, m or h)")),
+        };
+        let ms = value * per_unit_ms;
+        // A year: no answer is worth waiting longer for, and the sum with a clock cannot overflow.
+        if !ms.is_finite() || !(1.0..=365.0 * 86_400_000.0).contains(&ms) {
+            return Err(format!("{text}: duration out of range (1ms to a year)"));
+        }
+        Ok(ms as u64)
+    }
+}
+
 /// Who said a chat message. Variants are append-only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
@@ -287,6 +328,32 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(Signal::parse(spec), want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn xcpu_is_status_152_and_cannot_be_sent_by_name() {
+        let status = ExitStatus::Killed {
+            signal: Signal::Xcpu,
+        };
+        assert_eq!(status.code(), 152);
+        assert_eq!(status.to_string(), "Killed by SIGXCPU");
+        assert_eq!(Signal::parse("XCPU"), None);
+    }
+
+    #[test]
+    fn durations_parse_with_their_units_and_bad_ones_are_refused() {
+        for (text, ms) in [
+            ("30s", 30_000),
+            ("30", 30_000),
+            ("500ms", 500),
+            ("2m", 120_000),
+        ] {
+            assert_eq!(Deadline::parse_duration_ms(text), Ok(ms), "{text}");
+        }
+        assert_eq!(Deadline::parse_duration_ms("1.5h"), Ok(5_400_000));
+        for bad in ["", "soon", "5d", "0s", "-3s", "99999999h"] {
+            assert!(Deadline::parse_duration_ms(bad).is_err(), "{bad}");
         }
     }
 

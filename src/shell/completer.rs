@@ -136,6 +136,7 @@ fn kill_flag(s: Signal) -> &'static str {
         Signal::Stop => "-STOP",
         Signal::Tstp => "-TSTP",
         Signal::Pipe => "-PIPE",
+        Signal::Xcpu => "-XCPU",
     }
 }
 

@@ -37,7 +37,7 @@ fn check_config_accepts_the_shipped_example_and_names_key_and_line_of_errors() {
         ),
         (
             "cpus = 2\npolicy = \"lottery\"\n",
-            ":2: `policy`: unknown variant `lottery`, expected one of `priority`, `rr`, `fair`, `mlfq`",
+            ":2: `policy`: unknown variant `lottery`, expected one of `priority`, `rr`, `fair`, `mlfq`, `edf`",
         ),
         (
             "[backend]\nkind = \"tgi\"\n",
@@ -76,7 +76,7 @@ fn a_bad_policy_flag_is_a_usage_error_and_one_in_the_file_names_file_line_and_ke
         "{stderr}"
     );
     assert!(
-        stderr.contains("[possible values: priority, rr, fair, mlfq]"),
+        stderr.contains("[possible values: priority, rr, fair, mlfq, edf]"),
         "{stderr}"
     );
     assert!(!dir.path().join("never.sock").exists(), "nothing started");

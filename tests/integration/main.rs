@@ -7,6 +7,7 @@ mod backend_faults;
 mod config;
 mod daemon;
 mod dashboard_browser;
+mod deadlines;
 mod docs;
 mod durability;
 mod durable_core;

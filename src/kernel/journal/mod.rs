@@ -84,6 +84,8 @@ pub struct Recovered {
     pub truncated_bytes: u64,
     /// Where the damaged journal was copied, when damage was found in its middle.
     pub damaged_copy: Option<PathBuf>,
+    /// What each quota's subject used in its last window (see [`record::Record::QuotaUsed`]).
+    pub quota_used: BTreeMap<crate::config::quotas::QuotaSubject, (u64, u64)>,
 }
 
 /// The journal file, owned by the writer thread (or by a test).

@@ -4,8 +4,9 @@
 //! request's conversation, model and parameters) after version 1's records, which it reads as they
 //! are: a version-2 kernel replays a version-1 journal, a version-1 kernel refuses a version-2 one
 //! as too new rather than misreading the new record. Version 3 added [`Record::Linked`] (a
-//! process's parent, group and pipe), read the same way: older journals have no links, so every
-//! process in them leads a group of its own.
+//! process's parent, group and pipe), [`Record::QuotaUsed`] (what a user or type used of its
+//! token quota) and [`Record::Deadline`] (when a process must be done by), read the same way:
+//! older journals have no links, so every process in them leads a group of its own.
 
 use crate::kernel::process::Ask;
 use crate::proto::{ExitStatus, Pid, ProcessType};
@@ -81,6 +82,20 @@ pub struct ProcessImage {
     /// Boxed, as `ask` is.
     #[serde(skip)]
     pub link: Option<Box<LinkRecord>>,
+    /// When it must be done by: written as its own [`Record::Deadline`] after the image, like `ask`.
+    /// Boxed, like `ask`: few processes have one.
+    #[serde(skip)]
+    pub deadline: Option<Box<DeadlineRecord>>,
+}
+
+/// A process's deadline as the journal keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineRecord {
+    /// Kernel-clock milliseconds (the Unix epoch's, continued across restarts) it must be done by.
+    pub at_ms: u64,
+    /// As asked: how long after its creation.
+    pub within_ms: u64,
+    pub soft: bool,
 }
 
 impl ProcessImage {
@@ -98,6 +113,7 @@ impl ProcessImage {
             exited_unix_ms: None,
             ask: Box::default(),
             link: None,
+            deadline: None,
         }
     }
 
@@ -149,6 +165,18 @@ pub enum Record {
     /// A process's parent, group and pipe (version 3): follows its `Created` or `Image` record when
     /// it has any, and again when it has read its input.
     Linked(LinkRecord),
+    /// The tokens a quota's subject used in the window starting at `window_start_ms` (kernel-clock
+    /// milliseconds), as of this record; later records win.
+    QuotaUsed {
+        subject: crate::config::quotas::QuotaSubject,
+        window_start_ms: u64,
+        tokens: u64,
+    },
+    /// When a process must be done by; follows its `Created` or `Image` record.
+    Deadline {
+        pid: Pid,
+        deadline: DeadlineRecord,
+    },
 }
 
 /// Where a process sits among others (see [`crate::kernel::state::pipes`]).
@@ -209,11 +237,18 @@ pub fn image_records(mut image: ProcessImage) -> Vec<Record> {
     let (pid, tokens, prompt_tokens) = (image.pid(), image.tokens_used, image.prompt_tokens);
     let ask = std::mem::take(&mut image.ask);
     let link = image.link.take();
+    let deadline = image.deadline.take();
     let mut records = vec![Record::Image(image)];
     if *ask != Ask::default() {
         records.push(Record::Asked { pid, ask: *ask });
     }
     records.extend(link.map(|l| Record::Linked(*l)));
+    if let Some(deadline) = deadline {
+        records.push(Record::Deadline {
+            pid,
+            deadline: *deadline,
+        });
+    }
     records.extend(output_records(
         pid,
         first,

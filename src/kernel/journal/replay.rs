@@ -107,6 +107,18 @@ pub fn replay(path: &Path, records: &[Record]) -> Result<Recovered, JournalError
                     p.link = Some(Box::new(link.clone()));
                 }
             }
+            Record::Deadline { pid, deadline } => {
+                if let Some(p) = procs.get_mut(pid) {
+                    p.deadline = Some(Box::new(*deadline));
+                }
+            }
+            Record::QuotaUsed {
+                subject,
+                window_start_ms,
+                tokens,
+            } => {
+                out.quota_used.insert(*subject, (*window_start_ms, *tokens));
+            }
         }
     }
     Ok(out)

@@ -175,6 +175,7 @@ fn asked() -> Ask {
         model: Some("m".into()),
         params: Some(r#"{"temperature":0.1}"#.into()),
         origin: Some("http curl/8".into()),
+        deadline: None,
     }
 }
 

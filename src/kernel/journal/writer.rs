@@ -360,6 +360,7 @@ fn record_pid(record: &Record) -> Option<Pid> {
     match record {
         Record::Image(image) => Some(image.pid()),
         Record::Output(o) => Some(o.pid),
+        Record::Deadline { pid, .. } => Some(*pid),
         _ => None,
     }
 }

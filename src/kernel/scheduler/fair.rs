@@ -169,6 +169,7 @@ mod tests {
             enqueued_ms: 0,
             tokens_used: 0,
             interactive: false,
+            deadline_ms: None,
         }
     }
 

@@ -128,6 +128,7 @@ mod tests {
             enqueued_ms: ms,
             tokens_used: 0,
             interactive: false,
+            deadline_ms: None,
         }
     }
 

@@ -10,7 +10,12 @@
 //! ([`Policy::rank_at_boundary`]) and gives up the slot when the best waiting one outranks that. The
 //! waiting processes of an interactive type are also kept in a queue of their own, so the slots kept
 //! for interactive work (see [`crate::config::SchedulerSettings`]) can be filled without walking past background work.
+//!
+//! Deadlines break ties under every policy: among waiting processes of equal rank, the one with the
+//! earliest deadline runs first (those without one after those with one, each in arrival order).
+//! The `edf` policy goes further and orders each priority level by deadline.
 
+pub mod edf;
 pub mod eta;
 pub mod fair;
 pub mod mlfq;
@@ -38,6 +43,8 @@ pub struct Candidate {
     pub tokens_used: u32,
     /// Of an interactive type (see [`crate::config::SchedulerSettings`]): may use the slots kept from background work.
     pub interactive: bool,
+    /// Kernel-clock milliseconds it must be done by, while that deadline has not passed.
+    pub deadline_ms: Option<u64>,
 }
 
 impl Candidate {
@@ -99,11 +106,12 @@ pub fn make_policy(kind: PolicyKind, config: &KernelConfig) -> Box<dyn Policy> {
         PolicyKind::RoundRobin => Box::new(rr::RoundRobinPolicy),
         PolicyKind::Fair => Box::new(fair::FairPolicy::new(quantum)),
         PolicyKind::Mlfq => Box::new(mlfq::MlfqPolicy::new(quantum, mlfq::BOOST_PERIOD_MS)),
+        PolicyKind::Edf => Box::new(edf::EdfPolicy::new(config.aging_points_per_sec)),
     }
 }
 
-/// Ordered key: rank descending, then arrival order.
-type Key = (Reverse<i64>, u64);
+/// Ordered key: rank descending, then the earliest deadline (`u64::MAX` for none), then arrival order.
+type Key = (Reverse<i64>, u64, u64);
 
 /// Waiting processes in the order they will run.
 #[derive(Default)]
@@ -123,8 +131,17 @@ impl RunQueue {
     }
 
     pub fn push(&mut self, pid: Pid, rank: i64) {
+        self.push_with_deadline(pid, rank, None);
+    }
+
+    /// Queues `pid` at `rank`, before others of the same rank with a later deadline or none.
+    pub fn push_with_deadline(&mut self, pid: Pid, rank: i64, deadline_ms: Option<u64>) {
         self.remove(pid);
-        let key = (Reverse(rank), self.next_seq);
+        let key = (
+            Reverse(rank),
+            deadline_ms.unwrap_or(u64::MAX),
+            self.next_seq,
+        );
         self.next_seq += 1;
         self.order.insert(key, pid);
         self.keys.insert(pid, key);
@@ -147,7 +164,7 @@ impl RunQueue {
         self.order
             .iter()
             .nth(n)
-            .map(|((Reverse(rank), _), pid)| (*pid, *rank))
+            .map(|((Reverse(rank), _, _), pid)| (*pid, *rank))
     }
 
     pub fn pop(&mut self) -> Option<Pid> {
@@ -188,9 +205,10 @@ impl Scheduler {
     pub fn enqueue(&mut self, c: &Candidate) {
         self.policy.admit(c);
         let rank = self.policy.rank(c);
-        self.queue.push(c.pid, rank);
+        self.queue.push_with_deadline(c.pid, rank, c.deadline_ms);
         if c.interactive {
-            self.interactive.push(c.pid, rank);
+            self.interactive
+                .push_with_deadline(c.pid, rank, c.deadline_ms);
         } else {
             self.interactive.remove(c.pid);
         }
@@ -335,6 +353,7 @@ mod tests {
             enqueued_ms: pid,
             tokens_used: 0,
             interactive,
+            deadline_ms: None,
         }
     }
 
@@ -353,5 +372,20 @@ mod tests {
         assert_eq!(s.interactive_waiting(), 0);
         assert_eq!(s.waiting(), 0);
         assert_eq!(s.pick_interactive(), None);
+    }
+
+    #[test]
+    fn among_equal_ranks_the_earliest_deadline_runs_first_then_arrival_order() {
+        let mut s = Scheduler::new(Box::new(rr::RoundRobinPolicy));
+        let with = |pid, deadline_ms| Candidate {
+            deadline_ms,
+            ..c(pid, false)
+        };
+        s.enqueue(&with(1, None));
+        s.enqueue(&with(2, Some(9000)));
+        s.enqueue(&with(3, Some(5000)));
+        s.enqueue(&with(4, None));
+        let order: Vec<_> = std::iter::from_fn(|| s.pick()).collect();
+        assert_eq!(order, vec![Pid(3), Pid(2), Pid(1), Pid(4)]);
     }
 }

@@ -86,6 +86,7 @@ mod tests {
             enqueued_ms: at_ms,
             tokens_used: 0,
             interactive: false,
+            deadline_ms: None,
         }
     }
 

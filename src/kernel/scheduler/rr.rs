@@ -47,6 +47,7 @@ mod tests {
                 enqueued_ms: pid * 10,
                 tokens_used: 0,
                 interactive: false,
+                deadline_ms: None,
             });
         }
         let order: Vec<_> = std::iter::from_fn(|| s.pick()).collect();

@@ -6,7 +6,7 @@
 use crate::config::KernelConfig;
 use crate::config::PolicyKind;
 use crate::kernel::make_policy;
-use crate::kernel::process::Spec;
+use crate::kernel::process::{Ask, Spec};
 use crate::kernel::scheduler::Scheduler;
 use crate::kernel::state::{KernelState, RunOutcome};
 use crate::proto::{ExitStatus, Pid, ProcessState, ProcessType, Role};
@@ -75,6 +75,19 @@ impl Sim {
 
     /// Submits a process whose answer is `length` tokens.
     pub fn submit(&mut self, t: ProcessType, nice: i8, uid: u32, length: usize) -> Pid {
+        self.submit_asked(t, nice, uid, length, Ask::default())
+    }
+
+    /// Submits a process whose answer is `length` tokens, asking `ask` beyond its prompt (a
+    /// deadline).
+    pub fn submit_asked(
+        &mut self,
+        t: ProcessType,
+        nice: i8,
+        uid: u32,
+        length: usize,
+        ask: Ask,
+    ) -> Pid {
         let spec = Spec {
             uid,
             process_type: t,
@@ -82,10 +95,7 @@ impl Sim {
             prompt: format!("job of {length}"),
             allowance: 100_000,
         };
-        let pid = self
-            .state
-            .create(spec, nice)
-            .expect("no journal in a simulation");
+        let (pid, _) = self.state.create_asked(spec, ask, nice);
         self.lengths.insert(pid, length);
         self.dispatch();
         pid
@@ -220,3 +230,12 @@ mod tests;
 
 #[path = "switching_tests.rs"]
 mod switching_tests;
+
+#[path = "deadline_tests.rs"]
+mod deadline_tests;
+
+#[path = "quota_tests.rs"]
+mod quota_tests;
+
+#[path = "soft_limit_tests.rs"]
+mod soft_limit_tests;

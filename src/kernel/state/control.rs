@@ -36,7 +36,7 @@ impl KernelState {
             return Ok((state, Ack::done()));
         }
         let ack = match signal {
-            Signal::Kill | Signal::Int | Signal::Pipe => {
+            Signal::Kill | Signal::Int | Signal::Pipe | Signal::Xcpu => {
                 self.finish_acked(pid, ExitStatus::Killed { signal }, None)
             }
             Signal::Term | Signal::Hup if state == ProcessState::Running => {

@@ -15,11 +15,13 @@
 
 use super::KernelState;
 use crate::kernel::journal::record::{
-    CreatedRecord, DurableState, ProcessImage, Record, image_records, output_records,
+    CreatedRecord, DeadlineRecord, DurableState, ProcessImage, Record, image_records,
+    output_records,
 };
 use crate::kernel::journal::writer::{Ack, Completion, JournalHandle, WriteError};
 use crate::kernel::journal::{Journal, JournalError, Recovered};
 use crate::kernel::process::{Ask, Process, Spec};
+use crate::kernel::state::deadlines::ProcessDeadline;
 use crate::proto::{Failure, FailureKind, Pid, ProcessState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +73,7 @@ impl KernelState {
             .map_err(|source| JournalError::Io { path: dir, source })?;
         self.journal = Some(handle);
         self.next_pid = self.next_pid.max(recovered.next_pid);
+        self.quotas.restore(recovered.quota_used.clone());
         let now = unix_ms();
         let retention_ms = self.config.retention.as_millis() as u64;
         let mut order: Vec<(u64, Pid)> = Vec::new();
@@ -93,6 +96,9 @@ impl KernelState {
                     restored.waiting += 1;
                     order.push((image.created.enqueued_unix_ms, pid));
                 }
+            }
+            if let Some(d) = p.deadline.filter(|_| image.state != DurableState::Zombie) {
+                self.deadlines.insert(pid, d.at_ms);
             }
             self.table.insert(pid, p);
         }
@@ -203,15 +209,29 @@ impl KernelState {
             created_unix_ms: unix_ms(),
             enqueued_unix_ms: now_ms,
         });
-        if *ask == Ask::default() {
-            return self.record_acked(record);
+        let mut records = vec![record];
+        if *ask != Ask::default() {
+            records.push(Record::Asked {
+                pid,
+                ask: ask.clone(),
+            });
         }
-        // Records are written in order: the creation is durable once the request after it is.
-        self.record(record);
-        self.record_acked(Record::Asked {
-            pid,
-            ask: ask.clone(),
-        })
+        if let Some(d) = ask.deadline {
+            let deadline = DeadlineRecord {
+                at_ms: now_ms.saturating_add(d.within_ms),
+                within_ms: d.within_ms,
+                soft: d.soft,
+            };
+            records.push(Record::Deadline { pid, deadline });
+        }
+        // Records are written in order: the creation is durable once the last of its records is.
+        let Some(last) = records.pop() else {
+            return Ack::done();
+        };
+        for record in records {
+            self.record(record);
+        }
+        self.record_acked(last)
     }
 
     /// The failure a submitter sees when its process's creation could not be made durable.
@@ -249,6 +269,7 @@ impl KernelState {
         for p in self.table.values() {
             records.extend(image_records(self.image(p)));
         }
+        records.extend(self.quota_records());
         let next_pid = self.next_pid;
         for p in self.table.values_mut() {
             p.checkpointed = p.output.len();
@@ -289,6 +310,13 @@ impl KernelState {
             exited_unix_ms: p.exited_unix_ms,
             ask: Box::new(p.ask.clone()),
             link: self.link_record(p.pid).map(Box::new),
+            deadline: p.deadline.map(|d| {
+                Box::new(DeadlineRecord {
+                    at_ms: d.at_ms,
+                    within_ms: d.within_ms,
+                    soft: d.soft,
+                })
+            }),
         }
     }
 }
@@ -327,5 +355,11 @@ fn process_from_image(image: &ProcessImage, now_unix_ms: u64) -> Process {
             p.state = ProcessState::Blocked;
         }
     }
+    p.deadline = image.deadline.as_deref().map(|d| ProcessDeadline {
+        at_ms: d.at_ms,
+        within_ms: d.within_ms,
+        soft: d.soft,
+        passed: false,
+    });
     p
 }

@@ -79,10 +79,23 @@ impl KernelState {
         let mut info = p.info(priority, position, readable);
         info.eta_ms = position.and_then(|q| self.rates.eta_ms(q, self.config.cpus));
         info.context = Some(self.context_use(p));
-        info.note = p
-            .note_at(now)
-            .or_else(|| Self::admission_note(p))
-            .map(|n| preview(&n, NOTE_PREVIEW_CHARS));
+        let live = p.state() != ProcessState::Zombie;
+        let deadline = [
+            p.deadline().filter(|_| live).map(|d| d.note(now)),
+            super::soft_limit::wrap_up_shown(p),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| format!("{a}; {b}"));
+        let note = self
+            .quota_note(p.pid, now)
+            .or_else(|| p.note_at(now))
+            .or_else(|| Self::admission_note(p));
+        info.note = match (note, deadline) {
+            (Some(note), Some(deadline)) => Some(format!("{deadline}; {note}")),
+            (note, deadline) => note.or(deadline),
+        }
+        .map(|n| preview(&n, NOTE_PREVIEW_CHARS));
         info.prompt = info.prompt.map(|t| preview(&t, PROMPT_PREVIEW_CHARS));
         if let Some(ExitStatus::Failed { reason }) = &mut info.exit {
             *reason = preview(reason, NOTE_PREVIEW_CHARS);

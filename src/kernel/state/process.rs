@@ -36,6 +36,10 @@ pub struct Ask {
     pub params: Option<String>,
     /// Where the process came from, as `ps -l` shows it: `llmsh`, or `http` and the user agent.
     pub origin: Option<String>,
+    /// When it must be done by (`query --deadline`). Not in the journal's `Asked` record, whose
+    /// encoding stays as it was: the process's deadline is recorded on its own.
+    #[serde(skip)]
+    pub deadline: Option<crate::proto::Deadline>,
 }
 
 impl Ask {
@@ -173,6 +177,10 @@ pub struct Process {
     pub(super) choices: Vec<crate::llm::ChoiceDelta>,
     /// Its parent, group and pipe (see [`super::pipes`]).
     pub(super) link: super::pipes::Link,
+    /// When it must be done by, if its request said (see [`super::deadlines`]).
+    pub(super) deadline: Option<super::deadlines::ProcessDeadline>,
+    /// Told to wrap up before its allowance (see [`super::soft_limit`]).
+    pub(super) wrap_up: Option<super::soft_limit::WrapUp>,
 }
 
 impl Process {
@@ -206,6 +214,8 @@ impl Process {
             memory: Default::default(),
             choices: Vec::new(),
             link: Default::default(),
+            deadline: None,
+            wrap_up: None,
         }
     }
 
@@ -237,6 +247,11 @@ impl Process {
 
     pub fn tokens_used(&self) -> u32 {
         self.tokens_used
+    }
+
+    /// Its deadline, if its request set one.
+    pub fn deadline(&self) -> Option<&super::deadlines::ProcessDeadline> {
+        self.deadline.as_ref()
     }
 
     /// How it ended, once it has.

@@ -12,6 +12,7 @@ mod links;
 mod list;
 mod origins;
 mod output;
+mod quota;
 pub(crate) mod renice;
 mod sched;
 pub(crate) mod signal;
@@ -44,6 +45,7 @@ pub async fn handle(
         Request::Output(r) => return output::handle(kernel, peer, r, conn).await,
         Request::SubmitAsk(r) => return submit::handle_ask(kernel, peer, r, conn).await,
         Request::Subscribe(r) => return subscribe::handle(kernel, peer, r, conn).await,
+        Request::SubmitBy(r) => return submit::handle_by(kernel, peer, r, conn).await,
         Request::Hello(_) => Err(bad_request("hello was already exchanged")),
         Request::Signal(r) => signal::handle(kernel, peer, r).await,
         Request::Renice(r) => renice::handle(kernel, peer, r).await,
@@ -58,6 +60,7 @@ pub async fn handle(
         Request::SubmitLinked(r) => return submit_linked::handle(kernel, peer, r, conn).await,
         Request::SignalGroup(r) => signal_group::handle(kernel, peer, r).await,
         Request::Links(r) => links::handle(kernel, peer, r),
+        Request::Quota(r) => quota::handle(kernel, r),
     };
     reply(conn, unary).await
 }

@@ -13,7 +13,8 @@ use crate::kernel::memory::{self, admission::Admitted};
 use crate::kernel::process::{Ask, Spec};
 use crate::kernel::state::{Follower, KernelState};
 use crate::proto::{
-    CodecError, Failure, FailureKind, Pid, Response, SubmitAskRequest, SubmitRequest, Submitted,
+    CodecError, Failure, FailureKind, Pid, Response, SubmitAskRequest, SubmitByRequest,
+    SubmitRequest, Submitted,
 };
 use std::sync::Arc;
 
@@ -57,18 +58,42 @@ pub async fn handle_ask(
     req: SubmitAskRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
+    match asked(kernel, peer, &req) {
+        Ok(ask) => submit(kernel, peer, &req.submit, ask, conn).await,
+        Err(failure) => reply(conn, Err(failure)).await,
+    }
+}
+
+/// `SubmitBy`: `SubmitAsk` with a deadline.
+pub async fn handle_by(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitByRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    match asked(kernel, peer, &req.ask) {
+        Ok(ask) => {
+            let ask = Ask {
+                deadline: Some(req.deadline),
+                ..ask
+            };
+            submit(kernel, peer, &req.ask.submit, ask, conn).await
+        }
+        Err(failure) => reply(conn, Err(failure)).await,
+    }
+}
+
+/// What a `SubmitAsk` asks beyond a prompt: the model, or the conversation it follows up.
+fn asked(kernel: &Arc<Kernel>, peer: Peer, req: &SubmitAskRequest) -> Result<Ask, Failure> {
     let mut ask = match req.continue_from {
-        Some(pid) => match kernel.read(|s| s.follow_up(pid, peer.uid, &req.submit.prompt)) {
-            Ok(ask) => ask,
-            Err(failure) => return reply(conn, Err(failure)).await,
-        },
+        Some(pid) => kernel.read(|s| s.follow_up(pid, peer.uid, &req.submit.prompt))?,
         None => Ask::default(),
     };
     if req.model.is_some() {
         ask.model = req.model.clone();
     }
     ask.origin = Some("llmsh".into());
-    submit(kernel, peer, &req.submit, ask, conn).await
+    Ok(ask)
 }
 
 async fn submit(

@@ -42,6 +42,7 @@ async fn create(
         input_from,
         input,
         pgid,
+        deadline,
     } = req;
     if input.is_some() && input_from.is_some() {
         return Err(bad_request(
@@ -65,6 +66,7 @@ async fn create(
         ask.model = asked.model.clone();
     }
     ask.origin = Some("llmsh".into());
+    ask.deadline = deadline;
     let spec = validate(kernel, peer, &asked.submit, &ask)?;
     let new = NewProcess {
         spec,

@@ -15,6 +15,7 @@ pub mod kill;
 pub mod nice;
 pub mod ps;
 pub mod query;
+pub mod quota;
 pub mod renice;
 pub mod sched;
 pub mod set;
@@ -48,6 +49,7 @@ pub const ALL: &[&Help] = &[
     &sched::HELP,
     &set::HELP,
     &free::HELP,
+    &quota::HELP,
     &clear::HELP,
     &top::HELP,
     &help::HELP,
@@ -78,6 +80,7 @@ pub async fn dispatch(sh: &mut Shell, command: &Command) -> i32 {
         "sched" => sched::run(sh, args).await,
         "set" => set::run(sh, args),
         "free" => free::run(sh, args).await,
+        "quota" => quota::run(sh, args).await,
         "clear" => clear::run(sh, args),
         "top" => top::run(sh, args).await,
         "help" => help::run(sh, args),

@@ -2,10 +2,14 @@
 //! `[JOB] PID` and returns. Also takes the prototype's form `query user="..." system="..."`.
 //! `--model NAME` asks for another model than the kernel's; `--continue PID` asks a follow-up question
 //! in the context of a finished process (a new process whose conversation is that one's and its
-//! answer, then the question).
+//! answer, then the question). `--deadline 30s` says when the answer must be done: a process still
+//! running then ends with status 152 (SIGXCPU), its output kept, unless `--deadline-soft`, when it
+//! only loses the urgency its deadline gave it.
 
 use super::{Help, usage_error};
-use crate::proto::{Pid, ProcessType, Request, Response, SubmitAskRequest, SubmitRequest};
+use crate::proto::{
+    Deadline, Pid, ProcessType, Request, Response, SubmitAskRequest, SubmitByRequest, SubmitRequest,
+};
 use crate::shell::foreground;
 use crate::shell::jobs::JobState;
 use crate::shell::parser::Command;
@@ -14,7 +18,7 @@ use crate::shell::session::Shell;
 pub const HELP: Help = Help {
     name: "query",
     usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] [--model NAME] \
-            [--continue PID] PROMPT... [&]",
+            [--continue PID] [--deadline TIME [--deadline-soft]] PROMPT... [&]",
     summary: "run a prompt as a process (foreground, or background with &)",
 };
 
@@ -24,6 +28,8 @@ pub struct QueryArgs {
     pub submit: SubmitRequest,
     pub model: Option<String>,
     pub continue_from: Option<Pid>,
+    /// `--deadline` (and `--deadline-soft`), which only `SubmitBy` carries.
+    pub deadline: Option<Deadline>,
 }
 
 impl std::ops::Deref for QueryArgs {
@@ -43,7 +49,7 @@ impl QueryArgs {
     /// The request to send: plain `Submit` unless a model or a follow-up asks for `SubmitAsk`, so an
     /// older kernel still serves every query it can.
     fn into_request(self) -> Request {
-        if self.model.is_none() && self.continue_from.is_none() {
+        if self.model.is_none() && self.continue_from.is_none() && self.deadline.is_none() {
             return Request::Submit(self.submit);
         }
         let ask = SubmitAskRequest {
@@ -51,16 +57,20 @@ impl QueryArgs {
             model: self.model,
             continue_from: self.continue_from,
         };
-        if ask.continue_from.is_none() {
-            return Request::SubmitAsk(ask);
+        if ask.continue_from.is_some() {
+            // A follow-up's parent is the process it continues (PPID in `ps -l`).
+            return Request::SubmitLinked(crate::proto::SubmitLinkedRequest {
+                ask,
+                input_from: None,
+                input: None,
+                pgid: None,
+                deadline: self.deadline,
+            });
         }
-        // A follow-up's parent is the process it continues (PPID in `ps -l`).
-        Request::SubmitLinked(crate::proto::SubmitLinkedRequest {
-            ask,
-            input_from: None,
-            input: None,
-            pgid: None,
-        })
+        match self.deadline {
+            Some(deadline) => Request::SubmitBy(SubmitByRequest { ask, deadline }),
+            None => Request::SubmitAsk(ask),
+        }
     }
 }
 
@@ -77,7 +87,9 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
         },
         model: None,
         continue_from: None,
+        deadline: None,
     };
+    let mut soft = false;
     let mut words: Vec<&str> = Vec::new();
     let mut it = args.iter();
     let mut flags_done = false;
@@ -99,6 +111,14 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
                 );
             }
             "--model" if !flags_done => req.model = Some(value(arg)?),
+            "--deadline" if !flags_done => {
+                let within_ms = Deadline::parse_duration_ms(&value(arg)?)?;
+                req.deadline = Some(Deadline {
+                    within_ms,
+                    soft: false,
+                });
+            }
+            "--deadline-soft" if !flags_done => soft = true,
             "-c" | "--continue" if !flags_done => {
                 let v = value(arg)?;
                 req.continue_from = Some(v.parse().map_err(|_| format!("{v}: invalid pid"))?);
@@ -130,6 +150,11 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
     }
     if req.prompt.trim().is_empty() {
         return Err("a prompt is required".into());
+    }
+    match req.deadline.as_mut() {
+        Some(deadline) => deadline.soft = soft,
+        None if soft => return Err("--deadline-soft: needs --deadline TIME".into()),
+        None => {}
     }
     Ok(req)
 }
@@ -229,6 +254,35 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid pid")
         );
+    }
+
+    #[test]
+    fn a_deadline_makes_a_submit_by_and_soft_needs_a_deadline() {
+        let r = parse_args(&args(&["--deadline", "30s", "--deadline-soft", "hi"])).unwrap();
+        let Request::SubmitBy(by) = r.into_request() else {
+            panic!("expected SubmitBy")
+        };
+        assert_eq!(
+            by.deadline,
+            Deadline {
+                within_ms: 30_000,
+                soft: true
+            }
+        );
+        assert_eq!(by.ask.submit.prompt, "hi");
+        let hard = parse_args(&args(&["--deadline", "2m", "hi"])).unwrap();
+        assert_eq!(
+            hard.deadline.map(|d| (d.within_ms, d.soft)),
+            Some((120_000, false))
+        );
+        for (words, want) in [
+            (&["--deadline-soft", "hi"][..], "needs --deadline"),
+            (&["--deadline", "soon", "hi"][..], "invalid duration"),
+            (&["--deadline"][..], "requires an argument"),
+        ] {
+            let err = parse_args(&args(words)).unwrap_err();
+            assert!(err.contains(want), "{words:?}: {err}");
+        }
     }
 
     #[test]

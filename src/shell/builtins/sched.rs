@@ -2,7 +2,8 @@
 //! the context switches so far, what switching processes out has cost, and the slots kept for
 //! interactive work), or switch to another at run time: `priority` (types, nice and aging; the
 //! default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
-//! process), `mlfq` (short interactive queries first, long generators sink). It ends with the memory
+//! process), `mlfq` (short interactive queries first, long generators sink), `edf` (earliest deadline
+//! first within a priority level). It ends with the memory
 //! in brief: the context per slot and swap (`free` shows each slot).
 
 use super::{Help, usage_error};
@@ -15,7 +16,7 @@ use crate::shell::session::Shell;
 
 pub const HELP: Help = Help {
     name: "sched",
-    usage: "sched [priority|rr|fair|mlfq]",
+    usage: "sched [priority|rr|fair|mlfq|edf]",
     summary: "show or switch the scheduling policy",
 };
 

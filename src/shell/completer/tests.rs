@@ -60,6 +60,7 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
                 "sched",
                 "set",
                 "free",
+                "quota",
                 "clear",
                 "top",
                 "help",

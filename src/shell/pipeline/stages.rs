@@ -97,6 +97,7 @@ async fn submit_all(
             input_from: pids.last().copied(),
             input: input.take(),
             pgid: pids.first().copied(),
+            deadline: q.deadline,
         });
         match submit_one(sh, request).await {
             Ok((pid, client)) => {

@@ -3,7 +3,7 @@
 //! queue limit, kill, the priority and type fields, and TCP with and without keys.
 
 mod activated;
-mod client;
+pub(crate) mod client;
 mod clients;
 mod control;
 mod structured;
