@@ -170,3 +170,16 @@ async fn a_deadline_survives_a_crash_and_a_restart() {
     );
     assert_eq!(k.sh(&format!("kill {pid}")).await.status, 0);
 }
+
+#[tokio::test]
+async fn a_pipeline_stage_keeps_its_deadline() {
+    let fake = FakeLlm::start(paced(20)).await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    let run = k
+        .sh("query --max-tokens 3 'a short note' | query --deadline 300ms '[tokens=2000] expand it'")
+        .await;
+    assert_eq!(
+        run.status, 152,
+        "the last stage ends at its deadline: {run:?}"
+    );
+}
