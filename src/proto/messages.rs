@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the wire protocol, independent of the crate version. Bump it on any change that an
 /// older peer would misread; appending a variant a peer never receives does not need a bump.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Characters of a prompt that `List` and `Stat` rows carry: enough for any `ps` line, small
 /// enough that thousands of rows fit in a frame.
@@ -403,6 +403,8 @@ pub struct SchedInfo {
     pub interactive_type: ProcessType,
     /// How long after interactive work was last about the slots stay kept, in milliseconds.
     pub reservation_window_ms: u64,
+    /// The slots the backend server says it has (llama-server's `total_slots`), once known.
+    pub server_slots: Option<u32>,
 }
 
 /// The interrupt lines and their counters (`interrupts`).

@@ -28,6 +28,7 @@ mod query;
 mod readme;
 mod retention;
 mod scheduling;
+mod server_slots;
 mod signals;
 mod terminal_safe;
 mod top;

@@ -22,6 +22,7 @@ mod server;
 
 use crate::config::ManagedBackend;
 use probe::{Probe, slots_in_command};
+pub use probe::{check_server_slots, oversubscribed};
 use server::{ServerProcess, describe_exit};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
