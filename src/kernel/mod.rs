@@ -202,7 +202,11 @@ pub async fn start(
         None => None,
     };
     let managed = match &config.managed_backend {
-        Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
+        Some(m) => {
+            // The slots kept for interactive work come on top of the command's (see `reserve`).
+            let m = supervisor::with_reserved_slots(m, config.scheduler.reserved_slots);
+            Some(supervisor::Supervisor::start(&m, &config.backend_url, &shutdown).await?)
+        }
         None => None,
     };
     if let Some(slots) = managed.as_ref().and_then(|m| m.slots) {

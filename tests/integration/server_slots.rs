@@ -57,3 +57,56 @@ async fn as_many_cpus_as_server_slots_is_no_warning() {
     assert!(!sched.stdout.contains("warning"), "{}", sched.stdout);
     assert!(!k.log().contains("WARN"), "{}", k.log());
 }
+
+/// A stand-in llama-server (the kernel recognises the name) that writes its arguments to `args`
+/// and waits; the fake answers HTTP for it.
+fn llama_server_script(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("llama-server");
+    let args = dir.join("args");
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" > {}\nexec sleep 600\n",
+        args.display()
+    );
+    std::fs::write(&path, script).expect("write the script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[tokio::test]
+async fn the_managed_llama_server_gets_the_kept_slot_on_top_of_its_np_and_sched_shows_it() {
+    // The command asks for 3 slots of 2,048 tokens; the server comes up with 4 (3 + the kept one).
+    let fake = FakeLlm::start(FakeConfig {
+        kind: ServerKind::LlamaCpp { slots: 4 },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = llama_server_script(dir.path());
+    let config = dir.path().join("managed.toml");
+    let text = format!(
+        "[backend]\nurl = \"{}\"\ncommand = [{:?}, \"-np\", \"3\", \"-c\", \"6144\"]\n",
+        fake.url,
+        server.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write config");
+    let k =
+        crate::support::TestKernel::start(&fake.url, &["--config", config.to_str().unwrap()]).await;
+    let args = std::fs::read_to_string(dir.path().join("args")).expect("the server's arguments");
+    assert_eq!(
+        args.trim(),
+        "-np 4 -c 8192",
+        "3 slots + 1 kept, 2048 tokens each"
+    );
+    let sched = k.sh("sched").await;
+    assert_eq!(sched.status, 0, "{sched:?}");
+    assert!(sched.stdout.contains("cpus: 4\n"), "{}", sched.stdout);
+    assert!(
+        sched
+            .stdout
+            .contains("reserved: 1 slot for USER and above, free for background work now"),
+        "{}",
+        sched.stdout
+    );
+    assert!(!sched.stdout.contains("warning"), "{}", sched.stdout);
+}
