@@ -222,6 +222,7 @@ pub async fn start(
     let admission = admission::Admission::new(owner_uid, config.allowed_group.as_deref());
     let mut state = KernelState::new(config, Scheduler::new(policy));
     let restored = state.restore(journal, recovered)?;
+    state.keep_resumable_swap();
     state.open_audit_log();
     if restored != state::Restored::default() {
         tracing::info!(?restored, "process table restored from the journal");

@@ -19,6 +19,7 @@ mod listeners;
 mod logging;
 mod managed;
 mod memory;
+mod memory_restart;
 mod metrics;
 mod packaging;
 mod peer_rules;
