@@ -335,10 +335,11 @@ async fn main() {
         let run = one_run(&server.url, &swap).await;
         eprintln!("interactive run {}: gain {:?}", i + 1, run.gain);
         runs.push(run);
+        // Recorded after every run: a bench stopped part way keeps the runs it finished.
+        summary::record(&figures(&runs));
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&swap);
-    summary::record(&figures(&runs));
 }
 
 /// The summary's figures for `runs`.
@@ -383,10 +384,11 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
         value: worst,
         target: TARGET,
         note: format!(
-            "the worst of {RUNS} consecutive runs with swap on (gains {}); each run: llama-server \
+            "the worst of {} of {RUNS} consecutive runs with swap on (gains {}); each run: llama-server \
              -np {SLOTS} --slot-save-path, SmolLM2-135M; {SLOTS} background streams of \
              {BACKGROUND_TOKENS} tokens; {ROUNDS} rounds a side, alternating, of {QUESTIONS} \
              questions one a second; kernel quantum {QUANTUM_TOKENS}, [swap] dir set; {failures}",
+            runs.len(),
             gains.join(", ")
         ),
     });
