@@ -8,7 +8,11 @@
 //! [`CONVERSATION_TOKENS`] tokens by recomputing it over the time by restoring its saved slot cache,
 //! through the calls the kernel makes (a slot pinned request, `save`, `restore`). The slot is taken
 //! by another conversation between the save and the resume, as a switch does. Median of [`TRIALS`]
-//! alternating trials a side; skipped with a note when llama-server is not set up.
+//! alternating trials a side; skipped with a note when llama-server is not set up. The server runs
+//! with `--cache-ram 0`: recent llama-server builds keep recent prompts' caches in host memory
+//! (`--cache-ram`, 8 GiB by default) and take a returning conversation from there, which is no
+//! recompute; without it (turned off, or the conversation evicted, or the server restarted) a
+//! switched-out conversation is evaluated again, which is what swap saves.
 //!
 //! Run with `scripts/bench` (or `cargo bench --bench memory`).
 
@@ -209,8 +213,8 @@ async fn swap_switch_gain() -> Figure {
         return skipped(format!("cannot create {}: {e}", dir.display()));
     }
     let dir_arg = dir.display().to_string();
-    let server = match support::llama::start(1, SWAP_CONTEXT, &["--slot-save-path", &dir_arg]).await
-    {
+    let args = ["--slot-save-path", &dir_arg, "--cache-ram", "0"];
+    let server = match support::llama::start(1, SWAP_CONTEXT, &args).await {
         Ok(s) => s,
         Err(why) => return skipped(why),
     };
@@ -244,7 +248,8 @@ async fn swap_switch_gain() -> Figure {
         SWAP_TARGET,
         format!(
             "resume of a switched-out {tokens}-token conversation on llama-server (SmolLM2-135M, \
-             --slot-save-path): by recompute {:.0} ms, by restore {:.0} ms (restore and first \
+             --slot-save-path, --cache-ram 0 so that the server keeps no prompt cache of its own in \
+             host memory): by recompute {:.0} ms, by restore {:.0} ms (restore and first \
              token), medians of {TRIALS} alternating trials",
             ms(by_recompute),
             ms(by_restore)
