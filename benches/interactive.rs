@@ -11,19 +11,23 @@
 //! empty is a failure, not a fast sample: it is left out of the times and counted, per side, in
 //! `interactive_failed_answers` (target 0) and in the gain's note. Skipped, with a note, when the
 //! cache is missing. Run with `scripts/bench` (or `cargo bench --bench interactive`).
+//!
+//! With swap on (the server saves slot caches to a directory, the kernel's `[swap] dir` names it),
+//! the whole comparison runs [`RUNS`] times in a row: `interactive_ttft_p99_gain_runN` is each run's
+//! gain, and `interactive_ttft_p99_gain` the worst of them (the target holds only if it holds in
+//! every run).
 
 #[allow(dead_code)] // each bench binary uses part of the support code
 #[path = "support/mod.rs"]
 mod support;
 
-use llmkernel::config::PolicyKind;
+use llmkernel::config::{KernelConfig, PolicyKind, SwapConfig};
 use llmkernel::llm::{Backend, BackendKind, BackendSettings, Generation, StreamEvent};
 use llmkernel::proto::{
     ChatMessage, ExitStatus, ProcessType, Request, Response, Role, SubmitRequest,
 };
 use llmkernel::shell::client::Client;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -48,69 +52,17 @@ const WARMUP: Duration = Duration::from_secs(2);
 const KEY: &str = "interactive_ttft_p99_gain";
 const TARGET: &str = ">= 10";
 const FAILED_KEY: &str = "interactive_failed_answers";
-
-/// A llama-server of our own on a free port; killed when dropped.
-struct LlamaServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts llama-server from the cache, or says why not.
-async fn llama_server() -> Result<LlamaServer, String> {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(Path::new(root).join("scripts/llama-server"))
-        .arg("paths")
-        .output()
-        .map_err(|e| format!("cannot run scripts/llama-server: {e}"))?;
-    let paths = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = paths.lines();
-    let (Some(bin), Some(model), true) = (lines.next(), lines.next(), out.status.success()) else {
-        return Err("skipped: llama-server is not set up (run scripts/llama-server setup)".into());
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let ctx = (2048 * SLOTS).to_string();
-    let child = Command::new(bin)
-        .args([
-            "-m",
-            model,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .args(["-np", &SLOTS.to_string(), "-c", &ctx])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start llama-server: {e}"))?;
-    let server = LlamaServer {
-        child,
-        url: format!("http://127.0.0.1:{port}/v1"),
-    };
-    let health = format!("http://127.0.0.1:{port}/health");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !reqwest::get(&health)
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        if Instant::now() > deadline {
-            return Err("llama-server did not get ready in 120 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(server)
-}
+/// Consecutive runs of the whole comparison, each reported.
+const RUNS: usize = 5;
+const RUN_KEYS: [&str; RUNS] = [
+    "interactive_ttft_p99_gain_run1",
+    "interactive_ttft_p99_gain_run2",
+    "interactive_ttft_p99_gain_run3",
+    "interactive_ttft_p99_gain_run4",
+    "interactive_ttft_p99_gain_run5",
+];
+/// Context per slot: a background story and its prompt fit with room to spare.
+const CONTEXT_PER_SLOT: u32 = 2048;
 
 /// A plain client straight to the server: no slot pinning, so the server queues first come, first served.
 fn direct_backend(url: &str) -> Arc<Backend> {
@@ -254,9 +206,22 @@ async fn direct_round(url: &str) -> Vec<Option<Duration>> {
     .await
 }
 
-/// One round through a fresh kernel (stopping it ends its background processes too).
-async fn kernel_round(url: &str) -> Vec<Option<Duration>> {
-    let kernel = BenchKernel::for_backend(url, SLOTS, QUANTUM_TOKENS, PolicyKind::Priority);
+/// One round through a fresh kernel with swap in `swap_dir` (stopping it ends its background
+/// processes too).
+async fn kernel_round(url: &str, swap_dir: &Path) -> Vec<Option<Duration>> {
+    let kernel = BenchKernel::start(KernelConfig {
+        backend_url: url.to_string(),
+        cpus: SLOTS,
+        quantum_tokens: QUANTUM_TOKENS,
+        policy: PolicyKind::Priority,
+        max_connections: 4096,
+        max_connections_per_uid: 4096,
+        swap: SwapConfig {
+            dir: Some(swap_dir.to_path_buf()),
+            ..SwapConfig::default()
+        },
+        ..KernelConfig::default()
+    });
     let socket = kernel.socket.clone();
     let background = socket.clone();
     let ttft =
@@ -288,69 +253,150 @@ fn answered(samples: Vec<Option<Duration>>) -> (Vec<Duration>, usize) {
     (times, failed)
 }
 
-#[tokio::main]
-async fn main() {
-    let server = match llama_server().await {
-        Ok(s) => s,
-        Err(why) => {
-            summary::record(&[
-                Figure {
-                    key: KEY,
-                    value: None,
-                    target: TARGET,
-                    note: why.clone(),
-                },
-                Figure {
-                    key: FAILED_KEY,
-                    value: None,
-                    target: "<= 0",
-                    note: why,
-                },
-            ]);
-            return;
-        }
-    };
+/// TTFT p50 and p99 of both sides of one run, and its failures.
+struct Run {
+    direct: (Duration, Duration),
+    through: (Duration, Duration),
+    gain: Option<f64>,
+    direct_failed: usize,
+    kernel_failed: usize,
+    asked: usize,
+}
+
+/// One run: [`ROUNDS`] rounds a side, alternating.
+async fn one_run(url: &str, swap_dir: &Path) -> Run {
     let (mut direct, mut through) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        direct.extend(direct_round(&server.url).await);
-        through.extend(kernel_round(&server.url).await);
+        direct.extend(direct_round(url).await);
+        through.extend(kernel_round(url, swap_dir).await);
     }
-    drop(server);
     let asked = direct.len();
     let ((mut direct, direct_failed), (mut through, kernel_failed)) =
         (answered(direct), answered(through));
-    let failures = format!(
-        "failed or empty answers: {direct_failed} of {asked} direct, {kernel_failed} of {asked} \
-         through the kernel (left out of the times)"
-    );
-    let (d50, d99) = (percentile(&mut direct, 0.5), percentile(&mut direct, 0.99));
-    let (k50, k99) = (
+    let d = (percentile(&mut direct, 0.5), percentile(&mut direct, 0.99));
+    let k = (
         percentile(&mut through, 0.5),
         percentile(&mut through, 0.99),
     );
     // With no answer on a side there is no time to compare.
     let gain =
-        (!direct.is_empty() && !through.is_empty()).then(|| d99.as_secs_f64() / k99.as_secs_f64());
-    summary::record(&[
-        Figure {
-            key: KEY,
-            value: gain,
+        (!direct.is_empty() && !through.is_empty()).then(|| d.1.as_secs_f64() / k.1.as_secs_f64());
+    Run {
+        direct: d,
+        through: k,
+        gain,
+        direct_failed,
+        kernel_failed,
+        asked,
+    }
+}
+
+/// Where the server saves slot caches (and the kernel finds them): under target/bench.
+fn swap_dir() -> PathBuf {
+    let dir = summary::dir().join("interactive-swap");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("swap dir");
+    dir
+}
+
+#[tokio::main]
+async fn main() {
+    let swap = swap_dir();
+    let swap_arg = swap.display().to_string();
+    let server = match support::llama::start(
+        SLOTS,
+        CONTEXT_PER_SLOT,
+        &["--slot-save-path", &swap_arg],
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(why) => {
+            let figure = |key| Figure {
+                key,
+                value: None,
+                target: TARGET,
+                note: why.clone(),
+            };
+            let mut figures: Vec<Figure> = RUN_KEYS.iter().map(|k| figure(k)).collect();
+            figures.push(figure(KEY));
+            figures.push(Figure {
+                key: FAILED_KEY,
+                value: None,
+                target: "<= 0",
+                note: why,
+            });
+            summary::record(&figures);
+            return;
+        }
+    };
+    let mut runs = Vec::new();
+    for i in 0..RUNS {
+        let run = one_run(&server.url, &swap).await;
+        eprintln!("interactive run {}: gain {:?}", i + 1, run.gain);
+        runs.push(run);
+        // Recorded after every run: a bench stopped part way keeps the runs it finished.
+        summary::record(&figures(&runs));
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&swap);
+}
+
+/// The summary's figures for `runs`.
+fn figures(runs: &[Run]) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    for (run, key) in runs.iter().zip(RUN_KEYS) {
+        figures.push(Figure {
+            key,
+            value: run.gain,
             target: TARGET,
             note: format!(
-                "llama-server -np {SLOTS}, SmolLM2-135M; {SLOTS} background streams of {BACKGROUND_TOKENS} tokens; \
-                 {ROUNDS} rounds a side, alternating, of {QUESTIONS} questions one a second; TTFT p50/p99 direct \
-                 (FIFO) {:.0}/{:.0} ms, through the kernel (quantum {QUANTUM_TOKENS}) {:.0}/{:.0} ms; {failures}",
-                ms(d50),
-                ms(d99),
-                ms(k50),
-                ms(k99)
+                "TTFT p50/p99 direct (FIFO) {:.0}/{:.0} ms, through the kernel {:.0}/{:.0} ms; \
+                 failed or empty answers: {} direct, {} through the kernel, of {}",
+                ms(run.direct.0),
+                ms(run.direct.1),
+                ms(run.through.0),
+                ms(run.through.1),
+                run.direct_failed,
+                run.kernel_failed,
+                run.asked
             ),
-        },
-        Figure::new(
-            FAILED_KEY,
-            (direct_failed + kernel_failed) as f64,
-            "<= 0",
-            failures,
+        });
+    }
+    let gains: Vec<String> = runs
+        .iter()
+        .map(|r| r.gain.map_or("-".into(), |g| format!("{g:.1}")))
+        .collect();
+    // The worst run; none when a run had no answers on a side.
+    let worst = runs
+        .iter()
+        .map(|r| r.gain)
+        .try_fold(f64::INFINITY, |w, g| g.map(|g| w.min(g)));
+    let (direct_failed, kernel_failed, asked) = runs.iter().fold((0, 0, 0), |(d, k, a), r| {
+        (d + r.direct_failed, k + r.kernel_failed, a + r.asked)
+    });
+    let failures = format!(
+        "failed or empty answers: {direct_failed} of {asked} direct, {kernel_failed} of {asked} \
+         through the kernel (left out of the times)"
+    );
+    figures.push(Figure {
+        key: KEY,
+        value: worst,
+        target: TARGET,
+        note: format!(
+            "the worst of {} of {RUNS} consecutive runs with swap on (gains {}); each run: llama-server \
+             -np {SLOTS} --slot-save-path, SmolLM2-135M; {SLOTS} background streams of \
+             {BACKGROUND_TOKENS} tokens; {ROUNDS} rounds a side, alternating, of {QUESTIONS} \
+             questions one a second; kernel quantum {QUANTUM_TOKENS}, [swap] dir set; {failures}",
+            runs.len(),
+            gains.join(", ")
         ),
-    ]);
+    });
+    figures.push(Figure::new(
+        FAILED_KEY,
+        (direct_failed + kernel_failed) as f64,
+        "<= 0",
+        failures,
+    ));
+    figures
 }

@@ -11,15 +11,15 @@ from the first question), counted with the server's own POST /tokenize, so every
 
 Systems: llama-server directly (FIFO); LiteLLM proxy with `max_parallel_requests` = slots ("limit and
 reject") and without a limit ("forward everything"); SMG with classes but no reservation, and with its
-built-in classes; llmkernel (`--cpus 4`) driven by `llmsh -c 'query ...'` processes (bulk as HOUSEKEEPING,
-questions as USER). Every HTTP system is driven by the same httpx code (`chat_stream`). Writes its keys into
+built-in classes; llmkernel (`--cpus 4`, one slot kept for questions while they come) through its HTTP front
+door (bulk as HOUSEKEEPING, questions as USER, by the `X-LLMKernel-Type` header). Every system is driven by the
+same httpx code (`chat_stream`). Writes its keys into
 target/bench/summary.json (the format of benches/support/summary.rs) and every system's figures into
 target/bench/peers.json. Not part of `cargo test` or CI.
 """
 
 import argparse
 import asyncio
-import codecs
 import json
 import os
 import socket
@@ -119,42 +119,6 @@ async def chat_stream(client, system, kind, prompt, max_tokens, sink):
     return Outcome(ttft=first)
 
 
-async def llmsh_stream(kernel, kind, prompt, max_tokens, sink):
-    """One query through llmkernel: an `llmsh -c 'query ...'` process, timed from its start to the first
-    non-empty output; the process is killed when the caller is cancelled."""
-    ptype = "housekeeping" if kind == "bulk" else "user"
-    command = f"query --type {ptype} --max-tokens {max_tokens} '{prompt}'"
-    start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        kernel.llmsh, "--socket", kernel.socket, "-c", command,
-        stdin=asyncio.subprocess.DEVNULL,  # llmsh -c gives a query its standard input
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    first = None
-    try:
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        while True:
-            chunk = await proc.stdout.read(4096)
-            if not chunk:
-                break
-            text = decoder.decode(chunk)
-            if text.strip("\n"):
-                now = time.monotonic()
-                if first is None:
-                    first = now - start
-                sink.append((now, text))
-        status = await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    if status != 0:
-        return Outcome(failure=f"llmsh exit {status}")
-    if first is None:
-        return Outcome(failure="empty answer")
-    return Outcome(ttft=first)
-
-
 class Server:
     """The llama-server of the run, its log, and its /tokenize."""
 
@@ -218,8 +182,6 @@ class Server:
 
 
 async def one_request(client, system, kind, prompt, max_tokens, sink):
-    if system.kernel is not None:
-        return await llmsh_stream(system.kernel, kind, prompt, max_tokens, sink)
     return await chat_stream(client, system, kind, prompt, max_tokens, sink)
 
 

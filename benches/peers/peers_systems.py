@@ -1,6 +1,7 @@
 """The systems `scripts/bench peers` compares, each in front of the run's one llama-server, configured as
 benches/peers/README.md describes: how each is started, how a request names its class, and, for llmkernel,
-how its context switches are read."""
+how its context switches are read. Every one of them, llmkernel included, is an OpenAI-compatible HTTP
+endpoint driven by the same client code."""
 
 import asyncio
 import os
@@ -28,8 +29,6 @@ def _free_port():
 
 class System:
     """An OpenAI-compatible endpoint; subclasses say how a request names its class."""
-
-    kernel = None
 
     def __init__(self, name, how, base, model, versions):
         self.name, self.how, self.base, self.model, self.versions = name, how, base, model, versions
@@ -191,44 +190,55 @@ async def start_smg(client, server, venv_bin, workdir, slots, flat):
     return system
 
 
-class KernelHandle:
-    def __init__(self, llmsh, socket):
-        self.llmsh, self.socket = llmsh, socket
-
-
 class Llmkernel(System):
-    """A fresh llmkernel per round (`--cpus` = slots), driven by llmsh processes."""
+    """A fresh llmkernel per round (`--cpus` = slots, the reservation rules on), reached through its HTTP front
+    door on loopback like every other HTTP system; the class is the `X-LLMKernel-Type` header."""
 
     def __init__(self, server, bin_dir, workdir, slots, quantum, versions):
-        super().__init__("llmkernel", f"llmkernel `--cpus {slots} --quantum {quantum}`, `llmsh -c 'query ...'` "
-                         "processes (bulk `--type housekeeping`, questions USER)", None, None, versions)
+        super().__init__("llmkernel", f"llmkernel `--cpus {slots} --quantum {quantum}`, `[scheduler] "
+                         "reserved_slots = 1` (one slot kept from bulk work while questions come), through its "
+                         "HTTP front door (`[http] listen` on loopback), `X-LLMKernel-Type: housekeeping|user`",
+                         None, server.model, versions)
         self.server, self.bin_dir, self.workdir = server, Path(bin_dir), Path(workdir)
         self.slots, self.quantum, self.round = slots, quantum, 0
+        self.socket = None
+
+    def headers(self, kind):
+        return {"X-LLMKernel-Type": "housekeeping" if kind == "bulk" else "user"}
 
     async def before_round(self):
         self.round += 1
         here = self.workdir / f"llmkernel-{self.round}"
         here.mkdir()
-        (here / "config.toml").write_text("")
-        socket = here / "k.sock"
-        self.spawn([str(self.bin_dir / "llmkernel"), "--config", str(here / "config.toml"),
-                    "--socket", str(socket), "--state-dir", str(here / "state"),
-                    "--backend", self.server.url + "/v1", "--cpus", str(self.slots),
-                    "--quantum", str(self.quantum)], here / "kernel.log")
-        self.kernel = KernelHandle(str(self.bin_dir / "llmsh"), str(socket))
+        port = _free_port()
+        (here / "config.toml").write_text(
+            f'[http]\nlisten = "127.0.0.1:{port}"\n\n[scheduler]\nreserved_slots = 1\n')
+        self.socket = str(here / "k.sock")
+        proc = self.spawn([str(self.bin_dir / "llmkernel"), "--config", str(here / "config.toml"),
+                           "--socket", self.socket, "--state-dir", str(here / "state"),
+                           "--backend", self.server.url + "/v1", "--cpus", str(self.slots),
+                           "--quantum", str(self.quantum)], here / "kernel.log")
+        self.base = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + 60
-        while await self.switches() is None:
-            if time.monotonic() > deadline:
+        while await self.switches() is None or not await self._door_open():
+            if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"llmkernel did not start; see {here / 'kernel.log'}")
             await asyncio.sleep(0.2)
+
+    async def _door_open(self):
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                return (await client.get(self.base + "/models")).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def after_round(self):
         self.stop()
 
     async def switches(self):
-        """The kernel's context-switch count, from `llmsh -c sched`."""
+        """The kernel's context-switch count, from `llmsh -c sched` (the kernel's own client, for reading)."""
         proc = await asyncio.create_subprocess_exec(
-            self.kernel.llmsh, "--socket", self.kernel.socket, "-c", "sched",
+            str(self.bin_dir / "llmsh"), "--socket", self.socket, "-c", "sched",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await proc.communicate()
         found = re.search(rb"context switches:\s*(\d+)", out)

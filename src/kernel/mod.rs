@@ -232,7 +232,11 @@ pub async fn start(
         None => None,
     };
     let managed = match &config.managed_backend {
-        Some(m) => Some(supervisor::Supervisor::start(m, &config.backend_url, &shutdown).await?),
+        Some(m) => {
+            // The slots kept for interactive work come on top of the command's (see `reserve`).
+            let m = supervisor::with_reserved_slots(m, config.scheduler.reserved_slots);
+            Some(supervisor::Supervisor::start(&m, &config.backend_url, &shutdown).await?)
+        }
         None => None,
     };
     if let Some(slots) = managed.as_ref().and_then(|m| m.slots) {
@@ -260,6 +264,7 @@ pub async fn start(
         None => (vec![Arc::new(backend)], Vec::new()),
     };
     let restored = state.restore(journal, recovered)?;
+    state.keep_resumable_swap();
     state.open_audit_log();
     if restored != state::Restored::default() {
         tracing::info!(?restored, "process table restored from the journal");

@@ -61,6 +61,18 @@ impl Backend {
         u32::try_from(tokens["tokens"].as_array()?.len()).ok()
     }
 
+    /// What a saved slot cache depends on, as one line: the server's address, its model file
+    /// (`model_path` of `/props`) and the context one slot holds. A cache saved under one identity
+    /// is only worth restoring under the same one (another model's cache would restore as noise).
+    /// `None` when the server does not say.
+    pub async fn server_identity(&self) -> Option<String> {
+        let url = format!("{}/props", root_url(self.url()));
+        let props = self.get_json(url, "its properties").await.ok().flatten()?;
+        let model = props["model_path"].as_str()?;
+        let context = super::kind::llamacpp_context(&props)?;
+        Some(format!("{} {model} n_ctx={context}", root_url(self.url())).replace('\n', " "))
+    }
+
     /// Saves slot `slot`'s KV cache to `filename` in the server's `--slot-save-path`.
     pub async fn save_slot(&self, slot: u32, filename: &str) -> Result<SlotFile, BackendError> {
         let answer = self.slot_action(slot, "save", filename).await?;

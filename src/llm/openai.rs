@@ -254,6 +254,17 @@ impl Backend {
             .await
     }
 
+    /// The server's slot count (llama-server's `total_slots`), learning the server's traits now if
+    /// they are not yet known; `Ok(None)` when the server does not tell.
+    pub async fn learn_slots(&self) -> Result<Option<u32>, BackendError> {
+        Ok(self.traits().await?.slots)
+    }
+
+    /// The server's slot count, if learned already and told.
+    pub fn slots(&self) -> Option<u32> {
+        self.traits.get().and_then(|t| t.slots)
+    }
+
     /// The kind of server, once learned (`None` before the first generation with `auto`).
     pub fn kind(&self) -> Option<BackendKind> {
         self.traits.get().map(|t| t.kind)

@@ -258,6 +258,7 @@ fn replies() -> Vec<(&'static str, Reply)> {
                 reservation_active: true,
                 interactive_type: ProcessType::User,
                 reservation_window_ms: 10_000,
+                server_slots: None,
             })),
         ),
         (
@@ -421,7 +422,7 @@ const GOLDEN_REPLIES: &[(&str, &str)] = &[
     ),
     (
         "sched-info",
-        "000f087072696f7269747901087072696f72697479200104030203fb8403010103fb1027",
+        "000f087072696f7269747901087072696f72697479200104030203fb8403010103fb102700",
     ),
     (
         "event-snapshot",
@@ -663,4 +664,28 @@ fn version_3_messages_encode_to_their_golden_bytes_and_back() {
         "encodings differ from the golden bytes:\n{}",
         mismatches.join("\n")
     );
+}
+
+/// Protocol 3: `SchedInfo` ends with the server's slot count, once the kernel knows it.
+#[test]
+fn sched_info_carries_the_servers_slots() {
+    let info = SchedInfo {
+        status: sched_status(),
+        switches: 0,
+        urgent_switches: 0,
+        resumes_measured: 0,
+        reread_prompt_tokens: 0,
+        reserved_slots: 1,
+        reservation_active: false,
+        interactive_type: ProcessType::User,
+        reservation_window_ms: 500,
+        server_slots: Some(2),
+    };
+    let reply: Reply = Ok(Response::SchedInfo(info));
+    let bytes = encode(&reply).unwrap();
+    assert_eq!(
+        hex(&bytes),
+        "000f087072696f7269747901087072696f7269747920010400000000010003fbf4010102"
+    );
+    assert_eq!(decode::<Reply>(&bytes).unwrap(), reply);
 }

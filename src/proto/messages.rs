@@ -459,6 +459,8 @@ pub struct SchedInfo {
     pub interactive_type: ProcessType,
     /// How long after interactive work was last about the slots stay kept, in milliseconds.
     pub reservation_window_ms: u64,
+    /// The slots the backend server says it has (llama-server's `total_slots`), once known.
+    pub server_slots: Option<u32>,
 }
 
 /// The interrupt lines and their counters (`interrupts`).

@@ -117,6 +117,19 @@ fn one_line(text: &str, width: usize) -> String {
     cut
 }
 
+/// The last column: the prompt cut to `room`, like every row's; with a note (a finished process's
+/// exit, a waiting one's reason), the note after it in brackets, the prompt keeping at least half
+/// of the room.
+fn prompt_and_note(prompt: &str, note: Option<&str>, room: usize) -> String {
+    let Some(note) = note else {
+        return one_line(prompt, room);
+    };
+    let note = one_line(note, usize::MAX);
+    let note_room = note.chars().count().saturating_add(3); // " [" and "]"
+    let prompt_room = room.saturating_sub(note_room).max(room / 2);
+    one_line(&format!("{} [{note}]", one_line(prompt, prompt_room)), room)
+}
+
 /// The `ps` table: a header, then one row per process, PID first.
 pub fn ps_table(list: &ProcessList, long: bool, width: usize) -> String {
     ps_table_from(list, &HashMap::new(), long, width)
@@ -167,7 +180,7 @@ pub fn ps_table_on(
             "PID",
             "USER",
             "TYPE",
-            "PRI",
+            "URG",
             "NI",
             "STAT",
             "TOKENS",
@@ -183,7 +196,7 @@ pub fn ps_table_on(
     } else {
         format!(
             "{:>6} {:<8} {:<15} {:>4} {:>3} {:<4} {:>11} {:>7} {:>5} {:>6} ",
-            "PID", "USER", "TYPE", "PRI", "NI", "STAT", "TOKENS", "TIME", "QPOS", "ETA"
+            "PID", "USER", "TYPE", "URG", "NI", "STAT", "TOKENS", "TIME", "QPOS", "ETA"
         )
     };
     let room = width.saturating_sub(header.chars().count()).max(10);
@@ -238,13 +251,15 @@ pub fn ps_table_on(
             )
         };
         out.push_str(&row);
-        let mut tail = prompt;
-        if long && let Some(note) = &p.note {
-            tail = format!("{} [{}]", one_line(&tail, 30), note);
-        }
-        if long && let Some(origin) = origins.get(&p.pid) {
-            tail = format!("{tail} <{}>", one_line(origin, 60));
-        }
+        let note = p.note.as_deref().filter(|_| long);
+        let origin = origins
+            .get(&p.pid)
+            .filter(|_| long)
+            .map(|o| format!(" <{}>", one_line(o, 60)));
+        // The origin keeps its room; the prompt and note keep at least half of the column.
+        let origin_room = origin.as_ref().map_or(0, |o| o.chars().count());
+        let text_room = room.saturating_sub(origin_room).max(room / 2);
+        let tail = prompt_and_note(&prompt, note, text_room) + origin.as_deref().unwrap_or("");
         out.push_str(&one_line(&tail, room));
         out.push('\n');
     }
@@ -327,6 +342,74 @@ mod tests {
         assert_eq!(header[8], "CTX");
         let row: Vec<_> = long.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(row[8], "~300/2048");
+    }
+
+    #[test]
+    fn a_finished_row_shows_its_prompt_to_the_column_then_its_note() {
+        let mut done = waiting(None, None);
+        done.state = ProcessState::Zombie;
+        done.prompt = Some("Write a long story about a lighthouse keeper and the sea".into());
+        done.note = Some("stopped at its token allowance (4000)".into());
+        let list = ProcessList {
+            processes: vec![waiting(None, None), done],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        let table = ps_table(&list, true, 230);
+        let row = table.lines().nth(2).unwrap();
+        assert!(
+            row.ends_with(
+                "Write a long story about a lighthouse keeper and the sea \
+                 [stopped at its token allowance (4000)]"
+            ),
+            "{row}"
+        );
+        let narrow = ps_table(&list, true, 150);
+        for line in narrow.lines() {
+            assert!(line.chars().count() <= 150, "{line}");
+        }
+        let row = narrow.lines().nth(2).unwrap();
+        assert!(
+            row.contains("Write a long") && row.contains("… [stopped"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn a_row_with_a_note_and_an_origin_keeps_the_origin_in_view() {
+        let mut done = waiting(None, None);
+        done.state = ProcessState::Zombie;
+        done.prompt = Some("Write a long story about a lighthouse keeper and the sea".into());
+        done.note = Some("stopped at its token allowance (4000)".into());
+        let pid = done.pid;
+        let list = ProcessList {
+            processes: vec![done],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        let origins = HashMap::from([(pid, "http curl/8.5".to_string())]);
+        let table = ps_table_from(&list, &origins, true, 170);
+        let row = table.lines().nth(1).unwrap();
+        assert!(row.chars().count() <= 170, "{row}");
+        assert!(row.ends_with(" <http curl/8.5>"), "{row}");
+        assert!(
+            row.contains("Write a long") && row.contains("[stopped"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn the_priority_column_says_which_way_it_reads() {
+        let list = ProcessList {
+            processes: vec![],
+            cpus: 1,
+            policy: "priority".into(),
+        };
+        for long in [false, true] {
+            let header = ps_table(&list, long, 200);
+            assert!(header.split_whitespace().any(|h| h == "URG"), "{header}");
+            assert!(!header.split_whitespace().any(|h| h == "PRI"), "{header}");
+        }
     }
 
     #[test]

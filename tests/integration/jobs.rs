@@ -30,7 +30,7 @@ async fn background_query_prints_job_and_pid_and_ps_shows_it() {
     assert_eq!(
         header,
         [
-            "PID", "USER", "TYPE", "PRI", "NI", "STAT", "TOKENS", "TIME", "QPOS", "ETA", "PROMPT"
+            "PID", "USER", "TYPE", "URG", "NI", "STAT", "TOKENS", "TIME", "QPOS", "ETA", "PROMPT"
         ]
     );
     let row = ps_row(&ps, pid).unwrap();

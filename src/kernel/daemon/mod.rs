@@ -179,6 +179,7 @@ impl Serving {
             r.ready();
         }
         tracing::info!("{}", serving_line(&kernel, &socket));
+        let slots_check = tokio::spawn(super::supervisor::check_server_slots(kernel.clone()));
         let grace = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -193,6 +194,7 @@ impl Serving {
         };
         let _ = timer::arm(None);
         reloader.abort();
+        slots_check.abort();
         status.into_iter().chain(watchdog).for_each(|t| t.abort());
         result
     }

@@ -9,6 +9,7 @@
 
 pub mod admission;
 pub mod swap;
+pub mod swap_record;
 
 use crate::proto::Pid;
 

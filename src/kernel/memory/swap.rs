@@ -2,13 +2,16 @@
 //! cache of a slot whose process was switched out is saved to a file in DIR when the slot is about to
 //! be given to another process, and restored into whatever slot the process resumes on, so its
 //! conversation is not evaluated again. The files are bounded (`[swap] max_bytes`, the least recently
-//! used removed first), removed when their process ends, and those of an earlier kernel removed at
-//! start. A restore the server silently loses (sliding-window and hybrid models) is noticed from the
+//! used removed first) and removed when their process ends. Across a kernel restart (a crash
+//! included) a file is reused only when its record is whole, its process was restored from the
+//! journal, and the server still has the identity that saved it; else it is removed
+//! ([`super::swap_record`]). A restore the server silently loses (sliding-window and hybrid models) is noticed from the
 //! next answer's cached-token count: the server recomputes, and swap turns itself off.
 //!
 //! The state plans a switch under its lock ([`SwapSpace::plan`]); the run task carries the plan out
 //! ([`carry_out`]) before its generation starts, and reports back.
 
+use super::swap_record::{self, FILE_PREFIX, FILE_SUFFIX, Record};
 use crate::config::SwapConfig;
 use crate::kernel::Kernel;
 use crate::llm::Backend;
@@ -17,10 +20,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The prefix of every swap file this kernel writes (`llmkernel-PID.swap`).
-const FILE_PREFIX: &str = "llmkernel-";
-const FILE_SUFFIX: &str = ".swap";
-
 /// One swapped-out process's file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct SwapFile {
@@ -28,6 +27,9 @@ struct SwapFile {
     tokens: u32,
     /// Higher is more recently used (least recently used leaves first).
     used: u64,
+    /// For a file an earlier kernel saved: the server identity its record names, which the server
+    /// must still have for the file to be restored.
+    earlier_server: Option<String>,
 }
 
 /// The swap files and their bound.
@@ -54,6 +56,8 @@ pub struct SwapPlan {
     pub save: Option<(Pid, String)>,
     /// Then restore this process's saved conversation into the slot.
     pub restore: Option<String>,
+    /// Restore only if the server still has this identity (a file an earlier kernel saved).
+    pub restore_if_server: Option<String>,
 }
 
 impl SwapPlan {
@@ -68,18 +72,51 @@ pub fn file_name(pid: Pid) -> String {
 }
 
 impl SwapSpace {
-    /// Swap as configured; files an earlier kernel left in the directory are removed (their
-    /// processes' conversations are recomputed, which is always correct).
+    /// Swap as configured, with the files an earlier kernel left in the directory whole (with
+    /// their records); the kernel's other leftovers there are removed. Once the journal is read,
+    /// [`SwapSpace::keep_only`] drops those whose process is gone.
     pub fn new(config: &SwapConfig) -> SwapSpace {
-        if let Some(dir) = &config.dir {
-            remove_stale(dir);
-        }
+        let leftovers = config
+            .dir
+            .as_deref()
+            .map(swap_record::scan)
+            .unwrap_or_default();
+        let files = leftovers
+            .into_iter()
+            .map(|l| {
+                let file = SwapFile {
+                    bytes: l.bytes,
+                    tokens: l.record.tokens,
+                    used: 0,
+                    earlier_server: Some(l.record.server),
+                };
+                (l.pid, file)
+            })
+            .collect();
         SwapSpace {
             dir: config.dir.clone(),
             max_bytes: config.max_bytes,
             min_tokens: config.min_tokens,
+            files,
             ..SwapSpace::default()
         }
+    }
+
+    /// Keeps the swap files of the processes `resumable` names (restored from the journal, not
+    /// ended) and removes the others'; returns the pids kept.
+    pub fn keep_only(&mut self, resumable: impl Fn(Pid) -> bool) -> Vec<Pid> {
+        let gone: Vec<Pid> = self
+            .files
+            .keys()
+            .filter(|p| !resumable(**p))
+            .copied()
+            .collect();
+        for pid in gone {
+            self.discard(pid);
+        }
+        let mut kept: Vec<Pid> = self.files.keys().copied().collect();
+        kept.sort();
+        kept
     }
 
     pub fn enabled(&self) -> bool {
@@ -118,7 +155,14 @@ impl SwapSpace {
             .map(|(q, _)| (q, file_name(q)));
         let restore =
             (cached.map(|(q, _)| q) != Some(pid) && self.holds(pid)).then(|| file_name(pid));
-        SwapPlan { save, restore }
+        let restore_if_server = restore
+            .as_ref()
+            .and_then(|_| self.files.get(&pid)?.earlier_server.clone());
+        SwapPlan {
+            save,
+            restore,
+            restore_if_server,
+        }
     }
 
     /// `pid`'s cache is saved; returns the processes evicted to stay within `max_bytes`.
@@ -132,6 +176,7 @@ impl SwapSpace {
                 bytes,
                 tokens,
                 used,
+                earlier_server: None,
             },
         );
         let mut evicted = Vec::new();
@@ -169,43 +214,23 @@ impl SwapSpace {
         self.off_reason = Some(reason);
     }
 
-    /// Removes `pid`'s swap file, if it has one.
+    /// Removes `pid`'s swap file and its record, if it has them.
     pub fn discard(&mut self, pid: Pid) {
         if self.files.remove(&pid).is_some()
             && let Some(dir) = &self.dir
         {
-            remove_later(dir.join(file_name(pid)));
+            remove_later(dir.clone(), pid);
         }
     }
 }
 
-/// Removes a file off the kernel's lock: on the runtime's blocking pool when there is one.
-fn remove_later(path: PathBuf) {
-    let remove = move || {
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!("cannot remove swap file {}: {e}", path.display());
-        }
-    };
+/// Removes `pid`'s swap file and record off the kernel's lock: on the runtime's blocking pool when
+/// there is one.
+fn remove_later(dir: PathBuf, pid: Pid) {
+    let remove = move || swap_record::remove_pair(&dir, pid);
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => drop(handle.spawn_blocking(remove)),
         Err(_) => remove(),
-    }
-}
-
-/// Removes every swap file of an earlier kernel from `dir`.
-fn remove_stale(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(FILE_PREFIX) && name.ends_with(FILE_SUFFIX) {
-            tracing::info!("removing stale swap file {name}");
-            let _ = std::fs::remove_file(entry.path());
-        }
     }
 }
 
@@ -220,7 +245,10 @@ pub async fn carry_out(
 ) {
     if let Some((owner, name)) = &plan.save {
         match backend.save_slot(slot, name).await {
-            Ok(file) => kernel.update(|s| s.swapped_out(*owner, file)),
+            Ok(file) => {
+                record(kernel, backend, *owner, file.tokens).await;
+                kernel.update(|s| s.swapped_out(*owner, file));
+            }
             // A server that refuses saves (no `--slot-save-path`, not llama-server) will go on
             // refusing: swap turns off rather than asking at every switch.
             Err(e @ crate::llm::BackendError::Http { .. }) => {
@@ -232,12 +260,46 @@ pub async fn carry_out(
         }
     }
     if let Some(name) = &plan.restore {
+        if let Some(expected) = &plan.restore_if_server
+            && !server_still_is(backend, pid, expected).await
+        {
+            kernel.update(|s| s.memory.swap.discard(pid));
+            return;
+        }
         let restored = backend.restore_slot(slot, name).await;
         if let Err(e) = &restored {
             tracing::warn!(%pid, "swap: restoring into slot {slot} failed, recomputing: {e}");
         }
         kernel.update(|s| s.swapped_in(pid, restored.ok()));
     }
+}
+
+/// Writes the record of `owner`'s freshly saved file, so that a kernel restart can reuse it. A
+/// server that does not say who it is gets no record: its file is not reused after a restart.
+async fn record(kernel: &Arc<Kernel>, backend: &Backend, owner: Pid, tokens: u32) {
+    let Some(dir) = kernel.read(|s| s.memory.swap.dir().map(Path::to_path_buf)) else {
+        return;
+    };
+    let Some(server) = backend.server_identity().await else {
+        return;
+    };
+    if let Err(e) = swap_record::write(&dir, owner, &Record { server, tokens }).await {
+        tracing::warn!(pid = %owner, "swap: cannot write the record of its file: {e}");
+    }
+}
+
+/// Whether the server is still the one that saved `pid`'s file before the kernel restarted.
+async fn server_still_is(backend: &Backend, pid: Pid, expected: &str) -> bool {
+    let now = backend.server_identity().await;
+    let same = now.as_deref() == Some(expected);
+    if !same {
+        tracing::info!(
+            %pid,
+            "swap: its file was saved by another server ({expected}; now {}): recomputing",
+            now.as_deref().unwrap_or("unknown")
+        );
+    }
+    same
 }
 
 #[cfg(test)]

@@ -97,6 +97,15 @@ impl KernelState {
         }
         .map(|n| preview(&n, NOTE_PREVIEW_CHARS));
         info.prompt = info.prompt.map(|t| preview(&t, PROMPT_PREVIEW_CHARS));
+        // Servers count the prompt only at the end of a stream: until then, PTOK is the count
+        // admission made (the server's tokenizer, else an estimate), so it means something while
+        // the process waits and runs.
+        if info.prompt_tokens == 0
+            && p.exit.is_none()
+            && let Some(c) = &info.context
+        {
+            info.prompt_tokens = c.used.saturating_sub(info.tokens_used);
+        }
         if let Some(ExitStatus::Failed { reason }) = &mut info.exit {
             *reason = preview(reason, NOTE_PREVIEW_CHARS);
         }
@@ -153,5 +162,33 @@ mod tests {
         assert_eq!(preview("exactly", 7), "exactly");
         assert_eq!(preview("ééééé", 3), "ééé…");
         assert_eq!(preview("", 0), "");
+    }
+
+    #[test]
+    fn a_prompt_not_yet_counted_by_the_server_shows_admissions_count() {
+        use crate::config::{KernelConfig, PolicyKind};
+        use crate::kernel::process::{Ask, Spec};
+        use crate::kernel::scheduler::{Scheduler, make_policy};
+        use crate::kernel::state::KernelState;
+        use crate::proto::ProcessType;
+        let config = KernelConfig::default();
+        let policy = make_policy(PolicyKind::Priority, &config);
+        let mut s = KernelState::new(config, Scheduler::new(policy));
+        let spec = Spec {
+            uid: 1000,
+            process_type: ProcessType::User,
+            system: None,
+            prompt: "What is the capital of France? Answer in one word.".into(),
+            allowance: 10,
+        };
+        let (pid, _) = s.create_asked(spec, Ask::default(), 0);
+        let rows = s.list(1000, false);
+        let row = rows.iter().find(|r| r.pid == pid).expect("its row");
+        let used = row.context.as_ref().expect("its context").used;
+        assert!(row.prompt_tokens > 0, "{row:?}");
+        assert_eq!(
+            row.prompt_tokens, used,
+            "the prompt is all of its context yet"
+        );
     }
 }

@@ -94,6 +94,23 @@ impl KernelState {
         }
     }
 
+    /// After the journal is read: keeps the swap files an earlier kernel left only for processes
+    /// still to resume, and removes the others.
+    pub fn keep_resumable_swap(&mut self) {
+        let table = &self.table;
+        let kept = self.memory.swap.keep_only(|pid| {
+            table
+                .get(&pid)
+                .is_some_and(|p| p.state != ProcessState::Zombie && p.exit.is_none())
+        });
+        if !kept.is_empty() {
+            tracing::info!(
+                ?kept,
+                "swap files of an earlier kernel kept for their processes"
+            );
+        }
+    }
+
     /// `pid`'s swap file was restored into its slot (`None`: the restore failed; it recomputes).
     pub fn swapped_in(&mut self, pid: Pid, file: Option<SlotFile>) {
         let expected = self.memory.swap.restored(pid);

@@ -18,10 +18,13 @@
 //! one between readiness and its exit, `Restarting` while it is down.
 
 mod probe;
+mod reserve;
 mod server;
 
 use crate::config::ManagedBackend;
 use probe::{Probe, slots_in_command};
+pub use probe::{check_server_slots, oversubscribed};
+pub use reserve::with_reserved_slots;
 use server::{ServerProcess, describe_exit};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;

@@ -4,9 +4,15 @@
 //! (503 while it loads the model) and, for a server that has no such endpoint (404), `GET {url}/models`.
 //! Slots: llama-server's `/props` (`total_slots`), else the length of its `/slots`, else `-np N` or
 //! `--parallel N` in the command.
+//!
+//! Any backend, managed or not: [`check_server_slots`] learns its slot count at start-up and warns
+//! when the kernel would run more processes at once than the server has slots ([`oversubscribed`]),
+//! since the extra ones would queue inside the server in arrival order, out of the kernel's hands.
 
+use crate::kernel::Kernel;
 use crate::llm::{llamacpp_props, root_url};
 use reqwest::StatusCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one readiness or slot question may take.
@@ -84,6 +90,49 @@ impl Probe {
     }
 }
 
+/// The first wait between asks to a backend that does not answer yet, doubled up to [`ASK_AT_MOST`].
+const ASK_AGAIN: Duration = Duration::from_secs(1);
+/// The longest wait between asks: one request a minute to a server that is down costs nothing.
+const ASK_AT_MOST: Duration = Duration::from_secs(60);
+
+/// What to tell the user when the kernel time-shares `cpus` slots on a server with fewer, if it does.
+pub fn oversubscribed(cpus: u32, server_slots: u32) -> Option<String> {
+    (cpus > server_slots).then(|| {
+        format!(
+            "--cpus {cpus} but the server has {server_slots} slot{}: {} of the kernel's processes \
+             would wait inside the server in arrival order instead of by the kernel's scheduling; \
+             use --cpus {server_slots}, or start the server with {cpus} slots (llama-server -np {cpus})",
+            if server_slots == 1 { "" } else { "s" },
+            cpus - server_slots
+        )
+    })
+}
+
+/// Asks the backend for its slot count (once it answers; the answer is kept for `sched`) and warns
+/// in the log when the kernel has more slots than the server.
+pub async fn check_server_slots(kernel: Arc<Kernel>) {
+    let mut wait = ASK_AGAIN;
+    loop {
+        match kernel.backend().learn_slots().await {
+            Ok(Some(slots)) => {
+                let cpus = kernel.read(|s| s.config.cpus);
+                match oversubscribed(cpus, slots) {
+                    Some(warning) => tracing::warn!("{warning}"),
+                    None => tracing::info!("the server has {slots} slots; the kernel uses {cpus}"),
+                }
+                return;
+            }
+            Ok(None) => return, // the server does not tell
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = kernel.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(ASK_AT_MOST);
+    }
+}
+
 /// The parallel slots a command line asks for: llama-server's `-np N`, `--parallel N` (or `=N`).
 pub(super) fn slots_in_command(command: &[String]) -> Option<u32> {
     let is_flag = |a: &str| a == "-np" || a == "--parallel";
@@ -100,6 +149,18 @@ pub(super) fn slots_in_command(command: &[String]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_cpus_than_server_slots_is_named_with_both_numbers() {
+        let warning = oversubscribed(4, 2).expect("a warning");
+        assert!(
+            warning.starts_with("--cpus 4 but the server has 2 slots: 2 of"),
+            "{warning}"
+        );
+        assert!(warning.contains("use --cpus 2"), "{warning}");
+        assert!(oversubscribed(1, 1).is_none() && oversubscribed(2, 4).is_none());
+        assert!(oversubscribed(2, 1).unwrap().contains("has 1 slot:"));
+    }
 
     #[test]
     fn slots_come_from_np_or_parallel_in_any_form() {

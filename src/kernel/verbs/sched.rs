@@ -2,7 +2,8 @@
 //! the waiting processes at once; running ones are weighed by the new policy at their next quantum
 //! boundary. Only root or the kernel's own user may switch (it changes everyone's service).
 //! `SchedInfo` answers with what switching processes has done and cost, and the slots kept for
-//! interactive work; `Sched` keeps its older answer for older shells.
+//! interactive work, and the server's own slot count once known (for the `--cpus` warning); `Sched`
+//! keeps its older answer for older shells.
 
 use super::{Kernel, Peer, bad_request, privileged};
 use crate::config::PolicyKind;
@@ -18,6 +19,7 @@ pub fn handle(kernel: &Arc<Kernel>, peer: Peer, req: SchedRequest) -> Reply {
 
 pub fn handle_info(kernel: &Arc<Kernel>, peer: Peer, req: SchedRequest) -> Reply {
     switch_if_asked(kernel, peer, &req)?;
+    let server_slots = kernel.backend().slots();
     let info = kernel.read(|s| {
         let counters = s.switch_counters();
         let (reserved_slots, reservation_active) = s.reservation();
@@ -31,6 +33,7 @@ pub fn handle_info(kernel: &Arc<Kernel>, peer: Peer, req: SchedRequest) -> Reply
             reservation_active,
             interactive_type: s.config.scheduler.interactive_type,
             reservation_window_ms: s.config.scheduler.reservation_window.as_millis() as u64,
+            server_slots,
         }
     });
     Ok(Response::SchedInfo(info))

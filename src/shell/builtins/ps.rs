@@ -1,11 +1,13 @@
-//! `ps [-a] [-l]`: the process table. A waiting process shows its place in the run queue (QPOS, 1 runs
-//! next) and an estimate of when it gets a slot (ETA, from recent token rates; `?` before any run has
-//! been timed). `-a` includes other users' processes (their prompts hidden), `-l` adds prompt tokens,
-//! context switches, the slot, tokens per second, notes and where each process came from (`llmsh`, or
-//! `http` and the client's user agent). Prompts are previews (the kernel sends
-//! their first 256 characters); `cat` shows a process's output whole. `-l` also shows each
-//! process's parent and group (PPID, PGID), and `f` (`ps f`, `ps -lf`) lists each process under the
-//! one that feeds it, as procps draws a forest (see [`render::tree`]).
+//! `ps [-a] [-l]`: the process table. URG is the effective priority as the policy weighs it: higher
+//! runs first (the other way round from Unix's PRI, hence its own name). A waiting process shows
+//! its place in the run queue (QPOS, 1 runs next) and an estimate of when it gets a slot (ETA, from
+//! recent token rates; `?` before any run has been timed). `-a` includes other users' processes
+//! (their prompts hidden), `-l` adds prompt tokens, context switches, the slot, tokens per second,
+//! notes and where each process came from (`llmsh`, or `http` and the client's user agent).
+//! Prompts are previews (the kernel sends their first 256 characters), cut to the terminal's
+//! width; `cat` shows a process's output whole. `-l` also shows each process's parent and group
+//! (PPID, PGID), and `f` (`ps f`, `ps -lf`) lists each process under the one that feeds it, as
+//! procps draws a forest (see [`render::tree`]).
 
 use super::{Help, usage_error};
 use crate::proto::{

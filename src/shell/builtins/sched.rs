@@ -1,12 +1,13 @@
 //! `sched [POLICY]`: show the scheduling policy (and the others available, the quantum, the slots,
-//! the context switches so far, what switching processes out has cost, and the slots kept for
-//! interactive work), or switch to another at run time: `priority` (types, nice and aging; the
-//! default), `rr` (round robin by quantum), `fair` (weighted fair share of tokens per user and
-//! process), `mlfq` (short interactive queries first, long generators sink), `edf` (earliest deadline
-//! first within a priority level). It ends with the memory
-//! in brief: the context per slot and swap (`free` shows each slot).
+//! the context switches so far, what switching processes out has cost, the slots kept for
+//! interactive work, and a warning when `--cpus` exceeds the server's slots), or switch to another
+//! at run time: `priority` (types, nice and aging; the default), `rr` (round robin by quantum),
+//! `fair` (weighted fair share of tokens per user and process), `mlfq` (short interactive queries
+//! first, long generators sink), `edf` (earliest deadline first within a priority level). It ends
+//! with the memory in brief: the context per slot and swap (`free` shows each slot).
 
 use super::{Help, usage_error};
+use crate::kernel::supervisor::oversubscribed;
 use crate::proto::{
     BackendTable, BackendsRequest, FailureKind, FreeRequest, Request, Response, SchedInfo,
     SchedRequest, SchedStatus,
@@ -30,6 +31,10 @@ pub async fn run(sh: &mut Shell, args: &[String]) -> i32 {
     match sh.call(Request::SchedInfo(request.clone())).await {
         Ok(Response::SchedInfo(info)) => {
             print!("{}", render_status(&info.status));
+            let cpus = info.status.cpus;
+            if let Some(warning) = info.server_slots.and_then(|n| oversubscribed(cpus, n)) {
+                println!("warning: {warning}");
+            }
             print!("{}", render_switching(&info));
             // The memory in brief (`free` has the detail); an older kernel without it says nothing.
             if let Ok(Response::Memory(m)) = sh.call(Request::Free(FreeRequest {})).await {
@@ -180,6 +185,7 @@ mod tests {
             reservation_active: true,
             interactive_type: ProcessType::User,
             reservation_window_ms: 10_000,
+            server_slots: Some(4),
         };
         assert_eq!(
             render_switching(&info),

@@ -383,14 +383,14 @@ async fn models(State(inner): State<Arc<Inner>>) -> Response {
 }
 
 async fn props(State(inner): State<Arc<Inner>>) -> Response {
-    let (kind, context) = {
+    let (kind, context, model) = {
         let config = inner.config.lock().unwrap();
-        (config.kind.clone(), config.context)
+        (config.kind.clone(), config.context, config.model.clone())
     };
     inner.counters.lock().unwrap().props_requests += 1;
     match kind {
         ServerKind::LlamaCpp { slots } => axum::Json(
-            json!({ "total_slots": slots, "default_generation_settings": { "n_ctx": context } }),
+            json!({ "total_slots": slots, "default_generation_settings": { "n_ctx": context }, "model_path": format!("/models/{model}.gguf") }),
         )
         .into_response(),
         _ => (StatusCode::NOT_FOUND, "not found").into_response(),

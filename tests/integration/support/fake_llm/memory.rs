@@ -2,7 +2,8 @@
 //! markers, as the fake's prompt cache counts it), `/tokenize` (one token per word), and
 //! `/slots/N?action=save|restore` over the per-slot prompt cache, writing a file per save into
 //! `slot_save_dir` (refused without one, as llama-server without `--slot-save-path`). With
-//! `lossy_restore` a restore answers as if it worked but leaves the slot empty.
+//! `lossy_restore` a restore answers as if it worked but leaves the slot empty. A restore reads the
+//! file, so a file saved before a kernel restart (or by another server) restores as written.
 
 use super::Inner;
 use axum::extract::{Path, State};
@@ -77,7 +78,17 @@ pub(super) async fn slot_action(
             json!({ "id_slot": slot, "filename": filename, "n_saved": n, "n_written": bytes.len(), "timings": { "save_ms": 1.0 } })
         }
         "restore" => {
-            let Some(held) = c.saved.get(&filename).cloned() else {
+            // From the file, as llama-server does: a file saved before a restart, or by another
+            // server on the same path, restores too.
+            let from_disk = std::fs::read_to_string(dir.join(&filename))
+                .ok()
+                .map(|text| {
+                    text.split(' ')
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                });
+            let Some(held) = from_disk.or_else(|| c.saved.get(&filename).cloned()) else {
                 return (StatusCode::BAD_REQUEST, "failed to restore slot").into_response();
             };
             let n = held.len();
