@@ -40,7 +40,8 @@ const REWRITE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 enum Entry {
     Append {
-        record: Record,
+        /// Boxed: records differ much in size and most entries are small.
+        record: Box<Record>,
         then: Option<Completion>,
     },
     Compact {
@@ -136,7 +137,10 @@ impl JournalHandle {
     /// Queues a record; `then` runs once it is on disk or known not to be.
     pub fn append(&mut self, record: Record, then: Option<Completion>) {
         self.appended += 1;
-        let entry = Entry::Append { record, then };
+        let entry = Entry::Append {
+            record: Box::new(record),
+            then,
+        };
         if let Some(Entry::Append {
             then: Some(then), ..
         }) = self.send(entry)
@@ -280,7 +284,7 @@ impl Writer {
     fn take(&mut self, entry: Entry) {
         match entry {
             Entry::Append { record, then } => {
-                if let Record::Created(c) = &record {
+                if let Record::Created(c) = &*record {
                     self.creations.push(c.pid);
                 }
                 match file::frame(&record) {
