@@ -13,11 +13,11 @@
 
 use super::{Candidate, Policy};
 use crate::config::PolicyKind;
-use crate::kernel::scheduler::priority::POINTS_PER_LEVEL;
+use crate::kernel::scheduler::priority::{POINTS_PER_LEVEL, PriorityPolicy};
 
 pub struct EdfPolicy {
-    /// Points a waiting process gains per second, as under `priority`.
-    aging_points_per_sec: i64,
+    /// Levels, points and aging: `priority`'s, applied to the entry time a deadline gives.
+    aged: PriorityPolicy,
     /// How long before its deadline a process ranks as if it had entered the queue: a wait worth
     /// one point less than a level.
     credit_ms: u64,
@@ -27,15 +27,11 @@ impl EdfPolicy {
     pub fn new(aging_points_per_sec: u32) -> EdfPolicy {
         let level_milli_points = (POINTS_PER_LEVEL as u64 - 1) * 1000;
         EdfPolicy {
-            aging_points_per_sec: i64::from(aging_points_per_sec),
+            aged: PriorityPolicy::new(aging_points_per_sec),
             credit_ms: level_milli_points
                 .checked_div(u64::from(aging_points_per_sec))
                 .unwrap_or(u64::MAX),
         }
-    }
-
-    fn points(c: &Candidate) -> i64 {
-        POINTS_PER_LEVEL * i64::from(c.base_priority) - i64::from(c.nice)
     }
 
     /// When the process counts as having entered the queue: its deadline less the credit, but no
@@ -55,20 +51,14 @@ impl Policy for EdfPolicy {
         PolicyKind::Edf
     }
 
-    /// `priority`'s rank (milli-points less aging × entry), with the deadline's entry time.
+    /// `priority`'s rank, with the deadline's entry time.
     fn rank(&self, c: &Candidate) -> i64 {
-        let milli_points = i128::from(Self::points(c)) * 1000
-            - i128::from(self.aging_points_per_sec) * i128::from(self.entry_ms(c));
-        i64::try_from(milli_points.clamp(i128::from(i64::MIN), i128::from(i64::MAX)))
-            .unwrap_or(i64::MAX)
+        self.aged.rank(&c.entering_at(self.entry_ms(c)))
     }
 
     /// The points and the aging of the real wait, as `priority` shows them.
     fn display_priority(&self, c: &Candidate, now_ms: u64) -> i32 {
-        let waited_ms = i128::from(now_ms.saturating_sub(c.enqueued_ms));
-        let points =
-            i128::from(Self::points(c)) + i128::from(self.aging_points_per_sec) * waited_ms / 1000;
-        i32::try_from(points.clamp(i128::from(i32::MIN), i128::from(i32::MAX))).unwrap_or(i32::MAX)
+        self.aged.display_priority(c, now_ms)
     }
 
     fn class(&self, c: &Candidate) -> i64 {

@@ -124,17 +124,22 @@ pub fn no_such_process(pid: Pid) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::preview;
+    use crate::config::{KernelConfig, PolicyKind};
+    use crate::kernel::process::{Ask, Spec};
+    use crate::kernel::scheduler::{Scheduler, make_policy};
+    use crate::kernel::state::KernelState;
+    use crate::proto::ProcessType;
+
+    /// A kernel state with the default configuration and the `priority` policy.
+    fn state() -> KernelState {
+        let config = KernelConfig::default();
+        let policy = make_policy(PolicyKind::Priority, &config);
+        KernelState::new(config, Scheduler::new(policy))
+    }
 
     #[test]
     fn an_origin_is_shown_to_the_owner_and_root_only() {
-        use crate::config::{KernelConfig, PolicyKind};
-        use crate::kernel::process::{Ask, Spec};
-        use crate::kernel::scheduler::{Scheduler, make_policy};
-        use crate::kernel::state::KernelState;
-        use crate::proto::ProcessType;
-        let config = KernelConfig::default();
-        let policy = make_policy(PolicyKind::Priority, &config);
-        let mut s = KernelState::new(config, Scheduler::new(policy));
+        let mut s = state();
         let spec = Spec {
             uid: 1000,
             process_type: ProcessType::User,
@@ -166,14 +171,7 @@ mod tests {
 
     #[test]
     fn a_prompt_not_yet_counted_by_the_server_shows_admissions_count() {
-        use crate::config::{KernelConfig, PolicyKind};
-        use crate::kernel::process::{Ask, Spec};
-        use crate::kernel::scheduler::{Scheduler, make_policy};
-        use crate::kernel::state::KernelState;
-        use crate::proto::ProcessType;
-        let config = KernelConfig::default();
-        let policy = make_policy(PolicyKind::Priority, &config);
-        let mut s = KernelState::new(config, Scheduler::new(policy));
+        let mut s = state();
         let spec = Spec {
             uid: 1000,
             process_type: ProcessType::User,

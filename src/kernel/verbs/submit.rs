@@ -84,7 +84,11 @@ pub async fn handle_by(
 }
 
 /// What a `SubmitAsk` asks beyond a prompt: the model, or the conversation it follows up.
-fn asked(kernel: &Arc<Kernel>, peer: Peer, req: &SubmitAskRequest) -> Result<Ask, Failure> {
+pub(super) fn asked(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: &SubmitAskRequest,
+) -> Result<Ask, Failure> {
     let mut ask = match req.continue_from {
         Some(pid) => kernel.read(|s| s.follow_up(pid, peer.uid, &req.submit.prompt))?,
         None => Ask::default(),

@@ -58,14 +58,7 @@ async fn create(
         pgid,
     };
     kernel.read(|s| s.check_link(peer.uid, &link))?;
-    let mut ask = match asked.continue_from {
-        Some(from) => kernel.read(|s| s.follow_up(from, peer.uid, &asked.submit.prompt))?,
-        None => Default::default(),
-    };
-    if asked.model.is_some() {
-        ask.model = asked.model.clone();
-    }
-    ask.origin = Some("llmsh".into());
+    let mut ask = super::submit::asked(kernel, peer, &asked)?;
     ask.deadline = deadline;
     let spec = validate(kernel, peer, &asked.submit, &ask)?;
     let new = NewProcess {
