@@ -20,8 +20,8 @@ async fn the_managed_server_is_restarted_after_kill_9_and_stopped_with_the_kerne
     let k = Kernel::start(&["--config", config.to_str().expect("utf-8 path")]).await;
     let (_, sched, _) = k.sh("sched").await;
     assert!(
-        sched.contains("cpus: 2"),
-        "the slot count is not the server's -np 2:\n{sched}"
+        sched.contains("cpus: 3") && sched.contains("reserved: 1 slot"),
+        "the slot count is not the server's -np 2 and the slot kept for interactive work:\n{sched}"
     );
     let servers = children(k.pid);
     assert_eq!(servers.len(), 1, "one server process: {servers:?}");
