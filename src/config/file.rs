@@ -66,6 +66,9 @@ pub struct ConfigFile {
     /// `[[backends]]`: several servers scheduled as one machine.
     #[serde(default)]
     pub backends: Vec<super::backends::BackendsEntry>,
+    /// `[syscalls]`: the limits on LLM processes' system calls.
+    #[serde(default)]
+    pub syscalls: super::syscalls::SyscallsSection,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -395,6 +398,7 @@ impl ConfigFile {
         set(&mut c.swap.max_bytes, self.swap.max_bytes);
         set(&mut c.swap.min_tokens, self.swap.min_tokens);
         c.backends = super::backends::resolve(&self.backends).unwrap_or_default();
+        self.syscalls.apply(&mut c.syscalls);
     }
 }
 

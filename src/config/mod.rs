@@ -11,6 +11,7 @@ pub mod interrupts;
 pub mod paths;
 pub mod policy;
 pub mod scheduler;
+pub mod syscalls;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -143,6 +144,8 @@ pub struct KernelConfig {
     /// Several backends (`[[backends]]`, or `--backend` given more than once); empty: the one
     /// backend of `backend_url`, `cpus` and `managed_backend`.
     pub backends: Vec<backends::BackendSpec>,
+    /// `[syscalls]`: the limits on LLM processes' system calls.
+    pub syscalls: syscalls::SyscallLimits,
 }
 
 /// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
@@ -211,6 +214,7 @@ impl Default for KernelConfig {
             context_tokens: None,
             swap: SwapConfig::default(),
             backends: Vec::new(),
+            syscalls: syscalls::SyscallLimits::default(),
         }
     }
 }

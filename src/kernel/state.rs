@@ -26,6 +26,8 @@ mod run_end;
 mod smp;
 #[cfg(test)]
 mod smp_tests;
+mod syscalls;
+mod syscalls_wait;
 pub mod waiting;
 
 pub use control::Collect;
@@ -472,6 +474,7 @@ impl KernelState {
             resolve(result);
         });
         self.pipe_ended(pid);
+        self.syscall_ended(pid);
         if collected {
             self.reap(pid);
         }

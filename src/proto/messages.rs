@@ -45,6 +45,9 @@ pub enum Request {
     SignalGroup(super::pipes::SignalGroupRequest),
     /// Parents, groups and pipes (`ps -l`, `ps f`), answered by `Links`.
     Links(super::pipes::LinksRequest),
+    /// `SubmitLinked` with system calls enabled (`query --syscalls`): the process is offered the
+    /// tools `spawn`, `wait`, `kill` and `ps`, and the kernel carries out its calls to them.
+    SubmitSyscalls(super::pipes::SubmitLinkedRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.

@@ -58,6 +58,9 @@ pub async fn handle(
         Request::SubmitLinked(r) => return submit_linked::handle(kernel, peer, r, conn).await,
         Request::SignalGroup(r) => signal_group::handle(kernel, peer, r).await,
         Request::Links(r) => links::handle(kernel, peer, r),
+        Request::SubmitSyscalls(r) => {
+            return submit_linked::handle_syscalls(kernel, peer, r, conn).await;
+        }
     };
     reply(conn, unary).await
 }

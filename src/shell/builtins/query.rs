@@ -14,7 +14,7 @@ use crate::shell::session::Shell;
 pub const HELP: Help = Help {
     name: "query",
     usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] [--model NAME] \
-            [--continue PID] PROMPT... [&]",
+            [--continue PID] [--syscalls] PROMPT... [&]",
     summary: "run a prompt as a process (foreground, or background with &)",
 };
 
@@ -24,6 +24,8 @@ pub struct QueryArgs {
     pub submit: SubmitRequest,
     pub model: Option<String>,
     pub continue_from: Option<Pid>,
+    /// `--syscalls`: the process may spawn, wait for and kill processes of its own.
+    pub syscalls: bool,
 }
 
 impl std::ops::Deref for QueryArgs {
@@ -43,6 +45,18 @@ impl QueryArgs {
     /// The request to send: plain `Submit` unless a model or a follow-up asks for `SubmitAsk`, so an
     /// older kernel still serves every query it can.
     fn into_request(self) -> Request {
+        if self.syscalls {
+            return Request::SubmitSyscalls(crate::proto::SubmitLinkedRequest {
+                ask: SubmitAskRequest {
+                    submit: self.submit,
+                    model: self.model,
+                    continue_from: self.continue_from,
+                },
+                input_from: None,
+                input: None,
+                pgid: None,
+            });
+        }
         if self.model.is_none() && self.continue_from.is_none() {
             return Request::Submit(self.submit);
         }
@@ -77,6 +91,7 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
         },
         model: None,
         continue_from: None,
+        syscalls: false,
     };
     let mut words: Vec<&str> = Vec::new();
     let mut it = args.iter();
@@ -99,6 +114,7 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
                 );
             }
             "--model" if !flags_done => req.model = Some(value(arg)?),
+            "--syscalls" if !flags_done => req.syscalls = true,
             "-c" | "--continue" if !flags_done => {
                 let v = value(arg)?;
                 req.continue_from = Some(v.parse().map_err(|_| format!("{v}: invalid pid"))?);
@@ -257,5 +273,16 @@ mod tests {
     fn words_after_the_prompt_starting_with_dash_are_prompt_text() {
         let r = parse_args(&args(&["explain", "-x"])).unwrap();
         assert_eq!(r.prompt, "explain -x");
+    }
+
+    #[test]
+    fn syscalls_makes_a_submit_syscalls() {
+        let r = parse_args(&args(&["--syscalls", "plan", "it"])).unwrap();
+        assert!(r.syscalls);
+        let Request::SubmitSyscalls(linked) = r.into_request() else {
+            panic!("expected SubmitSyscalls")
+        };
+        assert_eq!(linked.ask.submit.prompt, "plan it");
+        assert!(!parse_args(&args(&["plan"])).unwrap().syscalls);
     }
 }
