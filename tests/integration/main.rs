@@ -33,6 +33,7 @@ mod retention;
 mod scheduling;
 mod signals;
 mod smp;
+mod syscalls;
 mod terminal_safe;
 mod top;
 mod trust;

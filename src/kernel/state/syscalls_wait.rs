@@ -10,7 +10,9 @@
 use super::KernelState;
 use crate::kernel::journal::record::Record;
 use crate::kernel::syscalls::{self, calls::SyscallError};
-use crate::proto::{ChatMessage, ExitStatus, OutputChunk, Pid, ProcessState, Response, Role, Signal};
+use crate::proto::{
+    ChatMessage, ExitStatus, OutputChunk, Pid, ProcessState, Response, Role, Signal,
+};
 use serde_json::json;
 
 impl KernelState {
@@ -98,8 +100,10 @@ impl KernelState {
         let tool_calls: Vec<_> = turn
             .calls
             .iter()
-            .map(|c| json!({ "id": c.id, "type": "function",
-                "function": { "name": c.name, "arguments": c.arguments } }))
+            .map(|c| {
+                json!({ "id": c.id, "type": "function",
+                "function": { "name": c.name, "arguments": c.arguments } })
+            })
             .collect();
         parts.push(json!({ "at": messages.len(), "tool_calls": tool_calls }));
         messages.push(ChatMessage {
@@ -128,7 +132,11 @@ impl KernelState {
         let ask = p.ask.clone();
         self.checkpoint(pid);
         self.record(Record::Asked { pid, ask });
-        if self.table.get(&pid).is_some_and(|p| p.remaining_tokens() == 0) {
+        if self
+            .table
+            .get(&pid)
+            .is_some_and(|p| p.remaining_tokens() == 0)
+        {
             let note = self.table.get(&pid).map(|p| p.allowance_note());
             return self.finish(pid, ExitStatus::Finished, note);
         }
@@ -143,11 +151,7 @@ impl KernelState {
             .table
             .values()
             .filter(|p| p.exit.is_none() && p.state == ProcessState::Waiting)
-            .filter(|p| {
-                syscalls::state_of(&p.ask)
-                    .and_then(|s| s.turn)
-                    .is_some()
-            })
+            .filter(|p| syscalls::state_of(&p.ask).and_then(|s| s.turn).is_some())
             .map(|p| p.pid)
             .collect();
         for pid in callers {

@@ -29,7 +29,11 @@ impl Shape {
             choices: body["n"].as_u64().unwrap_or(1).clamp(1, 8),
             logprobs: body["logprobs"].as_bool() == Some(true),
             tool: tool.filter(|_| !syscalls),
-            calls: if syscalls { scripted_calls(body) } else { Vec::new() },
+            calls: if syscalls {
+                scripted_calls(body)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -62,8 +66,10 @@ impl Shape {
                 .iter()
                 .enumerate()
                 .map(|(i, (name, args))| {
-                    call(json!({ "index": i, "id": format!("call_{request}_{i}"), "type": "function",
-                        "function": { "name": name, "arguments": args } }))
+                    call(
+                        json!({ "index": i, "id": format!("call_{request}_{i}"), "type": "function",
+                        "function": { "name": name, "arguments": args } }),
+                    )
                 })
                 .collect();
         }
