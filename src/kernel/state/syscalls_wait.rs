@@ -39,7 +39,16 @@ impl KernelState {
         let Some(parent) = state.parent.map(Pid) else {
             return;
         };
-        if let Some(p) = self.table.get_mut(&parent).filter(|p| p.exit.is_none()) {
+        let (ppid, uid) = self
+            .table
+            .get(&pid)
+            .map_or((None, 0), |p| (p.link.ppid, p.spec.uid));
+        if ppid != Some(parent) {
+            return;
+        }
+        let parent_live =
+            |p: &&mut crate::kernel::process::Process| p.exit.is_none() && p.spec.uid == uid;
+        if let Some(p) = self.table.get_mut(&parent).filter(parent_live) {
             p.tokens_used = p.tokens_used.saturating_add(tokens);
         }
         self.settle_waits(parent);
@@ -142,6 +151,27 @@ impl KernelState {
         }
         self.enqueue(pid);
         let _ = self.record_state(pid);
+    }
+
+    /// CONT of a caller stopped in the middle of its calls: it goes back to waiting for its
+    /// children if some call still waits, else resumes with the results. `None` when it has no
+    /// calls under way.
+    pub(super) fn resume_in_syscall(
+        &mut self,
+        pid: Pid,
+    ) -> Option<crate::kernel::journal::writer::Ack> {
+        let p = self.table.get_mut(&pid)?;
+        let turn = syscalls::state_of(&p.ask)?.turn?;
+        if p.run.is_some() {
+            return None;
+        }
+        if turn.pending() {
+            p.state = ProcessState::Blocked;
+            return Some(self.record_state(pid));
+        }
+        p.state = ProcessState::Blocked;
+        self.complete_turn(pid);
+        Some(crate::kernel::journal::writer::Ack::done())
     }
 
     /// After a restore: callers whose turn still waits are blocked again (off the queue), and the

@@ -118,3 +118,32 @@ async fn kill_ends_a_child_and_killing_the_caller_kills_its_children() {
     let wait = k.sh("wait 3").await;
     assert_eq!(wait.status, 128 + 9, "killed by SIGKILL: {wait:?}");
 }
+
+#[tokio::test]
+async fn a_caller_stopped_while_it_waits_resumes_with_the_results_on_cont() {
+    let slow = FakeConfig {
+        delay: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let (_fake, k, _cfg) = start(slow, "").await;
+    let script = r#"[tokens=1] plan <<call spawn {"prompt":"[tokens=100] a"}>> <<turn>> <<call wait {"pid":2}>>"#;
+    let run = k.sh(&format!("query --syscalls '{script}' &")).await;
+    assert_eq!(job_pid(&run.stdout), 1, "{run:?}");
+    k.eventually("ps", "the caller blocked", |ps| {
+        ps_row(ps, 1).is_some_and(|r| r[5] == "S")
+    })
+    .await;
+    assert_eq!(k.sh("kill -STOP 1").await.status, 0);
+    k.eventually("ps", "the child done and the caller still stopped", |ps| {
+        ps_row(ps, 2).is_some_and(|r| r[5] == "Z") && ps_row(ps, 1).is_some_and(|r| r[5] == "T")
+    })
+    .await;
+    assert_eq!(k.sh("kill -CONT 1").await.status, 0);
+    k.eventually("ps", "the caller to finish", |ps| {
+        ps_row(ps, 1).is_some_and(|r| r[5] == "Z")
+    })
+    .await;
+    let got = results(&k.sh("cat 1").await.stdout);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["status"], "Done");
+}
