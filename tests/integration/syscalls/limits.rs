@@ -9,7 +9,7 @@ use crate::support::fake_llm::FakeConfig;
 async fn a_model_spawning_in_a_loop_meets_eagain_at_its_child_limit() {
     let (_fake, k, _cfg) = start(FakeConfig::default(), "[syscalls]\nmax_children = 3\n").await;
     let turn = r#"<<call spawn {"prompt":"[tokens=1] again","max_tokens":5}>>"#;
-    let script = format!("[tokens=1] loop {}", vec![turn; 6].join(" <<turn>> "));
+    let script = format!("[tokens=1] loop {}", [turn; 6].join(" <<turn>> "));
     let run = k.sh(&format!("query --syscalls '{script}'")).await;
     assert_eq!(run.status, 0, "{run:?}");
     let got = results(&run.stdout);
