@@ -77,3 +77,39 @@ async fn malformed_calls_and_other_processes_pids_are_tool_errors() {
     let wait = k.sh("wait 1").await;
     assert_eq!(wait.status, 0, "the bystander finished, unkilled: {wait:?}");
 }
+
+/// The script of a child that spawns a leaf and waits for it, as a JSON string inside its parent's
+/// `spawn` (its `<<`/`>>` escaped, so the parent's own script does not read it as its calls).
+const MIDDLE: &str = r#"[tokens=1] middle \u003c\u003ccall spawn {\"prompt\":\"[tokens=2] leaf\"}\u003e\u003e \u003c\u003cturn\u003e\u003e \u003c\u003ccall wait {\"pid\":3}\u003e\u003e"#;
+
+#[tokio::test]
+async fn children_spawn_their_own_children_down_to_the_depth_limit() {
+    let script = format!(
+        r#"[tokens=1] top <<call spawn {{"prompt":"{MIDDLE}"}}>> <<turn>> <<call wait {{"pid":2}}>>"#
+    );
+    let (_fake, k, _cfg) = start(FakeConfig::default(), "").await;
+    let run = k.sh(&format!("query --syscalls '{script}'")).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let got = results(&run.stdout);
+    let middle = got[1]["output"].as_str().expect("the middle's output");
+    assert!(
+        middle.contains(r#""output":"t0 t1 ""#),
+        "the leaf's answer came up through the middle: {middle}"
+    );
+    let ps = k.sh("ps -l").await.stdout;
+    let header: Vec<&str> = ps.lines().next().unwrap().split_whitespace().collect();
+    let at = |name| header.iter().position(|h| *h == name).unwrap();
+    let leaf = crate::support::ps_row(&ps, 3).expect("the leaf");
+    assert_eq!(
+        (leaf[at("PPID")].as_str(), leaf[at("PGID")].as_str()),
+        ("2", "1"),
+        "{ps}"
+    );
+
+    let (_fake, k, _cfg) = start(FakeConfig::default(), "[syscalls]\nmax_depth = 1\n").await;
+    let run = k.sh(&format!("query --syscalls '{script}'")).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let got = results(&run.stdout);
+    let middle = got[1]["output"].as_str().expect("the middle's output");
+    assert!(middle.contains("EAGAIN"), "one level only: {middle}");
+}
