@@ -27,6 +27,8 @@ mod smp;
 #[cfg(test)]
 mod smp_tests;
 mod syscalls;
+#[cfg(test)]
+mod syscalls_tests;
 mod syscalls_wait;
 pub mod waiting;
 
