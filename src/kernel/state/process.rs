@@ -344,7 +344,11 @@ impl Process {
     pub fn note_at(&self, now_ms: u64) -> Option<String> {
         match &self.retry {
             Some(retry) if self.state == ProcessState::Waiting => Some(retry.note(now_ms)),
-            _ => self.note.clone().or_else(|| self.link.waiting_note()),
+            _ => self
+                .note
+                .clone()
+                .or_else(|| self.link.waiting_note())
+                .or_else(|| self.syscall_note()),
         }
     }
 

@@ -202,3 +202,25 @@ impl KernelState {
         }
     }
 }
+
+impl crate::kernel::process::Process {
+    /// The note `ps -l` shows of a caller blocked in `wait`: `waiting for processes 2, 3`.
+    pub fn syscall_note(&self) -> Option<String> {
+        if self.state != ProcessState::Blocked {
+            return None;
+        }
+        let turn = syscalls::state_of(&self.ask)?.turn?;
+        let pids: Vec<String> = turn
+            .calls
+            .iter()
+            .filter(|c| c.result.is_none())
+            .filter_map(|c| c.waits_on)
+            .map(|p| p.to_string())
+            .collect();
+        match pids.len() {
+            0 => None,
+            1 => Some(format!("waiting for process {}", pids[0])),
+            _ => Some(format!("waiting for processes {}", pids.join(", "))),
+        }
+    }
+}

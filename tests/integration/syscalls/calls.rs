@@ -77,6 +77,8 @@ async fn parallel_spawns_run_while_the_caller_waits_blocked_without_a_slot() {
         ps_row(&ps, 2).unwrap()[5] == "R" || ps_row(&ps, 3).unwrap()[5] == "R",
         "{ps}"
     );
+    let long = k.sh_wide("ps -l").await.stdout;
+    assert!(long.contains("waiting for processes 2, 3"), "{long}");
     k.eventually("ps", "the caller to finish", |ps| {
         ps_row(ps, 1).is_some_and(|r| r[5] == "Z")
     })
