@@ -72,6 +72,9 @@ pub struct ConfigFile {
     /// `[soft_limit]`: when a process is told to wrap up before its allowance.
     #[serde(default)]
     pub soft_limit: super::soft_limit::SoftLimitSection,
+    /// `[syscalls]`: the limits on LLM processes' system calls.
+    #[serde(default)]
+    pub syscalls: super::syscalls::SyscallsSection,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -418,6 +421,7 @@ impl ConfigFile {
         set(&mut c.swap.max_bytes, self.swap.max_bytes);
         set(&mut c.swap.min_tokens, self.swap.min_tokens);
         c.backends = super::backends::resolve(&self.backends).unwrap_or_default();
+        self.syscalls.apply(&mut c.syscalls);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod quotas;
 pub mod scheduler;
 pub mod soft_limit;
+pub mod syscalls;
 
 use crate::llm::BackendKind;
 use crate::proto::ProcessType;
@@ -149,6 +150,8 @@ pub struct KernelConfig {
     pub quotas: quotas::QuotasConfig,
     /// When a process is told to wrap up before its allowance (`[soft_limit]`).
     pub soft_limit: soft_limit::SoftLimitConfig,
+    /// `[syscalls]`: the limits on LLM processes' system calls.
+    pub syscalls: syscalls::SyscallLimits,
 }
 
 /// `[swap]`: where llama-server saves slot caches (its `--slot-save-path`), and how much.
@@ -219,6 +222,7 @@ impl Default for KernelConfig {
             backends: Vec::new(),
             quotas: quotas::QuotasConfig::default(),
             soft_limit: soft_limit::SoftLimitConfig::default(),
+            syscalls: syscalls::SyscallLimits::default(),
         }
     }
 }

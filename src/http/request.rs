@@ -84,6 +84,8 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
         .filter(|(k, _)| !KERNEL_FIELDS.contains(&k.as_str()))
         .filter(|(k, _)| !super::deadline::BODY_FIELDS.contains(&k.as_str()))
         .collect();
+    // The kernel's own record of a process's system calls is never a client's to write.
+    params.remove(crate::kernel::syscalls::SYSCALLS_KEY);
     // Tool calls and their answers in the conversation, which a process's messages do not hold.
     if let Some(parts) = parts {
         params.insert(crate::llm::MESSAGE_PARTS_KEY.into(), parts);

@@ -31,6 +31,7 @@ pub mod state;
 /// A process and what it asked for ([`state::process`]): its fields are private to the state.
 pub use state::process;
 pub mod supervisor;
+pub mod syscalls;
 pub mod verbs;
 pub mod waiting;
 

@@ -29,6 +29,10 @@ mod smp;
 #[cfg(test)]
 mod smp_tests;
 pub mod soft_limit;
+mod syscalls;
+#[cfg(test)]
+mod syscalls_tests;
+mod syscalls_wait;
 pub mod waiting;
 
 pub use control::Collect;
@@ -504,6 +508,7 @@ impl KernelState {
             resolve(result);
         });
         self.pipe_ended(pid);
+        self.syscall_ended(pid);
         if collected {
             self.reap(pid);
         }

@@ -417,6 +417,7 @@ fn request_body(model: Option<String>, generation: &Generation) -> serde_json::V
     }
     body["messages"] = serde_json::Value::Array(messages);
     super::message_parts::restore(&mut body);
+    crate::kernel::syscalls::strip(&mut body);
     body["stream"] = serde_json::Value::Bool(true);
     body["max_tokens"] = generation.max_tokens.into();
     body["stream_options"] = serde_json::json!({ "include_usage": true });

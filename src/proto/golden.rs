@@ -689,3 +689,30 @@ fn sched_info_carries_the_servers_slots() {
     );
     assert_eq!(decode::<Reply>(&bytes).unwrap(), reply);
 }
+
+/// Golden bytes of `SubmitSyscalls` (`query --syscalls`): a new variant at the end of `Request`,
+/// holding a `SubmitLinked` request.
+#[test]
+fn submit_syscalls_encodes_to_its_golden_bytes() {
+    let request = Request::SubmitSyscalls(SubmitLinkedRequest {
+        ask: SubmitAskRequest {
+            submit: SubmitRequest {
+                prompt: "hi".into(),
+                system: None,
+                process_type: ProcessType::User,
+                max_tokens: None,
+                nice: 0,
+                attach: true,
+            },
+            model: None,
+            continue_from: None,
+        },
+        input_from: None,
+        input: None,
+        pgid: None,
+        deadline: None,
+    });
+    let bytes = encode(&request).unwrap();
+    assert_eq!(decode::<Request>(&bytes).unwrap(), request);
+    assert_eq!(hex(&bytes), "160268690003000001000000000000");
+}

@@ -49,6 +49,9 @@ pub enum Request {
     SubmitBy(SubmitByRequest),
     /// Each token quota's use (`quota`), version 3. Answered by `Quotas`.
     Quota(QuotaRequest),
+    /// `SubmitLinked` with system calls enabled (`query --syscalls`): the process is offered the
+    /// tools `spawn`, `wait`, `kill` and `ps`, and the kernel carries out its calls to them.
+    SubmitSyscalls(super::pipes::SubmitLinkedRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.

@@ -36,6 +36,7 @@ mod scheduling;
 mod server_slots;
 mod signals;
 mod smp;
+mod syscalls;
 mod terminal_safe;
 mod top;
 mod trust;

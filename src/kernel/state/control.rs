@@ -81,6 +81,12 @@ impl KernelState {
             return Ack::done();
         }
         p.broadcast(Ok(Response::Continued(pid)));
+        if let Some(ack) = self.resume_in_syscall(pid) {
+            return ack;
+        }
+        let Some(p) = self.table.get_mut(&pid) else {
+            return Ack::done();
+        };
         if p.link.blocked {
             // Still waiting for its input: it goes back to waiting for that, not for a slot.
             p.state = ProcessState::Blocked;

@@ -110,6 +110,7 @@ impl KernelState {
             }
         }
         self.restore_pipes();
+        self.restore_syscalls();
         self.compact();
         Ok(restored)
     }

@@ -279,12 +279,15 @@ impl Process {
     /// ended with one (a prefilled answer).
     pub fn conversation(&self) -> Vec<ChatMessage> {
         let mut messages = self.asked_messages();
-        if !self.output.is_empty() {
+        // With system calls, the output before `answered` is already in the conversation.
+        let answered = crate::kernel::syscalls::answered(&self.ask);
+        let answer = self.output.get(answered..).unwrap_or_default();
+        if !answer.is_empty() {
             match messages.last_mut() {
-                Some(last) if last.role == Role::Assistant => last.content.push_str(&self.output),
+                Some(last) if last.role == Role::Assistant => last.content.push_str(answer),
                 _ => messages.push(ChatMessage {
                     role: Role::Assistant,
-                    content: self.output.clone(),
+                    content: answer.to_string(),
                 }),
             }
         }
@@ -356,7 +359,11 @@ impl Process {
     pub fn note_at(&self, now_ms: u64) -> Option<String> {
         match &self.retry {
             Some(retry) if self.state == ProcessState::Waiting => Some(retry.note(now_ms)),
-            _ => self.note.clone().or_else(|| self.link.waiting_note()),
+            _ => self
+                .note
+                .clone()
+                .or_else(|| self.link.waiting_note())
+                .or_else(|| self.syscall_note()),
         }
     }
 

@@ -61,6 +61,9 @@ pub async fn handle(
         Request::SignalGroup(r) => signal_group::handle(kernel, peer, r).await,
         Request::Links(r) => links::handle(kernel, peer, r),
         Request::Quota(r) => quota::handle(kernel, r),
+        Request::SubmitSyscalls(r) => {
+            return submit_linked::handle_syscalls(kernel, peer, r, conn).await;
+        }
     };
     reply(conn, unary).await
 }

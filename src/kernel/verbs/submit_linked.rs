@@ -17,7 +17,25 @@ pub async fn handle(
     req: SubmitLinkedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    match create(kernel, peer, req).await {
+    respond(create(kernel, peer, req, false).await, kernel, conn).await
+}
+
+/// `SubmitSyscalls`: as `SubmitLinked`, with system calls enabled (see [`crate::kernel::syscalls`]).
+pub async fn handle_syscalls(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitLinkedRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    respond(create(kernel, peer, req, true).await, kernel, conn).await
+}
+
+async fn respond(
+    created: Result<(Pid, Follower), Failure>,
+    kernel: &Arc<Kernel>,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    match created {
         Err(failure) => reply(conn, Err(failure)).await,
         Ok((pid, follower)) => {
             reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
@@ -36,6 +54,7 @@ async fn create(
     kernel: &Arc<Kernel>,
     peer: Peer,
     req: SubmitLinkedRequest,
+    syscalls: bool,
 ) -> Result<(Pid, Follower), Failure> {
     let SubmitLinkedRequest {
         ask: mut asked,
@@ -60,6 +79,10 @@ async fn create(
     kernel.read(|s| s.check_link(peer.uid, &link))?;
     let mut ask = super::submit::asked(kernel, peer, &asked)?;
     ask.deadline = deadline;
+    if syscalls {
+        let state = crate::kernel::syscalls::SyscallState::default();
+        crate::kernel::syscalls::enable(&mut ask, &state);
+    }
     let spec = validate(kernel, peer, &asked.submit, &ask)?;
     let new = NewProcess {
         spec,

@@ -18,7 +18,7 @@ use crate::shell::session::Shell;
 pub const HELP: Help = Help {
     name: "query",
     usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] [--model NAME] \
-            [--continue PID] [--deadline TIME [--deadline-soft]] PROMPT... [&]",
+            [--continue PID] [--deadline TIME [--deadline-soft]] [--syscalls] PROMPT... [&]",
     summary: "run a prompt as a process (foreground, or background with &)",
 };
 
@@ -30,6 +30,8 @@ pub struct QueryArgs {
     pub continue_from: Option<Pid>,
     /// `--deadline` (and `--deadline-soft`), which only `SubmitBy` carries.
     pub deadline: Option<Deadline>,
+    /// `--syscalls`: the process may spawn, wait for and kill processes of its own.
+    pub syscalls: bool,
 }
 
 impl std::ops::Deref for QueryArgs {
@@ -49,6 +51,19 @@ impl QueryArgs {
     /// The request to send: plain `Submit` unless a model or a follow-up asks for `SubmitAsk`, so an
     /// older kernel still serves every query it can.
     fn into_request(self) -> Request {
+        if self.syscalls {
+            return Request::SubmitSyscalls(crate::proto::SubmitLinkedRequest {
+                ask: SubmitAskRequest {
+                    submit: self.submit,
+                    model: self.model,
+                    continue_from: self.continue_from,
+                },
+                input_from: None,
+                input: None,
+                pgid: None,
+                deadline: self.deadline,
+            });
+        }
         if self.model.is_none() && self.continue_from.is_none() && self.deadline.is_none() {
             return Request::Submit(self.submit);
         }
@@ -88,6 +103,7 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
         model: None,
         continue_from: None,
         deadline: None,
+        syscalls: false,
     };
     let mut soft = false;
     let mut words: Vec<&str> = Vec::new();
@@ -119,6 +135,7 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
                 });
             }
             "--deadline-soft" if !flags_done => soft = true,
+            "--syscalls" if !flags_done => req.syscalls = true,
             "-c" | "--continue" if !flags_done => {
                 let v = value(arg)?;
                 req.continue_from = Some(v.parse().map_err(|_| format!("{v}: invalid pid"))?);
@@ -311,5 +328,16 @@ mod tests {
     fn words_after_the_prompt_starting_with_dash_are_prompt_text() {
         let r = parse_args(&args(&["explain", "-x"])).unwrap();
         assert_eq!(r.prompt, "explain -x");
+    }
+
+    #[test]
+    fn syscalls_makes_a_submit_syscalls() {
+        let r = parse_args(&args(&["--syscalls", "plan", "it"])).unwrap();
+        assert!(r.syscalls);
+        let Request::SubmitSyscalls(linked) = r.into_request() else {
+            panic!("expected SubmitSyscalls")
+        };
+        assert_eq!(linked.ask.submit.prompt, "plan it");
+        assert!(!parse_args(&args(&["plan"])).unwrap().syscalls);
     }
 }

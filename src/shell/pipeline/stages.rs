@@ -88,7 +88,8 @@ async fn submit_all(
     for (i, q) in queries.into_iter().enumerate() {
         let mut submit = q.submit;
         submit.attach = i + 1 == count && !background;
-        let request = Request::SubmitLinked(SubmitLinkedRequest {
+        let syscalls = q.syscalls;
+        let linked = SubmitLinkedRequest {
             ask: SubmitAskRequest {
                 submit,
                 model: q.model,
@@ -98,7 +99,12 @@ async fn submit_all(
             input: input.take(),
             pgid: pids.first().copied(),
             deadline: q.deadline,
-        });
+        };
+        let request = if syscalls {
+            Request::SubmitSyscalls(linked)
+        } else {
+            Request::SubmitLinked(linked)
+        };
         match submit_one(sh, request).await {
             Ok((pid, client)) => {
                 pids.push(pid);

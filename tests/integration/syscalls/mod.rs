@@ -1,0 +1,39 @@
+//! System calls for LLM processes, through the `llmsh` binary against the fake server scripted to
+//! emit tool calls (`<<call NAME ARGS>>`, `<<turn>>` between answers; see the fake's `structured`):
+//! a spawned child runs and a `wait` hands its answer back, several spawns run side by side while
+//! the caller waits blocked, limits and bad calls are tool errors, killing a caller kills its
+//! children, and a caller waiting on two children survives a crash of the kernel.
+
+mod calls;
+mod crash;
+mod limits;
+
+use crate::support::fake_llm::{FakeConfig, FakeLlm, Recorded};
+use crate::support::{TestKernel, config_file};
+use serde_json::Value;
+
+/// A kernel on a fresh table (the first process is pid 1), with the config text `extra` (top-level
+/// keys, then any sections).
+async fn start(config: FakeConfig, extra: &str) -> (FakeLlm, TestKernel, tempfile::TempDir) {
+    let fake = FakeLlm::start(config).await;
+    let (dir, path) = config_file(&format!("{extra}\n[backend]\nrequest_attempts = 1\n"));
+    let k = TestKernel::start(&fake.url, &["--config", path.as_str()]).await;
+    (fake, k, dir)
+}
+
+/// The tool results of `pid`'s output (`[tool result ID] JSON` lines), parsed, in order.
+fn results(cat: &str) -> Vec<Value> {
+    cat.lines()
+        .filter_map(|l| l.strip_prefix("[tool result "))
+        .filter_map(|l| l.split_once("] "))
+        .map(|(_, json)| serde_json::from_str(json).expect("a JSON result"))
+        .collect()
+}
+
+/// The requests whose first user message starts with `prompt`, in order.
+fn requests_for(fake: &FakeLlm, prompt: &str) -> Vec<Recorded> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.user_prompt().starts_with(prompt))
+        .collect()
+}
