@@ -19,12 +19,23 @@ LITELLM_KEY = "sk-bench-peers"
 BENCH_MODEL = "bench"
 
 
-def _free_port():
+def _free_ports(n):
+    """n distinct free loopback ports: every socket is held open until all are bound, so the kernel
+    cannot hand the same port out twice."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _free_port():
+    return _free_ports(1)[0]
 
 
 class System:
@@ -152,7 +163,7 @@ FLAT_CLASSES = "classes:\n" + "".join(
 
 async def start_smg(client, server, venv_bin, workdir, slots, flat):
     name = "smg-flat" if flat else "smg-classes"
-    port, metrics = _free_port(), _free_port()
+    port, metrics = _free_ports(2)
     argv = [str(Path(venv_bin) / "smg"), "launch", "--host", "127.0.0.1", "--port", str(port),
             "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics), "--backend", "openai",
             "--priority-scheduler-enabled", "--priority-scheduler-default-max-class", "interactive"]
