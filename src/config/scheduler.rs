@@ -30,7 +30,8 @@ pub struct SchedulerSettings {
     /// its run, except for a strictly more urgent class.
     pub switch_guard_quanta: u32,
     /// A waiting process displaces a running one of its own class only after waiting this many of
-    /// the running one's quanta longer than it (policies with aging).
+    /// the running one's quanta longer than it (policies with aging), or half the tokens switching
+    /// it out would make the server read again if that is more; 0 turns the margin off.
     pub switch_margin_quanta: u32,
 }
 

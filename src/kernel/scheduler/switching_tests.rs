@@ -181,6 +181,22 @@ fn an_equal_displaces_a_running_process_only_after_waiting_the_margin() {
 }
 
 #[test]
+fn a_long_conversation_takes_turns_with_an_equal_only_after_running_half_what_it_costs_to_resume() {
+    // One slot, quanta of 4 tokens, the default margin of two quanta: 8 tokens.
+    let mut sim = Sim::configured(PolicyKind::Priority, 1, 4, no_reservation);
+    let long = sim.submit(HK, 0, 1, 400);
+    run_until(&mut sim, 1000, |s| s.tokens_of(long) >= 100);
+    let equal = sim.submit(HK, 0, 1, 400);
+    run_until(&mut sim, 5000, |s| s.running(equal));
+    // Switching it out costs its whole conversation (over 100 tokens) read again, so it keeps
+    // its slot well past the margin: until the equal has waited about half the run.
+    let ran = sim.tokens_of(long);
+    assert!(ran >= 200, "switched out after {ran} tokens");
+    run_until(&mut sim, 10_000, |s| s.finished(long) && s.finished(equal));
+    sim.assert_all_finished_once();
+}
+
+#[test]
 fn slots_are_kept_for_interactive_work_while_it_comes_and_given_back_after() {
     let window = Duration::from_secs(1);
     let mut sim = Sim::configured(PolicyKind::Priority, 2, 4, |c| {

@@ -81,13 +81,21 @@ impl KernelState {
         if same_class && self.switching.is_displaced(waiting.pid) {
             return true;
         }
-        // The margin: a few of this run's own quanta, timed on the kernel clock.
+        // The margin, in this run's tokens timed at its pace on the kernel clock: a few of its
+        // quanta, or half of what switching it out would make the server read again if that is
+        // more. So a turn among equals lasts at least half the conversation it costs to resume,
+        // turns lengthen as an answer grows, and an answer of N tokens is switched out some log N
+        // times instead of N / quantum (reading a prompt is several times faster than generating,
+        // so the re-reading stays a small share of each turn). A margin of 0 turns both off.
         let elapsed = self
             .switching
             .run(run.slot, run.id)
             .map_or(0, |r| now.saturating_sub(r.started_ms));
-        let hold_ms = u64::from(settings.switch_margin_quanta) * quantum * elapsed
-            / u64::from(run.tokens.max(1));
+        let hold_tokens = match u64::from(settings.switch_margin_quanta) * quantum {
+            0 => 0,
+            margin => margin.max(switch_cost(p) as u64 / 2),
+        };
+        let hold_ms = hold_tokens * elapsed / u64::from(run.tokens.max(1));
         let waiting_rank = self.scheduler.rank(waiting);
         waiting_rank < self.scheduler.rank_at_boundary(me, now, hold_ms)
     }
