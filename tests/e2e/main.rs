@@ -13,3 +13,4 @@ mod query;
 mod readme;
 mod scheduling;
 mod smp;
+mod syscalls;
