@@ -316,7 +316,27 @@ pub async fn start(
 /// nothing is dispatched (processes wait in the queue); once it is up again, dispatching resumes at
 /// once instead of after the circuit's own backoff.
 async fn follow_backend_status(kernel: Arc<Kernel>) {
-    let mut status = kernel.backend_status();
+    let status = kernel.backend_status();
+    follow_server_status(
+        &kernel,
+        status,
+        |s| s.circuit.report_up(),
+        |s| {
+            let (retry, now_ms) = (s.config.retry, s.now_ms());
+            s.circuit.report_down(&retry, now_ms);
+        },
+    )
+    .await;
+}
+
+/// Applies a managed server's ups (`up`) and restarts (`down`) to the state until the kernel shuts
+/// down or its supervisor goes away.
+pub(crate) async fn follow_server_status(
+    kernel: &Arc<Kernel>,
+    mut status: tokio::sync::watch::Receiver<supervisor::BackendStatus>,
+    up: impl Fn(&mut KernelState),
+    down: impl Fn(&mut KernelState),
+) {
     loop {
         tokio::select! {
             _ = kernel.shutdown.cancelled() => return,
@@ -324,11 +344,8 @@ async fn follow_backend_status(kernel: Arc<Kernel>) {
         }
         let now = status.borrow_and_update().clone();
         match now {
-            supervisor::BackendStatus::Up { .. } => kernel.update(|s| s.circuit.report_up()),
-            supervisor::BackendStatus::Restarting { .. } => kernel.update(|s| {
-                let (retry, now_ms) = (s.config.retry, s.now_ms());
-                s.circuit.report_down(&retry, now_ms);
-            }),
+            supervisor::BackendStatus::Up { .. } => kernel.update(&up),
+            supervisor::BackendStatus::Restarting { .. } => kernel.update(&down),
             supervisor::BackendStatus::External | supervisor::BackendStatus::Stopped => {}
         }
     }

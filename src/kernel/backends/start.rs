@@ -77,20 +77,15 @@ pub fn supervise(
 async fn follow_status(
     kernel: Arc<crate::kernel::Kernel>,
     index: usize,
-    mut status: tokio::sync::watch::Receiver<BackendStatus>,
+    status: tokio::sync::watch::Receiver<BackendStatus>,
 ) {
-    loop {
-        tokio::select! {
-            _ = kernel.shutdown.cancelled() => return,
-            changed = status.changed() => if changed.is_err() { return },
-        }
-        let now = status.borrow_and_update().clone();
-        match now {
-            BackendStatus::Up { .. } => kernel.update(|s| s.pool.mark_up(index)),
-            BackendStatus::Restarting { .. } => kernel.update(|s| {
-                s.pool.mark_down(index, "its server is restarting".into());
-            }),
-            BackendStatus::External | BackendStatus::Stopped => {}
-        }
-    }
+    crate::kernel::follow_server_status(
+        &kernel,
+        status,
+        |s| s.pool.mark_up(index),
+        |s| {
+            s.pool.mark_down(index, "its server is restarting".into());
+        },
+    )
+    .await;
 }
