@@ -365,6 +365,23 @@ fn replies() -> Vec<(&'static str, Reply)> {
     ]
 }
 
+/// A user's attached question "hi" for the configured model: the ask inside the later submit
+/// variants' golden messages.
+fn plain_ask() -> SubmitAskRequest {
+    SubmitAskRequest {
+        submit: SubmitRequest {
+            prompt: "hi".into(),
+            system: None,
+            process_type: ProcessType::User,
+            max_tokens: None,
+            nice: 0,
+            attach: true,
+        },
+        model: None,
+        continue_from: None,
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -518,18 +535,7 @@ fn backends_messages_encode_to_their_golden_bytes() {
 #[test]
 fn pipe_and_group_messages_encode_to_their_golden_bytes() {
     let linked = Request::SubmitLinked(SubmitLinkedRequest {
-        ask: SubmitAskRequest {
-            submit: SubmitRequest {
-                prompt: "hi".into(),
-                system: None,
-                process_type: ProcessType::User,
-                max_tokens: None,
-                nice: 0,
-                attach: true,
-            },
-            model: None,
-            continue_from: None,
-        },
+        ask: plain_ask(),
         input_from: Some(Pid(7)),
         input: Some("x".into()),
         pgid: Some(Pid(6)),
@@ -582,20 +588,8 @@ fn pipe_and_group_messages_encode_to_their_golden_bytes() {
 
 /// Version 3's messages: a submission with a deadline, SIGXCPU in an exit, and the quota table.
 fn version_3_messages() -> Vec<(&'static str, Reply, Option<Request>)> {
-    let submit = SubmitRequest {
-        prompt: "hi".into(),
-        system: None,
-        process_type: ProcessType::User,
-        max_tokens: None,
-        nice: 0,
-        attach: true,
-    };
     let by = Request::SubmitBy(SubmitByRequest {
-        ask: SubmitAskRequest {
-            submit,
-            model: None,
-            continue_from: None,
-        },
+        ask: plain_ask(),
         deadline: Deadline {
             within_ms: 30_000,
             soft: true,
@@ -695,18 +689,7 @@ fn sched_info_carries_the_servers_slots() {
 #[test]
 fn submit_syscalls_encodes_to_its_golden_bytes() {
     let request = Request::SubmitSyscalls(SubmitLinkedRequest {
-        ask: SubmitAskRequest {
-            submit: SubmitRequest {
-                prompt: "hi".into(),
-                system: None,
-                process_type: ProcessType::User,
-                max_tokens: None,
-                nice: 0,
-                attach: true,
-            },
-            model: None,
-            continue_from: None,
-        },
+        ask: plain_ask(),
         input_from: None,
         input: None,
         pgid: None,
