@@ -127,9 +127,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(workdir) / "llama-server.log"
         self.log = open(self.log_path, "w")
+        # Where the server saves slot caches when asked (`POST /slots/N?action=save`): only llmkernel's
+        # swap asks; for every other system the flag changes nothing.
+        self.slot_dir = Path(workdir) / "slots"
+        self.slot_dir.mkdir()
         self.proc = subprocess.Popen(
             [binary, "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
-             "-np", str(SLOTS), "-c", str(CONTEXT)],
+             "-np", str(SLOTS), "-c", str(CONTEXT), "--slot-save-path", str(self.slot_dir)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.model = None

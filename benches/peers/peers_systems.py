@@ -207,8 +207,9 @@ class Llmkernel(System):
 
     def __init__(self, server, bin_dir, workdir, slots, quantum, versions):
         super().__init__("llmkernel", f"llmkernel `--cpus {slots} --quantum {quantum}`, `[scheduler] "
-                         "reserved_slots = 1` (one slot kept from bulk work while questions come), through its "
-                         "HTTP front door (`[http] listen` on loopback), `X-LLMKernel-Type: housekeeping|user`",
+                         "reserved_slots = 1` (one slot kept from bulk work while questions come), `[swap]` in "
+                         "the server's `--slot-save-path` with `min_tokens = 64`, through its HTTP front door "
+                         "(`[http] listen` on loopback), `X-LLMKernel-Type: housekeeping|user`",
                          None, server.model, versions)
         self.server, self.bin_dir, self.workdir = server, Path(bin_dir), Path(workdir)
         self.slots, self.quantum, self.round = slots, quantum, 0
@@ -223,7 +224,10 @@ class Llmkernel(System):
         here.mkdir()
         port = _free_port()
         (here / "config.toml").write_text(
-            f'[http]\nlisten = "127.0.0.1:{port}"\n\n[scheduler]\nreserved_slots = 1\n')
+            f'[http]\nlisten = "127.0.0.1:{port}"\n\n[scheduler]\nreserved_slots = 1\n\n'
+            # A switched-out conversation is saved and restored rather than read again: on two cores a
+            # 130-token re-read is a 300 ms step that every sequence of the batch waits for.
+            f'[swap]\ndir = "{self.server.slot_dir}"\nmin_tokens = 64\n')
         self.socket = str(here / "k.sock")
         proc = self.spawn([str(self.bin_dir / "llmkernel"), "--config", str(here / "config.toml"),
                            "--socket", self.socket, "--state-dir", str(here / "state"),

@@ -47,6 +47,7 @@ use super::scheduler::{Candidate, Scheduler};
 use crate::config::KernelConfig;
 use crate::kernel::journal::record::Record;
 use crate::kernel::journal::writer::{Ack, JournalHandle};
+use crate::kernel::memory::affinity;
 use crate::llm::Generation;
 use crate::proto::{
     ExitStatus, Failure, FailureKind, OutputChunk, Pid, ProcessState, Response, Signal,
@@ -366,6 +367,9 @@ impl KernelState {
             model: p.ask.model.clone(),
             params: p.ask.params.clone(),
         };
+        if let Some(head) = self.memory.heads.get_mut(slot as usize) {
+            *head = affinity::head(&generation.messages);
+        }
         // The start is made durable by `record_started`, once the run is on its way.
         self.circuit.dispatched(run_id);
         let swap = self.plan_swap(pid, slot);

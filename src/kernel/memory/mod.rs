@@ -8,6 +8,7 @@
 //! process); the state's transitions update them.
 
 pub mod admission;
+pub mod affinity;
 pub mod swap;
 pub mod swap_record;
 
@@ -65,6 +66,9 @@ pub struct Memory {
     pub server_tokenizer: bool,
     /// `cached[i]`: the process whose conversation slot `i`'s cache holds (the last to run there).
     pub cached: Vec<Option<Pid>>,
+    /// `heads[i]`: the beginning of the last conversation slot `i` read, kept after its process
+    /// ends, for [`affinity`].
+    pub heads: Vec<String>,
     pub swap: swap::SwapSpace,
 }
 
@@ -72,6 +76,7 @@ impl Memory {
     pub fn new(slots: u32, swap: swap::SwapSpace) -> Memory {
         Memory {
             cached: vec![None; slots as usize],
+            heads: vec![String::new(); slots as usize],
             swap,
             ..Memory::default()
         }

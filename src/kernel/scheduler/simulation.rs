@@ -78,6 +78,11 @@ impl Sim {
         self.submit_asked(t, nice, uid, length, Ask::default())
     }
 
+    /// Submits a process of type `t` asking `prompt`, whose answer is `length` tokens.
+    pub fn submit_prompt(&mut self, t: ProcessType, prompt: &str, length: usize) -> Pid {
+        self.create(t, 0, 1, prompt.into(), length, Ask::default())
+    }
+
     /// Submits a process whose answer is `length` tokens, asking `ask` beyond its prompt (a
     /// deadline).
     pub fn submit_asked(
@@ -88,11 +93,23 @@ impl Sim {
         length: usize,
         ask: Ask,
     ) -> Pid {
+        self.create(t, nice, uid, format!("job of {length}"), length, ask)
+    }
+
+    fn create(
+        &mut self,
+        t: ProcessType,
+        nice: i8,
+        uid: u32,
+        prompt: String,
+        length: usize,
+        ask: Ask,
+    ) -> Pid {
         let spec = Spec {
             uid,
             process_type: t,
             system: None,
-            prompt: format!("job of {length}"),
+            prompt,
             allowance: 100_000,
         };
         let (pid, _) = self.state.create_asked(spec, ask, nice);
@@ -239,3 +256,6 @@ mod quota_tests;
 
 #[path = "soft_limit_tests.rs"]
 mod soft_limit_tests;
+
+#[path = "affinity_tests.rs"]
+mod affinity_tests;

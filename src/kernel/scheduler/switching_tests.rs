@@ -322,3 +322,39 @@ fn more_urgent_background_work_switches_out_less_urgent_background_work_within_t
     assert!(sim.running(llm) && !sim.running(hk));
     assert_eq!(sim.state.running(), 1, "the kept slot stayed free");
 }
+
+#[test]
+fn background_work_does_not_take_turns_among_itself_while_questions_come() {
+    let window = Duration::from_secs(1);
+    let mut sim = Sim::configured(PolicyKind::Priority, 2, 4, |c| {
+        c.scheduler.reservation_window = window;
+    });
+    let question = sim.submit(USER, 0, 1, 5);
+    let first = sim.submit(HK, 0, 1, 200);
+    sim.tick();
+    let second = sim.submit(HK, 0, 1, 2000);
+    assert!(sim.running(first) && !sim.running(second));
+    run_until(&mut sim, 100, |s| s.finished(question));
+    // A question every half window keeps interactive work about: the first runs to its end.
+    let half_window = (window.as_millis() as u64 / super::TICK_MS / 2) as usize;
+    while !sim.finished(first) {
+        assert!(!sim.running(second), "an equal took the first's slot");
+        sim.submit(USER, 0, 1, 5);
+        for _ in 0..half_window {
+            sim.tick();
+        }
+    }
+    assert_eq!(sim.state.switch_counters().switches, 0);
+    run_until(&mut sim, 100, |s| s.running(second));
+    // No more questions: once the window passes, equals take turns again.
+    let third = sim.submit(HK, 0, 1, 2000);
+    run_until(&mut sim, 100_000, |s| s.running(third));
+    assert!(
+        !sim.finished(second),
+        "the third waited for the second to end"
+    );
+    run_until(&mut sim, 100_000, |s| {
+        s.finished(second) && s.finished(third)
+    });
+    sim.assert_all_finished_once();
+}

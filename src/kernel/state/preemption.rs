@@ -10,7 +10,9 @@
 //!   waiting process that would take its slot; a process resumed less than a guard of quanta ago does
 //!   not yield to its equals, a process of its own class must outrank it by the margin of a few
 //!   quanta of waiting, and a process switched out for more urgent work waits for a free slot rather
-//!   than taking one from its equals (so two slots are never traded).
+//!   than taking one from its equals (so two slots are never traded). While interactive work is
+//!   about, background work does not take turns among itself at all: each such switch costs a
+//!   re-read that stalls the whole batch, questions included.
 //! - **Slots kept for interactive work.** While interactive work was about within the reservation
 //!   window, background work may hold at most `cpus − reserved` slots; afterwards it gets them all.
 //!
@@ -74,7 +76,7 @@ impl KernelState {
         };
         let settings = self.config.scheduler;
         let quantum = u64::from(self.config.quantum_tokens.max(1));
-        if self.guarded(p) {
+        if self.guarded(p) || self.background_holds(me, waiting, now) {
             return true;
         }
         let same_class = self.scheduler.class(waiting) == self.scheduler.class(me);
@@ -163,9 +165,8 @@ impl KernelState {
     /// its slot, if `background_leaves`).
     pub(super) fn background_room(&self, now: u64, background_leaves: bool) -> bool {
         let settings = self.config.scheduler;
-        let window_ms = settings.reservation_window.as_millis() as u64;
         let cpus = self.slots.len();
-        let reserved = if self.switching.interactive_within(now, window_ms) {
+        let reserved = if self.interactive_about(now) {
             settings.reserved_of(cpus as u32) as usize
         } else {
             0
@@ -180,6 +181,27 @@ impl KernelState {
         background.saturating_sub(usize::from(background_leaves)) + reserved < cpus
     }
 
+    /// Whether the running background `me` keeps its slot against the waiting background `waiting`
+    /// because interactive work is about (see [`Self::interactive_about`]); never under a policy
+    /// that takes turns each quantum, whose turns the user asked for.
+    fn background_holds(&self, me: &Candidate, waiting: &Candidate, now: u64) -> bool {
+        !me.interactive
+            && !waiting.interactive
+            && !self.scheduler.takes_turns_each_quantum()
+            && self.interactive_about(now)
+    }
+
+    /// Whether interactive work was waiting or running within the reservation window. While it is,
+    /// background work does not take turns among itself: every such switch makes the server read the
+    /// victim's conversation again when it resumes, in one long step that every sequence of the batch
+    /// waits for, a question's first token included (a 130-token re-read is some 300 ms of a small
+    /// model on two cores). Background runs are bounded by their allowance, so the one waiting still
+    /// gets a slot when one ends; once interactive work is gone, turns among equals resume.
+    fn interactive_about(&self, now: u64) -> bool {
+        let window_ms = self.config.scheduler.reservation_window.as_millis() as u64;
+        self.switching.interactive_within(now, window_ms)
+    }
+
     /// What switching has done and cost so far.
     pub fn switch_counters(&self) -> SwitchCounters {
         self.switching.counters
@@ -188,8 +210,7 @@ impl KernelState {
     /// The slots kept from background work, and whether they are kept now.
     pub fn reservation(&self) -> (u32, bool) {
         let reserved = self.config.scheduler.reserved_of(self.slots.len() as u32);
-        let window_ms = self.config.scheduler.reservation_window.as_millis() as u64;
-        let active = reserved > 0 && self.switching.interactive_within(self.now_ms(), window_ms);
+        let active = reserved > 0 && self.interactive_about(self.now_ms());
         (reserved, active)
     }
 

@@ -7,6 +7,8 @@
 //! (its server may still hold its cache); when it is not, the process takes any free slot that
 //! serves its model, on its old backend first, else on another (it **migrates**: the continuation
 //! carries its whole conversation and partial answer, so the move does not show in its output).
+//! Among several free slots, one whose cache no process still needs and that begins most like the
+//! process's conversation is taken ([`crate::kernel::memory::affinity`]).
 //! A process only ever waits for its old slot when no other slot of its model is free.
 //!
 //! A backend that holds one model at a time (`swap = true`) runs one model's work until none of it
@@ -16,6 +18,7 @@
 use super::KernelState;
 use crate::config::backends::BackendSpec;
 use crate::kernel::backends::{Discovered, Pool};
+use crate::kernel::memory::affinity;
 use crate::proto::{BackendRow, BackendTable, Failure, FailureKind, Pid, ProcessState};
 
 impl KernelState {
@@ -94,10 +97,46 @@ impl KernelState {
             return Some(last);
         }
         let home = last.and_then(|s| self.pool.backend_of(s));
-        let free = (0..self.slots.len() as u32).filter(|s| fits(*s));
-        let (same, other): (Vec<u32>, Vec<u32>) =
-            free.partition(|s| home.is_some() && self.pool.backend_of(*s) == home);
-        same.first().or(other.first()).copied()
+        let free: Vec<u32> = (0..self.slots.len() as u32).filter(|s| fits(*s)).collect();
+        if free.len() <= 1 {
+            return free.first().copied();
+        }
+        // Its old backend first, then a slot whose cache no one still needs, then the longest
+        // beginning in common with what the slot's cache holds, then the lowest number.
+        let head = self
+            .table
+            .get(&pid)
+            .map(|p| affinity::head(&p.conversation()))
+            .unwrap_or_default();
+        free.into_iter().max_by_key(|s| {
+            let at_home = home.is_some() && self.pool.backend_of(*s) == home;
+            let in_common = self
+                .memory
+                .heads
+                .get(*s as usize)
+                .map_or(0, |h| affinity::common_prefix(&head, h));
+            (
+                at_home,
+                !self.cache_needed(*s, pid),
+                in_common,
+                std::cmp::Reverse(*s),
+            )
+        })
+    }
+
+    /// Whether `slot`'s cache holds the conversation of a process other than `pid` that will resume
+    /// from it: one off its slot with output so far (switched out, stopped, blocked) and no swap file.
+    fn cache_needed(&self, slot: u32, pid: Pid) -> bool {
+        let Some(holder) = self.memory.cached.get(slot as usize).copied().flatten() else {
+            return false;
+        };
+        holder != pid
+            && self.table.get(&holder).is_some_and(|q| {
+                q.state != ProcessState::Zombie
+                    && q.run.is_none()
+                    && (q.tokens_used > 0 || !q.output.is_empty())
+                    && !self.memory.swap.holds(holder)
+            })
     }
 
     /// Whether backend `b` can run `model` without switching its loaded model (or, with `switch`,
@@ -204,6 +243,7 @@ impl KernelState {
     fn resize_slots(&mut self, total: u32) {
         self.slots.resize(total as usize, None);
         self.memory.cached.resize(total as usize, None);
+        self.memory.heads.resize(total as usize, String::new());
         let live: u32 = self
             .pool
             .entries()

@@ -151,13 +151,21 @@ fn a_switched_out_process_goes_back_to_its_free_slot_else_migrates() {
     s.on_run_end(p, launch.run_id, RunOutcome::Cancelled);
     let back = s.dispatch().remove(0);
     assert_eq!(back.backend, 0, "its old slot is free: it goes back");
-    // Its slot taken by another while it waits: it moves to b rather than wait.
+    // While it waits, a newcomer leaves its slot (whose cache it needs) alone while another is
+    // free; a second newcomer, with no other slot free, takes it; p then moves to b rather than wait.
     s.on_run_end(p, back.run_id, RunOutcome::Cancelled);
     s.get_mut(p).unwrap().last_slot = Some(0);
     s.scheduler.retire(p);
+    let filler = create(&mut s, None);
+    let filler_launch = s.dispatch().remove(0);
+    assert_eq!((filler_launch.pid, filler_launch.backend), (filler, 1));
     let other = create(&mut s, None);
     let other_launch = s.dispatch().remove(0);
     assert_eq!((other_launch.pid, other_launch.backend), (other, 0));
+    let stop = RunOutcome::Completed {
+        finish_reason: Some("stop".into()),
+    };
+    s.on_run_end(filler, filler_launch.run_id, stop);
     s.enqueue(p);
     let moved = s.dispatch().remove(0);
     assert_eq!((moved.pid, moved.backend), (p, 1));
