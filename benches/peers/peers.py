@@ -35,6 +35,8 @@ from peers_report import percentile, record_summary, system_figures
 from peers_systems import start_systems
 
 SLOTS = 4
+# Bulk streams in a round, whatever the server's slots (`--slots 5` leaves one spare).
+BULK_STREAMS = 4
 CONTEXT = 8192
 BULK_TOKENS = 384
 BULK_PROMPT = (
@@ -122,7 +124,7 @@ async def chat_stream(client, system, kind, prompt, max_tokens, sink):
 class Server:
     """The llama-server of the run, its log, and its /tokenize."""
 
-    def __init__(self, binary, model, workdir):
+    def __init__(self, binary, model, workdir, slots):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(workdir) / "llama-server.log"
@@ -133,7 +135,7 @@ class Server:
         self.slot_dir.mkdir()
         self.proc = subprocess.Popen(
             [binary, "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
-             "-np", str(SLOTS), "-c", str(CONTEXT), "--slot-save-path", str(self.slot_dir)],
+             "-np", str(slots), "-c", str(CONTEXT), "--slot-save-path", str(self.slot_dir)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.model = None
@@ -208,9 +210,9 @@ async def run_round(client, server, system):
     launches0, cancels0 = server.log_counts()
     chunks, bulk_failures = [], []
     loops = []
-    for n in range(SLOTS):
+    for n in range(BULK_STREAMS):
         loops.append(asyncio.create_task(bulk_loop(client, system, chunks, n, bulk_failures)))
-        await asyncio.sleep(BULK_STAGGER if n < SLOTS - 1 else WARMUP)
+        await asyncio.sleep(BULK_STAGGER if n < BULK_STREAMS - 1 else WARMUP)
     switches0 = await system.switches()
     window_start = time.monotonic()
     questions = []
@@ -274,6 +276,9 @@ async def main():
     args.add_argument("--bench-dir", required=True, help="target/bench")
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--quantum", type=int, default=8)
+    args.add_argument("--slots", type=int, default=SLOTS,
+                      help="the server's -np; 5 gives every system a slot the 4 bulk streams leave spare "
+                           "(figures keyed with _np5)")
     args.add_argument("--only", help="comma-separated system names (for trying the script)")
     opts = args.parse_args()
     bench_dir = Path(opts.bench_dir).resolve()
@@ -284,12 +289,12 @@ async def main():
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
     timeout = httpx.Timeout(600.0, connect=10.0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        server = Server(opts.llama_server, opts.model, workdir)
+        server = Server(opts.llama_server, opts.model, workdir, opts.slots)
         systems = []
         try:
             await server.ready(client)
             log(f"llama-server ready on {server.url} ({server.model})")
-            systems = await start_systems(client, server, opts, workdir, SLOTS, log)
+            systems = await start_systems(client, server, opts, workdir, opts.slots, log)
             if opts.only:
                 wanted = opts.only.split(",")
                 systems = [s for s in systems if s.name in wanted]
@@ -316,11 +321,13 @@ async def main():
         "idle_ttft_ms_p50": percentile(idle, 0.5),
         "rounds": opts.rounds,
         "quantum": opts.quantum,
+        "slots": opts.slots,
         "minutes": (time.monotonic() - started) / 60,
         "load_end": os.getloadavg(),
         "workdir": workdir,
     }
-    (bench_dir / "peers.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "peers.json" if opts.slots == SLOTS else f"peers-np{opts.slots}.json"
+    (bench_dir / name).write_text(json.dumps(report, indent=2) + "\n")
     record_summary(bench_dir, report)
 
 
