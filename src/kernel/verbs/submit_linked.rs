@@ -17,7 +17,7 @@ pub async fn handle(
     req: SubmitLinkedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, false).await, kernel, conn).await
+    respond(create(kernel, peer, req, Syscalls::Off).await, kernel, conn).await
 }
 
 /// `SubmitSyscalls`: as `SubmitLinked`, with system calls enabled (see [`crate::kernel::syscalls`]).
@@ -27,7 +27,26 @@ pub async fn handle_syscalls(
     req: SubmitLinkedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, true).await, kernel, conn).await
+    respond(create(kernel, peer, req, Syscalls::On).await, kernel, conn).await
+}
+
+/// `SubmitMustCall`: as `SubmitSyscalls`, the first answer being a tool call
+/// ([`crate::kernel::syscalls::require_call`]).
+pub async fn handle_must_call(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitLinkedRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    respond(create(kernel, peer, req, Syscalls::MustCall).await, kernel, conn).await
+}
+
+/// Whether a new process has system calls, and whether its first answer must call one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Syscalls {
+    Off,
+    On,
+    MustCall,
 }
 
 async fn respond(
@@ -54,7 +73,7 @@ async fn create(
     kernel: &Arc<Kernel>,
     peer: Peer,
     req: SubmitLinkedRequest,
-    syscalls: bool,
+    syscalls: Syscalls,
 ) -> Result<(Pid, Follower), Failure> {
     let SubmitLinkedRequest {
         ask: mut asked,
@@ -79,9 +98,12 @@ async fn create(
     kernel.read(|s| s.check_link(peer.uid, &link))?;
     let mut ask = super::submit::asked(kernel, peer, &asked)?;
     ask.deadline = deadline;
-    if syscalls {
+    if syscalls != Syscalls::Off {
         let state = crate::kernel::syscalls::SyscallState::default();
         crate::kernel::syscalls::enable(&mut ask, &state);
+    }
+    if syscalls == Syscalls::MustCall {
+        crate::kernel::syscalls::require_call(&mut ask);
     }
     let spec = validate(kernel, peer, &asked.submit, &ask)?;
     let new = NewProcess {
