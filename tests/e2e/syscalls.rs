@@ -43,13 +43,13 @@ async fn the_tools_reach_the_model_and_a_call_it_makes_is_honoured() {
         k.process(parent).await.is_some_and(|p| p.exit.is_some())
     })
     .await;
+    // `wait` reaps the parent, so its output is read first.
     let (_, cat, _) = k.sh(&format!("cat {parent}")).await;
     let (status, _, stderr) = k.sh(&format!("wait {parent}")).await;
     assert_eq!(
         status, 0,
         "a request requiring a call was refused or failed: {stderr}"
     );
-    // `wait` reaps the parent, so its output was read first.
     eprintln!("the parent's output: {cat:?}");
     assert!(!cat.trim().is_empty(), "no answer");
     let calls: Vec<&str> = cat
