@@ -1,7 +1,8 @@
 //! The trap: a process with system calls enabled whose answer ends with tool calls has them carried
-//! out by the kernel ([`KernelState::trap`]). `spawn` creates a child (type LLM_INITIATED, same
-//! owner, the caller as parent and its group as group, never a higher priority than the caller's,
-//! its allowance taken from what the caller has left), `kill` ends one of the caller's children,
+//! out by the kernel ([`KernelState::trap`]). `spawn` creates a child (type USER_SUBPROCESS when
+//! the caller is the user's own process, USER or SYSTEM, splitting its task, else LLM_INITIATED;
+//! same owner, the caller as parent and its group as group, never a higher priority than the
+//! caller's, its allowance taken from what the caller has left), `kill` ends one of the caller's children,
 //! `ps` lists them, and `wait` either answers at once (the child has ended) or blocks the caller:
 //! STAT `S`, no slot, no place in the queue, until the child ends ([`super::syscalls_wait`]). Once
 //! every call of the answer has its result the caller resumes as a continuation, the results in its
@@ -176,14 +177,20 @@ impl KernelState {
         Ok(json!({ "pid": child.0 }).to_string())
     }
 
-    /// The type of a child of a process of type `parent`: LLM_INITIATED, unless that would rank
-    /// above the parent (a housekeeping parent's children stay housekeeping).
+    /// The type of a child of a process of type `parent`: USER_SUBPROCESS when the parent is the
+    /// user's own process (USER, or SYSTEM) splitting its task, LLM_INITIATED when a model's own
+    /// process spawns; either way never ranking above the parent (a housekeeping parent's
+    /// children stay housekeeping).
     fn child_type(&self, parent: ProcessType) -> ProcessType {
         let rank = |t| self.config.type_settings(t).base_priority;
-        if rank(ProcessType::LlmInitiated) > rank(parent) {
+        let wanted = match parent {
+            ProcessType::User | ProcessType::System => ProcessType::UserSubprocess,
+            _ => ProcessType::LlmInitiated,
+        };
+        if rank(wanted) > rank(parent) {
             parent
         } else {
-            ProcessType::LlmInitiated
+            wanted
         }
     }
 

@@ -68,21 +68,44 @@ fn answer_with_calls(s: &mut KernelState, pid: Pid, calls: &[(&str, &str)]) -> V
 }
 
 #[test]
-fn a_child_is_llm_initiated_at_its_callers_nice_and_never_ranks_above_it() {
+fn a_child_is_a_user_subprocess_of_a_users_process_at_its_callers_nice() {
     let mut s = state();
     let user = caller(&mut s, ProcessType::User, 3);
     answer_with_calls(&mut s, user, &[("spawn", r#"{"prompt":"a"}"#)]);
     let child = s.get(Pid(2)).expect("the child");
-    assert_eq!(child.spec.process_type, ProcessType::LlmInitiated);
+    assert_eq!(child.spec.process_type, ProcessType::UserSubprocess);
     assert_eq!(child.nice, 3);
     assert_eq!((child.link.ppid, child.pgid()), (Some(user), user));
     assert_eq!(s.get(user).unwrap().state(), ProcessState::Waiting);
+}
 
+#[test]
+fn a_childs_type_follows_its_callers_and_never_ranks_above_it() {
+    for (parent, want) in [
+        (ProcessType::User, ProcessType::UserSubprocess),
+        (ProcessType::System, ProcessType::UserSubprocess),
+        (ProcessType::UserSubprocess, ProcessType::LlmInitiated),
+        (ProcessType::LlmInitiated, ProcessType::LlmInitiated),
+        (ProcessType::Housekeeping, ProcessType::Housekeeping),
+    ] {
+        let mut s = state();
+        let pid = caller(&mut s, parent, 0);
+        answer_with_calls(&mut s, pid, &[("spawn", r#"{"prompt":"a"}"#)]);
+        let child = s.get(Pid(2)).expect("the child");
+        assert_eq!(child.spec.process_type, want, "a child of {parent:?}");
+    }
+}
+
+#[test]
+fn a_grandchild_of_the_users_process_is_llm_initiated() {
     let mut s = state();
-    let low = caller(&mut s, ProcessType::Housekeeping, 0);
-    answer_with_calls(&mut s, low, &[("spawn", r#"{"prompt":"a"}"#)]);
-    let child = s.get(Pid(2)).expect("the child");
-    assert_eq!(child.spec.process_type, ProcessType::Housekeeping);
+    let user = caller(&mut s, ProcessType::User, 0);
+    answer_with_calls(&mut s, user, &[("spawn", r#"{"prompt":"a"}"#)]);
+    // The child (a USER_SUBPROCESS) is a model's process: what it spawns is LLM_INITIATED.
+    answer_with_calls(&mut s, Pid(2), &[("spawn", r#"{"prompt":"b"}"#)]);
+    let grandchild = s.get(Pid(3)).expect("the grandchild");
+    assert_eq!(grandchild.spec.process_type, ProcessType::LlmInitiated);
+    assert_eq!(grandchild.link.ppid, Some(Pid(2)));
 }
 
 #[test]

@@ -25,13 +25,13 @@ async fn a_spawned_child_answers_and_wait_hands_its_output_back_to_the_caller() 
         cat.ends_with("t0 t1 \n"),
         "the answer after the results: {cat}"
     );
-    // The child: LLM_INITIATED, the caller's child, with its own prompt.
+    // The child: a USER_SUBPROCESS (the user's own process split its task), the caller's child.
     let ps = k.sh("ps -l").await.stdout;
     let header: Vec<&str> = ps.lines().next().unwrap().split_whitespace().collect();
     let ppid = header.iter().position(|h| *h == "PPID").expect("PPID");
     let child = ps_row(&ps, 2).expect("the child");
     assert_eq!(child[ppid], "1", "{ps}");
-    assert!(ps.contains("LLM_INITIATED"), "{ps}");
+    assert!(ps.contains("USER_SUBPROCESS"), "{ps}");
     // The model saw its calls and their results, tied by id.
     let asked = requests_for(&fake, "[tokens=2] plan");
     assert_eq!(asked.len(), 3, "three answers: spawn, wait, the last");
