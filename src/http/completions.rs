@@ -60,11 +60,11 @@ async fn complete(
     // A process with system calls answers in text: its tools are the kernel's, not the client's.
     let structured = !plan.syscalls
         && plan
-        .ask
-        .params
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .is_some_and(|params| crate::llm::has_structured_parts(&params));
+            .ask
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .is_some_and(|params| crate::llm::has_structured_parts(&params));
     let new = NewProcess {
         spec,
         ask: plan.ask,

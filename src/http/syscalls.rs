@@ -31,7 +31,13 @@ pub enum Syscalls {
 /// What a request asks, refusing a request that also brings its own tools.
 pub fn parse(body: &Map<String, Value>, headers: &HeaderMap) -> Result<Syscalls, ApiError> {
     let asked = match headers.get("x-llmkernel-syscalls") {
-        Some(v) => match v.to_str().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        Some(v) => match v
+            .to_str()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "on" | "1" | "true" | "yes" => Syscalls::On,
             "required" => Syscalls::MustCall,
             "off" | "0" | "false" | "no" => Syscalls::Off,

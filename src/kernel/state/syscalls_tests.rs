@@ -189,7 +189,11 @@ fn a_childs_allowance_past_the_context_is_cut_to_the_room_left_with_a_note() {
     let pid = caller(&mut s, ProcessType::User, 0);
     let size = child_prompt_tokens("a") + 40;
     s.memory.context = Some((size, ContextSource::Config));
-    answer_with_calls(&mut s, pid, &[("spawn", r#"{"prompt":"a","max_tokens":90}"#)]);
+    answer_with_calls(
+        &mut s,
+        pid,
+        &[("spawn", r#"{"prompt":"a","max_tokens":90}"#)],
+    );
     let child = s.get(Pid(2)).expect("the child");
     assert_eq!(child.spec.allowance, 40);
     assert_eq!(child.memory.cut_from, Some(90));
@@ -201,7 +205,11 @@ fn a_childs_allowance_past_the_context_is_cut_to_the_room_left_with_a_note() {
     // Without a known context size nothing is cut.
     let mut s = state();
     let pid = caller(&mut s, ProcessType::User, 0);
-    answer_with_calls(&mut s, pid, &[("spawn", r#"{"prompt":"a","max_tokens":90}"#)]);
+    answer_with_calls(
+        &mut s,
+        pid,
+        &[("spawn", r#"{"prompt":"a","max_tokens":90}"#)],
+    );
     let child = s.get(Pid(2)).expect("the child");
     assert_eq!((child.spec.allowance, child.memory.cut_from), (90, None));
 }

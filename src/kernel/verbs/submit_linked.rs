@@ -38,7 +38,12 @@ pub async fn handle_must_call(
     req: SubmitLinkedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, Syscalls::MustCall).await, kernel, conn).await
+    respond(
+        create(kernel, peer, req, Syscalls::MustCall).await,
+        kernel,
+        conn,
+    )
+    .await
 }
 
 /// Whether a new process has system calls, and whether its first answer must call one.

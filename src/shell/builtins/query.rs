@@ -361,7 +361,10 @@ mod tests {
 
     #[test]
     fn must_call_makes_a_submit_must_call_and_implies_syscalls() {
-        for words in [&["--syscalls", "--must-call", "go"][..], &["--must-call", "go"]] {
+        for words in [
+            &["--syscalls", "--must-call", "go"][..],
+            &["--must-call", "go"],
+        ] {
             let r = parse_args(&args(words)).unwrap();
             assert!(r.syscalls && r.must_call, "{words:?}");
             let Request::SubmitMustCall(linked) = r.into_request() else {

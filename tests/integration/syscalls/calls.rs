@@ -154,7 +154,9 @@ async fn a_caller_stopped_while_it_waits_resumes_with_the_results_on_cont() {
 async fn must_call_asks_for_a_call_on_the_first_answer_only() {
     let (fake, k, _cfg) = start(FakeConfig::default(), "").await;
     let script = r#"[tokens=2] plan <<call ps {}>> <<turn>> done"#;
-    let run = k.sh(&format!("query --syscalls --must-call '{script}'")).await;
+    let run = k
+        .sh(&format!("query --syscalls --must-call '{script}'"))
+        .await;
     assert_eq!(run.status, 0, "{run:?}");
     assert!(run.stdout.contains("[tool call call_0_0] ps("), "{run:?}");
     assert_eq!(results(&run.stdout).len(), 1, "{run:?}");
@@ -166,5 +168,9 @@ async fn must_call_asks_for_a_call_on_the_first_answer_only() {
     let run = k.sh("query --syscalls '[tokens=2] again'").await;
     assert_eq!(run.status, 0, "{run:?}");
     let asked = requests_for(&fake, "[tokens=2] again");
-    assert!(asked[0].body.get("tool_choice").is_none(), "{:?}", asked[0].body);
+    assert!(
+        asked[0].body.get("tool_choice").is_none(),
+        "{:?}",
+        asked[0].body
+    );
 }

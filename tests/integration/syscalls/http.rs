@@ -62,7 +62,9 @@ async fn a_request_with_syscalls_has_its_calls_carried_out_and_gets_the_answers_
     let last = &asked[2].body["messages"];
     assert_eq!(last[4]["role"], "tool", "{last}");
     assert!(
-        last[4]["content"].as_str().is_some_and(|c| c.contains("t0 t1 t2 ")),
+        last[4]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("t0 t1 t2 ")),
         "the child's answer went back: {last}"
     );
     // `cat` (the output endpoint) shows the calls and their results.
@@ -73,7 +75,11 @@ async fn a_request_with_syscalls_has_its_calls_carried_out_and_gets_the_answers_
         "{}",
         output.body
     );
-    assert!(output.body.contains("[tool result call_0_0]"), "{}", output.body);
+    assert!(
+        output.body.contains("[tool result call_0_0]"),
+        "{}",
+        output.body
+    );
 }
 
 #[tokio::test]
@@ -82,7 +88,14 @@ async fn a_streamed_answer_shows_calls_and_results_as_comments_and_required_asks
     let sock = http_socket(&k.socket);
     let script = r#"[tokens=2] ask <<call ps {}>>"#;
     let extra = json!({ "stream": true, "syscalls": "required" });
-    let reply = call(&sock, "POST", "/v1/chat/completions", &[], &body(script, extra)).await;
+    let reply = call(
+        &sock,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        &body(script, extra),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.streamed_text(), "t0 t1 t0 t1 ", "{}", reply.body);
     let comments: Vec<&str> = reply
@@ -92,12 +105,16 @@ async fn a_streamed_answer_shows_calls_and_results_as_comments_and_required_asks
         .map(str::trim)
         .collect();
     assert!(
-        comments.iter().any(|c| c.starts_with("[tool call call_0_0] ps(")),
+        comments
+            .iter()
+            .any(|c| c.starts_with("[tool call call_0_0] ps(")),
         "{}",
         reply.body
     );
     assert!(
-        comments.iter().any(|c| c.starts_with("[tool result call_0_0] {\"children\"")),
+        comments
+            .iter()
+            .any(|c| c.starts_with("[tool result call_0_0] {\"children\"")),
         "{}",
         reply.body
     );
@@ -113,12 +130,29 @@ async fn a_request_with_syscalls_and_its_own_tools_is_refused() {
     let sock = http_socket(&k.socket);
     let tools = json!({ "tools": [{ "type": "function", "function": { "name": "get_weather" } }] });
     let headers = [("X-LLMKernel-Syscalls", "on")];
-    let reply = call(&sock, "POST", "/v1/chat/completions", &headers, &body("hi", tools)).await;
+    let reply = call(
+        &sock,
+        "POST",
+        "/v1/chat/completions",
+        &headers,
+        &body("hi", tools),
+    )
+    .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
-    let message = reply.json()["error"]["message"].as_str().unwrap_or("").to_string();
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(message.contains("`tools` cannot be sent"), "{message}");
     let bad = [("X-LLMKernel-Syscalls", "maybe")];
-    let reply = call(&sock, "POST", "/v1/chat/completions", &bad, &body("hi", json!({}))).await;
+    let reply = call(
+        &sock,
+        "POST",
+        "/v1/chat/completions",
+        &bad,
+        &body("hi", json!({})),
+    )
+    .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(fake.requests().is_empty(), "nothing reached the backend");
 }
