@@ -116,14 +116,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
         origin: Some(origin),
         deadline,
     };
-    use super::syscalls::Syscalls;
-    if syscalls != Syscalls::Off {
-        let state = crate::kernel::syscalls::SyscallState::default();
-        crate::kernel::syscalls::enable(&mut ask, &state);
-    }
-    if syscalls == Syscalls::MustCall {
-        crate::kernel::syscalls::require_call(&mut ask);
-    }
+    syscalls.apply(&mut ask);
     Ok(Plan {
         submit: SubmitRequest {
             prompt: preview,
@@ -139,7 +132,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
         detach: headers
             .get("x-llmkernel-detach")
             .is_some_and(|v| matches!(v.as_bytes(), b"1" | b"true" | b"yes")),
-        syscalls: syscalls != Syscalls::Off,
+        syscalls: syscalls != super::syscalls::Syscalls::Off,
     })
 }
 

@@ -19,14 +19,7 @@ use serde_json::{Map, Value};
 /// The body's field this module reads.
 pub const BODY_FIELD: &str = "syscalls";
 
-/// What a request asks of system calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Syscalls {
-    Off,
-    On,
-    /// On, the first answer being a call.
-    MustCall,
-}
+pub use crate::kernel::syscalls::Mode as Syscalls;
 
 /// What a request asks, refusing a request that also brings its own tools.
 pub fn parse(body: &Map<String, Value>, headers: &HeaderMap) -> Result<Syscalls, ApiError> {

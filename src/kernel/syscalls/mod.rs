@@ -141,6 +141,28 @@ pub fn enable(ask: &mut Ask, state: &SyscallState) {
     store(ask, state);
 }
 
+/// Whether a new process has system calls (`query --syscalls`, `X-LLMKernel-Syscalls: on`), and
+/// whether its first answer must be a call (`--must-call`, `required`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Off,
+    On,
+    MustCall,
+}
+
+impl Mode {
+    /// Enables in `ask` what the mode says, for a process at the top of its tree.
+    pub fn apply(self, ask: &mut Ask) {
+        if self == Mode::Off {
+            return;
+        }
+        enable(ask, &SyscallState::default());
+        if self == Mode::MustCall {
+            require_call(ask);
+        }
+    }
+}
+
 /// Asks the backend for a tool call on `ask`'s next answer (`tool_choice: "required"`).
 pub fn require_call(ask: &mut Ask) {
     let mut map = params(ask);
@@ -241,6 +263,21 @@ mod tests {
         let mut none = Ask::default();
         release_call(&mut none);
         assert!(none.params.is_none(), "no choice, nothing written");
+    }
+
+    #[test]
+    fn a_mode_enables_what_it_says() {
+        let mut off = Ask::default();
+        Mode::Off.apply(&mut off);
+        assert_eq!(off, Ask::default());
+        let mut on = Ask::default();
+        Mode::On.apply(&mut on);
+        assert_eq!(state_of(&on), Some(SyscallState::default()));
+        assert!(params(&on).get("tool_choice").is_none());
+        let mut must = Ask::default();
+        Mode::MustCall.apply(&mut must);
+        assert_eq!(state_of(&must), Some(SyscallState::default()));
+        assert_eq!(params(&must)["tool_choice"], "required");
     }
 
     #[test]

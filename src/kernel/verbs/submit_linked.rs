@@ -6,6 +6,7 @@
 use super::submit::{AdmittedProcess, NewProcess, admit, check_room, settle, validate};
 use super::{Conn, Kernel, Peer, bad_request, output, reply};
 use crate::kernel::state::pipes::NewLink;
+use crate::kernel::syscalls::Mode as Syscalls;
 use crate::proto::{
     CodecError, Failure, Pid, Response, SubmitLinkedRequest, Submitted, frame_input,
 };
@@ -44,14 +45,6 @@ pub async fn handle_must_call(
         conn,
     )
     .await
-}
-
-/// Whether a new process has system calls, and whether its first answer must call one.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Syscalls {
-    Off,
-    On,
-    MustCall,
 }
 
 async fn respond(
@@ -103,13 +96,7 @@ async fn create(
     kernel.read(|s| s.check_link(peer.uid, &link))?;
     let mut ask = super::submit::asked(kernel, peer, &asked)?;
     ask.deadline = deadline;
-    if syscalls != Syscalls::Off {
-        let state = crate::kernel::syscalls::SyscallState::default();
-        crate::kernel::syscalls::enable(&mut ask, &state);
-    }
-    if syscalls == Syscalls::MustCall {
-        crate::kernel::syscalls::require_call(&mut ask);
-    }
+    syscalls.apply(&mut ask);
     let spec = validate(kernel, peer, &asked.submit, &ask)?;
     let new = NewProcess {
         spec,
