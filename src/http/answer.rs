@@ -60,6 +60,8 @@ enum Step {
     Deltas(Vec<ChoiceDelta>),
     /// Where the process stands (an SSE comment).
     Status(String),
+    /// The kernel's lines of a system-call process's calls or results (SSE comments).
+    Calls(String),
     End(Result<Finish, ApiError>),
 }
 
@@ -85,6 +87,9 @@ pub struct Answer {
     deltas_sent: usize,
     /// The exit, held until the last structured deltas are out.
     exit_held: Option<ExitStatus>,
+    /// The process has system calls: the kernel's lines of calls and results are not its text
+    /// ([`super::syscalls`]).
+    syscalls: bool,
 }
 
 impl Answer {
@@ -122,6 +127,7 @@ impl Answer {
             structured: false,
             deltas_sent: 0,
             exit_held: None,
+            syscalls: false,
         }
     }
 
@@ -129,6 +135,13 @@ impl Answer {
     /// log-probabilities, whose stream the backend client reads whole).
     pub fn structured(mut self, on: bool) -> Answer {
         self.structured = on;
+        self
+    }
+
+    /// An answer whose calls and results are the kernel's ([`super::syscalls`]): streamed as SSE
+    /// comments, left out of a whole answer.
+    pub fn syscalls(mut self, on: bool) -> Answer {
+        self.syscalls = on;
         self
     }
 
@@ -165,6 +178,7 @@ impl Answer {
             }
             tokio::select! {
                 frame = self.follower.rx.recv() => match frame {
+                    Some(Ok(Response::Output(chunk))) if self.syscalls && super::syscalls::is_calls_or_results(&chunk.text) => return Step::Calls(chunk.text),
                     Some(Ok(Response::Output(chunk))) if !self.structured => return Step::Text(chunk.text),
                     // The structured parts are read out before the end.
                     Some(Ok(Response::Exited(exited))) if self.structured => self.exit_held = Some(exited.status),
@@ -328,7 +342,7 @@ pub async fn whole(mut answer: Answer) -> HttpResponse {
         match answer.step().await {
             Step::Text(t) => text.push_str(&t),
             Step::Deltas(d) => deltas.extend(d),
-            Step::Status(_) => {}
+            Step::Status(_) | Step::Calls(_) => {}
             Step::End(end) => break end,
         }
     };

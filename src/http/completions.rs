@@ -57,12 +57,14 @@ async fn complete(
         .clone()
         .or_else(|| kernel.read(|s| s.config.model.clone()))
         .unwrap_or_else(|| "llmkernel".into());
-    let structured = plan
-        .ask
-        .params
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .is_some_and(|params| crate::llm::has_structured_parts(&params));
+    // A process with system calls answers in text: its tools are the kernel's, not the client's.
+    let structured = !plan.syscalls
+        && plan
+            .ask
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .is_some_and(|params| crate::llm::has_structured_parts(&params));
     let new = NewProcess {
         spec,
         ask: plan.ask,
@@ -100,7 +102,8 @@ async fn complete(
         follower,
         plan.detach,
     )
-    .structured(structured);
+    .structured(structured)
+    .syscalls(plan.syscalls);
     if let Err(failure) = submit::settle(&kernel, pid, created.ack).await {
         return ApiError::from(failure).into_response();
     }

@@ -31,6 +31,7 @@ pub mod metrics_listener;
 mod processes;
 mod request;
 mod structured;
+mod syscalls;
 
 use crate::kernel::Kernel;
 use axum::Router;

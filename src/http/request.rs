@@ -2,7 +2,8 @@
 //! flattened), the model, the allowance (`max_tokens` or `max_completion_tokens`), the nice value
 //! (`X-LLMKernel-Nice`, else the body's `priority`, vLLM's convention: lower runs earlier), the type
 //! (`X-LLMKernel-Type`, else HOUSEKEEPING for `service_tier: "flex"`, else USER), and every other
-//! field kept as it came for the backend. The kernel's own fields never reach the backend.
+//! field kept as it came for the backend. The kernel's own fields never reach the backend. System
+//! calls (`X-LLMKernel-Syscalls`, [`super::syscalls`]) are enabled in the process's ask here.
 
 use super::error::ApiError;
 use crate::kernel::process::Ask;
@@ -45,6 +46,8 @@ pub struct Plan {
     pub include_usage: bool,
     /// The process goes on when the client leaves (`X-LLMKernel-Detach: 1`).
     pub detach: bool,
+    /// System calls are on (`X-LLMKernel-Syscalls`): the kernel's tools, not the client's.
+    pub syscalls: bool,
 }
 
 /// Understands a request body and its headers.
@@ -75,6 +78,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
     let nice = nice(&body, headers)?;
     let process_type = process_type(&body, headers)?;
     let deadline = super::deadline::parse(&body, headers)?;
+    let syscalls = super::syscalls::parse(&body, headers)?;
     let parts = body
         .get("messages")
         .and_then(Value::as_array)
@@ -83,6 +87,7 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
         .into_iter()
         .filter(|(k, _)| !KERNEL_FIELDS.contains(&k.as_str()))
         .filter(|(k, _)| !super::deadline::BODY_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| k != super::syscalls::BODY_FIELD)
         .collect();
     // The kernel's own record of a process's system calls is never a client's to write.
     params.remove(crate::kernel::syscalls::SYSCALLS_KEY);
@@ -104,6 +109,14 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
         "http {}",
         agent.chars().take(USER_AGENT_CHARS).collect::<String>()
     );
+    let mut ask = Ask {
+        messages,
+        model,
+        params: (!params.is_empty()).then(|| Value::Object(params).to_string()),
+        origin: Some(origin),
+        deadline,
+    };
+    syscalls.apply(&mut ask);
     Ok(Plan {
         submit: SubmitRequest {
             prompt: preview,
@@ -113,18 +126,13 @@ pub fn parse(flavor: Flavor, body: &[u8], headers: &HeaderMap) -> Result<Plan, A
             nice,
             attach: true,
         },
-        ask: Ask {
-            messages,
-            model,
-            params: (!params.is_empty()).then(|| Value::Object(params).to_string()),
-            origin: Some(origin),
-            deadline,
-        },
+        ask,
         stream,
         include_usage,
         detach: headers
             .get("x-llmkernel-detach")
             .is_some_and(|v| matches!(v.as_bytes(), b"1" | b"true" | b"yes")),
+        syscalls: syscalls != super::syscalls::Syscalls::Off,
     })
 }
 

@@ -699,3 +699,19 @@ fn submit_syscalls_encodes_to_its_golden_bytes() {
     assert_eq!(decode::<Request>(&bytes).unwrap(), request);
     assert_eq!(hex(&bytes), "160268690003000001000000000000");
 }
+
+/// Golden bytes of `SubmitMustCall` (`query --syscalls --must-call`): a new variant at the end of
+/// `Request`, holding a `SubmitLinked` request as `SubmitSyscalls` does.
+#[test]
+fn submit_must_call_encodes_to_its_golden_bytes() {
+    let request = Request::SubmitMustCall(SubmitLinkedRequest {
+        ask: plain_ask(),
+        input_from: None,
+        input: None,
+        pgid: None,
+        deadline: None,
+    });
+    let bytes = encode(&request).unwrap();
+    assert_eq!(decode::<Request>(&bytes).unwrap(), request);
+    assert_eq!(hex(&bytes), "170268690003000001000000000000");
+}

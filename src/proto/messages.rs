@@ -52,6 +52,9 @@ pub enum Request {
     /// `SubmitLinked` with system calls enabled (`query --syscalls`): the process is offered the
     /// tools `spawn`, `wait`, `kill` and `ps`, and the kernel carries out its calls to them.
     SubmitSyscalls(super::pipes::SubmitLinkedRequest),
+    /// `SubmitSyscalls` whose first answer must be a tool call (`query --syscalls --must-call`):
+    /// the backend is sent `tool_choice: "required"` for that answer, `"auto"` after it.
+    SubmitMustCall(super::pipes::SubmitLinkedRequest),
 }
 
 /// The first frame each way: the sender's protocol version and name.

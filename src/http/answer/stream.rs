@@ -1,5 +1,6 @@
 //! The answer as server-sent events ([`streamed`]): a first chunk with the role, a chunk per piece
-//! of text (or per structured delta), SSE comments while the process waits, a last chunk with the
+//! of text (or per structured delta), SSE comments while the process waits (and for a process with
+//! system calls, its calls and results), a last chunk with the
 //! finish reason, the usage when asked, and `[DONE]`; or an error event.
 
 use super::{Answer, Finish, Step, structured, usage, with_pid};
@@ -68,6 +69,14 @@ pub fn streamed(answer: Answer, include_usage: bool) -> HttpResponse {
                     }
                 }
                 Step::Status(s) => st.pending.push_back(Event::default().comment(s)),
+                Step::Calls(lines) => {
+                    // One comment per line: a comment cannot hold a line break.
+                    let event = lines
+                        .split(['\n', '\r'])
+                        .filter(|l| !l.is_empty())
+                        .fold(Event::default(), |event, line| event.comment(line));
+                    st.pending.push_back(event);
+                }
                 Step::End(end) => {
                     st.done = true;
                     match end {

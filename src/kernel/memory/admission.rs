@@ -65,8 +65,9 @@ pub async fn admit(kernel: &Arc<Kernel>, spec: &mut Spec) -> Result<Admitted, Fa
 }
 
 /// Refuses a prompt of `prompt` tokens that leaves no room in a `size`-token slot, or cuts the
-/// allowance to the room left; returns the allowance asked for when it was cut.
-fn fit(spec: &mut Spec, prompt: TokenCount, size: u32) -> Result<Option<u32>, Failure> {
+/// allowance to the room left; returns the allowance asked for when it was cut. A spawned child
+/// is fitted by this too (`crate::kernel::state`'s `syscalls`).
+pub(crate) fn fit(spec: &mut Spec, prompt: TokenCount, size: u32) -> Result<Option<u32>, Failure> {
     let about = if prompt.estimated { "about " } else { "" };
     if prompt.tokens >= size {
         return Err(Failure::new(

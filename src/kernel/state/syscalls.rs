@@ -1,7 +1,8 @@
 //! The trap: a process with system calls enabled whose answer ends with tool calls has them carried
-//! out by the kernel ([`KernelState::trap`]). `spawn` creates a child (type LLM_INITIATED, same
-//! owner, the caller as parent and its group as group, never a higher priority than the caller's,
-//! its allowance taken from what the caller has left), `kill` ends one of the caller's children,
+//! out by the kernel ([`KernelState::trap`]). `spawn` creates a child (type USER_SUBPROCESS when
+//! the caller is the user's own process, USER or SYSTEM, splitting its task, else LLM_INITIATED;
+//! same owner, the caller as parent and its group as group, never a higher priority than the
+//! caller's, its allowance taken from what the caller has left), `kill` ends one of the caller's children,
 //! `ps` lists them, and `wait` either answers at once (the child has ended) or blocks the caller:
 //! STAT `S`, no slot, no place in the queue, until the child ends ([`super::syscalls_wait`]). Once
 //! every call of the answer has its result the caller resumes as a continuation, the results in its
@@ -9,6 +10,8 @@
 
 use super::KernelState;
 use crate::kernel::journal::record::Record;
+use crate::kernel::memory::admission::{Admitted, fit};
+use crate::kernel::memory::estimate_tokens;
 use crate::kernel::process::{Ask, Spec};
 use crate::kernel::state::pipes::NewLink;
 use crate::kernel::syscalls::calls::{Syscall, SyscallError};
@@ -148,14 +151,15 @@ impl KernelState {
                 "no tokens are left in this process's allowance for a child",
             ));
         }
-        let spec = Spec {
+        let (nice, pgid) = (parent.nice, parent.pgid());
+        let mut spec = Spec {
             uid: parent.spec.uid,
             process_type: child_type,
             system,
             prompt,
             allowance,
         };
-        let (nice, pgid) = (parent.nice, parent.pgid());
+        let admitted = self.admit_child(&mut spec)?;
         let mut ask = Ask {
             origin: Some(format!("spawn by {pid}")),
             ..Ask::default()
@@ -172,18 +176,42 @@ impl KernelState {
             pgid: Some(pgid),
         };
         let (child, _ack) = self.create_linked(spec, ask, nice, link);
+        self.admitted(child, &admitted);
         state.spawned += 1;
         Ok(json!({ "pid": child.0 }).to_string())
     }
 
-    /// The type of a child of a process of type `parent`: LLM_INITIATED, unless that would rank
-    /// above the parent (a housekeeping parent's children stay housekeeping).
+    /// Admission by memory of a child, here and now (a spawn happens inside the state, where the
+    /// backend cannot be asked): its prompt, with the tools it is offered, is estimated, and fitted
+    /// to the context size learned at earlier admissions, if any. A prompt that fills a slot is
+    /// `ENOMEM`; an allowance past the context is cut to the room left, as at a submit.
+    fn admit_child(&self, spec: &mut Spec) -> Result<Admitted, SyscallError> {
+        let tools = syscalls::tools().to_string();
+        let texts = spec.system.iter().map(String::as_str);
+        let prompt = estimate_tokens(texts.chain([spec.prompt.as_str(), tools.as_str()]));
+        let cut_from = match self.memory.context_tokens() {
+            Some(size) => {
+                fit(spec, prompt, size).map_err(|f| SyscallError::new("ENOMEM", f.message))?
+            }
+            None => None,
+        };
+        Ok(Admitted { prompt, cut_from })
+    }
+
+    /// The type of a child of a process of type `parent`: USER_SUBPROCESS when the parent is the
+    /// user's own process (USER, or SYSTEM) splitting its task, LLM_INITIATED when a model's own
+    /// process spawns; either way never ranking above the parent (a housekeeping parent's
+    /// children stay housekeeping).
     fn child_type(&self, parent: ProcessType) -> ProcessType {
         let rank = |t| self.config.type_settings(t).base_priority;
-        if rank(ProcessType::LlmInitiated) > rank(parent) {
+        let wanted = match parent {
+            ProcessType::User | ProcessType::System => ProcessType::UserSubprocess,
+            _ => ProcessType::LlmInitiated,
+        };
+        if rank(wanted) > rank(parent) {
             parent
         } else {
-            ProcessType::LlmInitiated
+            wanted
         }
     }
 

@@ -138,6 +138,7 @@ impl KernelState {
         p.ask.messages = messages;
         syscalls::add_message_parts(&mut p.ask, parts);
         syscalls::store(&mut p.ask, &state);
+        syscalls::release_call(&mut p.ask);
         let ask = p.ask.clone();
         self.checkpoint(pid);
         self.record(Record::Asked { pid, ask });

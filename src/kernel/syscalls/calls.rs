@@ -1,7 +1,8 @@
 //! A model's tool call read as a system call ([`Syscall::parse`]), and the results it gets back:
 //! JSON objects, an error being `{"error": "EAGAIN", "message": …}` with the errno a Unix program
 //! would see (`EINVAL` for a malformed call, `ESRCH` for no such process, `EPERM` for a process
-//! that is not the caller's child, `EAGAIN` past a limit).
+//! that is not the caller's child, `EAGAIN` past a limit, `ENOMEM` for a child whose prompt fills a
+//! slot's context).
 
 use crate::llm::ToolCall;
 use crate::proto::Pid;

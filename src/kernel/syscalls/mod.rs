@@ -7,6 +7,13 @@
 //! children it spawned, the turn being carried out) lives in the request's parameters under
 //! [`SYSCALLS_KEY`], beside the tools: it is journaled with the conversation (`Record::Asked`), so
 //! a caller waiting on its children survives a crash, and it is taken out of every backend request.
+//!
+//! A process asked to call (`query --syscalls --must-call`) is sent OpenAI's `tool_choice:
+//! "required"` on its first answer only ([`require_call`]): a server that constrains its output to
+//! the tools (llama-server `--jinja` does, by grammar) then makes a well-formed call even from a
+//! small model. Once that answer's calls have their results, the choice is `"auto"`
+//! ([`release_call`]) so the model can answer in text; a `"required"` kept on every answer would
+//! loop until the limits ended it.
 
 pub mod calls;
 
@@ -134,6 +141,51 @@ pub fn enable(ask: &mut Ask, state: &SyscallState) {
     store(ask, state);
 }
 
+/// Whether a new process has system calls (`query --syscalls`, `X-LLMKernel-Syscalls: on`), and
+/// whether its first answer must be a call (`--must-call`, `required`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Off,
+    On,
+    MustCall,
+}
+
+impl Mode {
+    /// Enables in `ask` what the mode says, for a process at the top of its tree.
+    pub fn apply(self, ask: &mut Ask) {
+        if self == Mode::Off {
+            return;
+        }
+        enable(ask, &SyscallState::default());
+        if self == Mode::MustCall {
+            require_call(ask);
+        }
+    }
+}
+
+/// Asks the backend for a tool call on `ask`'s next answer (`tool_choice: "required"`).
+pub fn require_call(ask: &mut Ask) {
+    let mut map = params(ask);
+    map.insert(TOOL_CHOICE_KEY.into(), Value::from(REQUIRED));
+    ask.params = Some(Value::Object(map).to_string());
+}
+
+/// After an answer's calls: a `"required"` tool choice becomes `"auto"`, so the model may answer
+/// in text now that it has results. Any other choice stays as it was.
+pub fn release_call(ask: &mut Ask) {
+    let mut map = params(ask);
+    if map.get(TOOL_CHOICE_KEY).and_then(Value::as_str) != Some(REQUIRED) {
+        return;
+    }
+    map.insert(TOOL_CHOICE_KEY.into(), Value::from("auto"));
+    ask.params = Some(Value::Object(map).to_string());
+}
+
+/// OpenAI's request field saying whether the model must call a tool.
+const TOOL_CHOICE_KEY: &str = "tool_choice";
+/// The [`TOOL_CHOICE_KEY`] value that makes the answer a tool call.
+const REQUIRED: &str = "required";
+
 /// Bytes of the output already in the conversation (0 without system calls).
 pub fn answered(ask: &Ask) -> usize {
     state_of(ask).map_or(0, |s| s.answered)
@@ -191,6 +243,41 @@ mod tests {
         strip(&mut body);
         assert!(body.get(SYSCALLS_KEY).is_none());
         assert!(state_of(&Ask::default()).is_none());
+    }
+
+    #[test]
+    fn a_required_call_is_asked_once_then_the_choice_is_auto() {
+        let mut ask = Ask::default();
+        enable(&mut ask, &SyscallState::default());
+        require_call(&mut ask);
+        assert_eq!(params(&ask)["tool_choice"], "required");
+        assert!(state_of(&ask).is_some(), "the state is kept beside it");
+        release_call(&mut ask);
+        assert_eq!(params(&ask)["tool_choice"], "auto");
+        let mut named = Ask {
+            params: Some(r#"{"tool_choice":{"type":"function"}}"#.into()),
+            ..Ask::default()
+        };
+        release_call(&mut named);
+        assert_eq!(params(&named)["tool_choice"]["type"], "function");
+        let mut none = Ask::default();
+        release_call(&mut none);
+        assert!(none.params.is_none(), "no choice, nothing written");
+    }
+
+    #[test]
+    fn a_mode_enables_what_it_says() {
+        let mut off = Ask::default();
+        Mode::Off.apply(&mut off);
+        assert_eq!(off, Ask::default());
+        let mut on = Ask::default();
+        Mode::On.apply(&mut on);
+        assert_eq!(state_of(&on), Some(SyscallState::default()));
+        assert!(params(&on).get("tool_choice").is_none());
+        let mut must = Ask::default();
+        Mode::MustCall.apply(&mut must);
+        assert_eq!(state_of(&must), Some(SyscallState::default()));
+        assert_eq!(params(&must)["tool_choice"], "required");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub async fn handle(
         Request::SubmitSyscalls(r) => {
             return submit_linked::handle_syscalls(kernel, peer, r, conn).await;
         }
+        Request::SubmitMustCall(r) => {
+            return submit_linked::handle_must_call(kernel, peer, r, conn).await;
+        }
     };
     reply(conn, unary).await
 }

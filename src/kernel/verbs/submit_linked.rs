@@ -6,6 +6,7 @@
 use super::submit::{AdmittedProcess, NewProcess, admit, check_room, settle, validate};
 use super::{Conn, Kernel, Peer, bad_request, output, reply};
 use crate::kernel::state::pipes::NewLink;
+use crate::kernel::syscalls::Mode as Syscalls;
 use crate::proto::{
     CodecError, Failure, Pid, Response, SubmitLinkedRequest, Submitted, frame_input,
 };
@@ -17,7 +18,7 @@ pub async fn handle(
     req: SubmitLinkedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, false).await, kernel, conn).await
+    respond(create(kernel, peer, req, Syscalls::Off).await, kernel, conn).await
 }
 
 /// `SubmitSyscalls`: as `SubmitLinked`, with system calls enabled (see [`crate::kernel::syscalls`]).
@@ -27,7 +28,23 @@ pub async fn handle_syscalls(
     req: SubmitLinkedRequest,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, true).await, kernel, conn).await
+    respond(create(kernel, peer, req, Syscalls::On).await, kernel, conn).await
+}
+
+/// `SubmitMustCall`: as `SubmitSyscalls`, the first answer being a tool call
+/// ([`crate::kernel::syscalls::require_call`]).
+pub async fn handle_must_call(
+    kernel: &Arc<Kernel>,
+    peer: Peer,
+    req: SubmitLinkedRequest,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
+    respond(
+        create(kernel, peer, req, Syscalls::MustCall).await,
+        kernel,
+        conn,
+    )
+    .await
 }
 
 async fn respond(
@@ -54,7 +71,7 @@ async fn create(
     kernel: &Arc<Kernel>,
     peer: Peer,
     req: SubmitLinkedRequest,
-    syscalls: bool,
+    syscalls: Syscalls,
 ) -> Result<(Pid, Follower), Failure> {
     let SubmitLinkedRequest {
         ask: mut asked,
@@ -79,10 +96,7 @@ async fn create(
     kernel.read(|s| s.check_link(peer.uid, &link))?;
     let mut ask = super::submit::asked(kernel, peer, &asked)?;
     ask.deadline = deadline;
-    if syscalls {
-        let state = crate::kernel::syscalls::SyscallState::default();
-        crate::kernel::syscalls::enable(&mut ask, &state);
-    }
+    syscalls.apply(&mut ask);
     let spec = validate(kernel, peer, &asked.submit, &ask)?;
     let new = NewProcess {
         spec,

@@ -4,7 +4,8 @@
 //! in the context of a finished process (a new process whose conversation is that one's and its
 //! answer, then the question). `--deadline 30s` says when the answer must be done: a process still
 //! running then ends with status 152 (SIGXCPU), its output kept, unless `--deadline-soft`, when it
-//! only loses the urgency its deadline gave it.
+//! only loses the urgency its deadline gave it. `--syscalls` offers the process the system calls
+//! (spawn, wait, kill, ps); `--must-call` (which implies `--syscalls`) makes its first answer a call.
 
 use super::{Help, usage_error};
 use crate::proto::{
@@ -18,7 +19,7 @@ use crate::shell::session::Shell;
 pub const HELP: Help = Help {
     name: "query",
     usage: "query [--system TEXT] [--type TYPE] [--max-tokens N] [--nice N] [--model NAME] \
-            [--continue PID] [--deadline TIME [--deadline-soft]] [--syscalls] PROMPT... [&]",
+            [--continue PID] [--deadline TIME [--deadline-soft]] [--syscalls [--must-call]] PROMPT... [&]",
     summary: "run a prompt as a process (foreground, or background with &)",
 };
 
@@ -32,6 +33,8 @@ pub struct QueryArgs {
     pub deadline: Option<Deadline>,
     /// `--syscalls`: the process may spawn, wait for and kill processes of its own.
     pub syscalls: bool,
+    /// `--must-call`: with `syscalls`, the first answer is a tool call (`tool_choice: "required"`).
+    pub must_call: bool,
 }
 
 impl std::ops::Deref for QueryArgs {
@@ -52,7 +55,7 @@ impl QueryArgs {
     /// older kernel still serves every query it can.
     fn into_request(self) -> Request {
         if self.syscalls {
-            return Request::SubmitSyscalls(crate::proto::SubmitLinkedRequest {
+            let linked = crate::proto::SubmitLinkedRequest {
                 ask: SubmitAskRequest {
                     submit: self.submit,
                     model: self.model,
@@ -62,7 +65,8 @@ impl QueryArgs {
                 input: None,
                 pgid: None,
                 deadline: self.deadline,
-            });
+            };
+            return syscalls_request(self.must_call, linked);
         }
         if self.model.is_none() && self.continue_from.is_none() && self.deadline.is_none() {
             return Request::Submit(self.submit);
@@ -89,6 +93,15 @@ impl QueryArgs {
     }
 }
 
+/// The request of a `--syscalls` query: `SubmitMustCall` when its first answer must be a call.
+pub fn syscalls_request(must_call: bool, linked: crate::proto::SubmitLinkedRequest) -> Request {
+    if must_call {
+        Request::SubmitMustCall(linked)
+    } else {
+        Request::SubmitSyscalls(linked)
+    }
+}
+
 /// Parses `query`'s arguments into a request (without `attach`).
 pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
     let mut req = QueryArgs {
@@ -104,6 +117,7 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
         continue_from: None,
         deadline: None,
         syscalls: false,
+        must_call: false,
     };
     let mut soft = false;
     let mut words: Vec<&str> = Vec::new();
@@ -136,6 +150,10 @@ pub fn parse_args(args: &[String]) -> Result<QueryArgs, String> {
             }
             "--deadline-soft" if !flags_done => soft = true,
             "--syscalls" if !flags_done => req.syscalls = true,
+            "--must-call" if !flags_done => {
+                req.syscalls = true;
+                req.must_call = true;
+            }
             "-c" | "--continue" if !flags_done => {
                 let v = value(arg)?;
                 req.continue_from = Some(v.parse().map_err(|_| format!("{v}: invalid pid"))?);
@@ -339,5 +357,20 @@ mod tests {
         };
         assert_eq!(linked.ask.submit.prompt, "plan it");
         assert!(!parse_args(&args(&["plan"])).unwrap().syscalls);
+    }
+
+    #[test]
+    fn must_call_makes_a_submit_must_call_and_implies_syscalls() {
+        for words in [
+            &["--syscalls", "--must-call", "go"][..],
+            &["--must-call", "go"],
+        ] {
+            let r = parse_args(&args(words)).unwrap();
+            assert!(r.syscalls && r.must_call, "{words:?}");
+            let Request::SubmitMustCall(linked) = r.into_request() else {
+                panic!("expected SubmitMustCall")
+            };
+            assert_eq!(linked.ask.submit.prompt, "go");
+        }
     }
 }

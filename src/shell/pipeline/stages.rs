@@ -101,7 +101,7 @@ async fn submit_all(
             deadline: q.deadline,
         };
         let request = if syscalls {
-            Request::SubmitSyscalls(linked)
+            query::syscalls_request(q.must_call, linked)
         } else {
             Request::SubmitLinked(linked)
         };

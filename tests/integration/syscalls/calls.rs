@@ -25,13 +25,13 @@ async fn a_spawned_child_answers_and_wait_hands_its_output_back_to_the_caller() 
         cat.ends_with("t0 t1 \n"),
         "the answer after the results: {cat}"
     );
-    // The child: LLM_INITIATED, the caller's child, with its own prompt.
+    // The child: a USER_SUBPROCESS (the user's own process split its task), the caller's child.
     let ps = k.sh("ps -l").await.stdout;
     let header: Vec<&str> = ps.lines().next().unwrap().split_whitespace().collect();
     let ppid = header.iter().position(|h| *h == "PPID").expect("PPID");
     let child = ps_row(&ps, 2).expect("the child");
     assert_eq!(child[ppid], "1", "{ps}");
-    assert!(ps.contains("LLM_INITIATED"), "{ps}");
+    assert!(ps.contains("USER_SUBPROCESS"), "{ps}");
     // The model saw its calls and their results, tied by id.
     let asked = requests_for(&fake, "[tokens=2] plan");
     assert_eq!(asked.len(), 3, "three answers: spawn, wait, the last");
@@ -148,4 +148,29 @@ async fn a_caller_stopped_while_it_waits_resumes_with_the_results_on_cont() {
     let got = results(&k.sh("cat 1").await.stdout);
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1]["status"], "Done");
+}
+
+#[tokio::test]
+async fn must_call_asks_for_a_call_on_the_first_answer_only() {
+    let (fake, k, _cfg) = start(FakeConfig::default(), "").await;
+    let script = r#"[tokens=2] plan <<call ps {}>> <<turn>> done"#;
+    let run = k
+        .sh(&format!("query --syscalls --must-call '{script}'"))
+        .await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stdout.contains("[tool call call_0_0] ps("), "{run:?}");
+    assert_eq!(results(&run.stdout).len(), 1, "{run:?}");
+    let asked = requests_for(&fake, "[tokens=2] plan");
+    assert_eq!(asked.len(), 2, "the call, then the answer");
+    assert_eq!(asked[0].body["tool_choice"], "required");
+    assert_eq!(asked[1].body["tool_choice"], "auto", "{:?}", asked[1].body);
+    // Without --must-call the kernel leaves the choice to the server.
+    let run = k.sh("query --syscalls '[tokens=2] again'").await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let asked = requests_for(&fake, "[tokens=2] again");
+    assert!(
+        asked[0].body.get("tool_choice").is_none(),
+        "{:?}",
+        asked[0].body
+    );
 }

@@ -6,6 +6,7 @@
 
 mod calls;
 mod crash;
+mod http;
 mod limits;
 
 use crate::support::fake_llm::{FakeConfig, FakeLlm, Recorded};
