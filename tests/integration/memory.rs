@@ -107,6 +107,43 @@ async fn a_configured_context_names_the_slot_in_the_context_full_note_and_ctx_is
 }
 
 #[tokio::test]
+async fn a_prompt_that_surely_fits_starts_before_the_server_counts_it() {
+    let fake = FakeLlm::start(FakeConfig {
+        kind: ServerKind::LlamaCpp { slots: 1 },
+        count_after_generation: true,
+        ..Default::default()
+    })
+    .await;
+    let k = TestKernel::start(&fake.url, &[]).await;
+    // A few words and 4000 tokens of allowance fit 8192 whatever the tokenizer: the generation is
+    // asked for at once, and the exact count, which this server gives only after that, still
+    // reaches `ps -l` (a kernel that waited for it would give up after 2 s and keep an estimate).
+    let pid = background(&k, "query '[tokens=3] hello'").await;
+    state_is(&k, pid, "Z").await;
+    let mut ctx = String::new();
+    for _ in 0..100 {
+        let ps = k.sh_wide("ps -l").await.stdout;
+        ctx = ps_row(&ps, pid).expect("row")[8].clone();
+        if ctx == "7/8192" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        ctx, "7/8192",
+        "the server's count (4 words of prompt, 3 answered)"
+    );
+    // Some 8500 bytes might not fit 8192 tokens: that prompt is counted before it starts.
+    fake.set(|c| c.count_after_generation = false);
+    let big = "word ".repeat(1700);
+    let pid = background(&k, &format!("query --max-tokens 100 '{big}'")).await;
+    state_is(&k, pid, "Z").await;
+    let requests = fake.requests();
+    let counts = fake.counted_at();
+    assert!(counts[counts.len() - 1] < requests[requests.len() - 1].at);
+}
+
+#[tokio::test]
 async fn ps_l_shows_ctx_counted_by_the_server_and_free_shows_the_slots() {
     let fake = llama(8192).await;
     let k = TestKernel::start(&fake.url, &[]).await;

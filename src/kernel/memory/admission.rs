@@ -2,12 +2,14 @@
 //! `ENOMEM`), and a prompt whose allowance would run past the context has its allowance cut to what
 //! fits, with a note. The slot's context size is asked of the backend (llama-server's `/props`,
 //! learned once) or taken from `[backend] context`; the prompt is counted by the backend's own
-//! tokenizer where it has one, else estimated.
+//! tokenizer where it has one, else estimated. A prompt whose bytes alone prove it fits (a
+//! tokenizer makes at most a token of each byte) is not waited for: it starts at once, and is
+//! counted afterwards for `ps -l` ([`count_later`]).
 
 use super::{ContextSource, TokenCount, estimate_tokens};
 use crate::kernel::Kernel;
 use crate::kernel::process::Spec;
-use crate::proto::{ChatMessage, Failure, FailureKind, Role};
+use crate::proto::{ChatMessage, Failure, FailureKind, Pid, Role};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,9 @@ pub struct Admitted {
     pub prompt: TokenCount,
     /// The allowance asked for, when it was cut.
     pub cut_from: Option<u32>,
+    /// The conversation to count exactly once the process is created ([`count_later`]): admission
+    /// decided on a bound and only estimated it.
+    pub count_later: Option<Vec<ChatMessage>>,
 }
 
 /// Admits `spec` (cutting its allowance if need be) or refuses it.
@@ -37,10 +42,17 @@ pub async fn admit(kernel: &Arc<Kernel>, spec: &mut Spec) -> Result<Admitted, Fa
         (None, None) => None,
     };
     let messages = prompt_messages(spec);
-    let counted = tokio::time::timeout(ASK_TIMEOUT, backend.count_tokens(&messages))
-        .await
-        .ok()
-        .flatten();
+    // A count the decision does not need is not waited for: it is two round trips to a server that
+    // may be busy generating (some 6 ms of a question's first token on two loaded cores). It is
+    // made after the process is created instead, for `ps -l` and `free`.
+    let needs_count = context.is_none_or(|(size, _)| !surely_fits(&messages, spec.allowance, size));
+    let counted = match needs_count {
+        true => tokio::time::timeout(ASK_TIMEOUT, backend.count_tokens(&messages))
+            .await
+            .ok()
+            .flatten(),
+        false => None,
+    };
     let prompt = match counted {
         Some(tokens) => TokenCount {
             tokens,
@@ -52,16 +64,56 @@ pub async fn admit(kernel: &Arc<Kernel>, spec: &mut Spec) -> Result<Admitted, Fa
         if context.is_some() {
             s.memory.context = context;
         }
-        s.memory.server_tokenizer = !prompt.estimated;
+        if needs_count {
+            s.memory.server_tokenizer = !prompt.estimated;
+        }
     });
+    let count_later = (!needs_count).then_some(messages);
     let Some((size, _)) = context else {
         return Ok(Admitted {
             prompt,
             cut_from: None,
+            count_later,
         });
     };
     let cut_from = fit(spec, prompt, size)?;
-    Ok(Admitted { prompt, cut_from })
+    Ok(Admitted {
+        prompt,
+        cut_from,
+        count_later,
+    })
+}
+
+/// Counts the prompt of `pid`, admitted on a bound, with the backend's tokenizer, and records the
+/// count unless the process has gone (spawned once the process is created, so the count never
+/// delays its start).
+pub fn count_later(kernel: &Arc<Kernel>, pid: Pid, messages: Vec<ChatMessage>) {
+    let kernel = kernel.clone();
+    tokio::spawn(async move {
+        let backend = kernel.backend();
+        let counted = tokio::time::timeout(ASK_TIMEOUT, backend.count_tokens(&messages)).await;
+        if let Ok(Some(tokens)) = counted {
+            kernel.update(|s| s.counted(pid, tokens));
+        }
+    });
+}
+
+/// Tokens a chat template may add to a conversation whatever its text: role markers, and a default
+/// system prompt some templates put in (SmolLM2's and Llama 3's are a few dozen tokens).
+const TEMPLATE_TOKENS_BOUND: usize = 256;
+/// Tokens a template may add around each message.
+const TEMPLATE_TOKENS_PER_MESSAGE_BOUND: usize = 16;
+
+/// Whether `messages` and an answer of `allowance` tokens fit a `size`-token slot whatever the
+/// tokenizer: a byte-level tokenizer makes at most one token of each byte, so bytes plus what a
+/// template adds bound the prompt from above.
+fn surely_fits(messages: &[ChatMessage], allowance: u32, size: u32) -> bool {
+    let bound: usize = TEMPLATE_TOKENS_BOUND
+        + messages
+            .iter()
+            .map(|m| m.content.len() + TEMPLATE_TOKENS_PER_MESSAGE_BOUND)
+            .sum::<usize>();
+    bound.saturating_add(allowance as usize) <= size as usize
 }
 
 /// Refuses a prompt of `prompt` tokens that leaves no room in a `size`-token slot, or cuts the
@@ -129,6 +181,23 @@ mod tests {
             tokens,
             estimated: false,
         }
+    }
+
+    fn user(content: &str) -> Vec<ChatMessage> {
+        vec![ChatMessage {
+            role: Role::User,
+            content: content.into(),
+        }]
+    }
+
+    #[test]
+    fn only_a_prompt_whose_bytes_leave_room_for_the_answer_surely_fits() {
+        let question = user("Name a colour.");
+        assert!(surely_fits(&question, 4, 2048));
+        assert!(surely_fits(&question, 384, 2048));
+        // The answer's allowance, the template and each byte as a token must all fit.
+        assert!(!surely_fits(&question, 2000, 2048));
+        assert!(!surely_fits(&user(&"x".repeat(1800)), 4, 2048));
     }
 
     #[test]

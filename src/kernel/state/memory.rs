@@ -5,8 +5,8 @@
 use super::KernelState;
 use super::process::Process;
 use crate::kernel::memory::admission::{Admitted, cut_note};
-use crate::kernel::memory::estimate_tokens;
 use crate::kernel::memory::swap::SwapPlan;
+use crate::kernel::memory::{TokenCount, estimate_tokens};
 use crate::llm::SlotFile;
 use crate::proto::{
     BackendMemory, ContextUse, MemoryStatus, Pid, ProcessState, SlotMemory, SwapUse,
@@ -47,6 +47,17 @@ impl KernelState {
         p.memory.prompt = Some(admitted.prompt);
         p.memory.cut_from = admitted.cut_from;
         p.memory.context_size = size;
+    }
+
+    /// The backend counted `pid`'s prompt after admission estimated it.
+    pub fn counted(&mut self, pid: Pid, tokens: u32) {
+        if let Some(p) = self.table.get_mut(&pid) {
+            p.memory.prompt = Some(TokenCount {
+                tokens,
+                estimated: false,
+            });
+            self.memory.server_tokenizer = true;
+        }
     }
 
     /// The note of a process whose allowance admission cut, while nothing else is worth saying.

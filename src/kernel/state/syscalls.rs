@@ -195,7 +195,11 @@ impl KernelState {
             }
             None => None,
         };
-        Ok(Admitted { prompt, cut_from })
+        Ok(Admitted {
+            prompt,
+            cut_from,
+            count_later: None,
+        })
     }
 
     /// The type of a child of a process of type `parent`: USER_SUBPROCESS when the parent is the

@@ -161,8 +161,9 @@ pub fn create_now(
     process: AdmittedProcess,
     attach: bool,
 ) -> Result<Created, Failure> {
-    let AdmittedProcess { new, admitted } = process;
-    kernel.update(|s| {
+    let AdmittedProcess { new, mut admitted } = process;
+    let count_later = admitted.count_later.take();
+    let created = kernel.update(|s| {
         // Checked under the same lock as the creation, so concurrent submits cannot overshoot.
         check_room(s)?;
         s.check_model(new.ask.model.as_deref())?;
@@ -170,7 +171,11 @@ pub fn create_now(
         s.admitted(pid, &admitted);
         let follower = attach.then(|| s.follow(pid, peer.uid));
         Ok(Created { pid, ack, follower })
-    })
+    })?;
+    if let Some(messages) = count_later {
+        memory::admission::count_later(kernel, created.pid, messages);
+    }
+    Ok(created)
 }
 
 /// The second half of [`create`]: waits until the creation is durable, or takes the process back.

@@ -103,7 +103,8 @@ async fn create(
         ask,
         nice: asked.submit.nice,
     };
-    let AdmittedProcess { new, admitted } = admit(kernel, new).await?;
+    let AdmittedProcess { new, mut admitted } = admit(kernel, new).await?;
+    let count_later = admitted.count_later.take();
     let attach = asked.submit.attach;
     let (pid, ack, follower) = kernel.update(|s| {
         check_room(s)?;
@@ -115,6 +116,9 @@ async fn create(
         let follower = attach.then(|| s.follow(pid, peer.uid));
         Ok::<_, Failure>((pid, ack, follower))
     })?;
+    if let Some(messages) = count_later {
+        crate::kernel::memory::admission::count_later(kernel, pid, messages);
+    }
     settle(kernel, pid, ack).await?;
     Ok((pid, follower))
 }

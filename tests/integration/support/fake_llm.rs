@@ -103,6 +103,9 @@ pub struct FakeConfig {
     pub slot_save_dir: Option<std::path::PathBuf>,
     /// A restore reports success but leaves the slot's cache empty (as on sliding-window models).
     pub lossy_restore: bool,
+    /// A prompt count (`/apply-template`) is answered only once a generation has been asked for
+    /// (or after 10 s): a kernel that waits for the count before it starts the process gets it late.
+    pub count_after_generation: bool,
 }
 
 impl Default for FakeConfig {
@@ -120,6 +123,7 @@ impl Default for FakeConfig {
             context: 8192,
             slot_save_dir: None,
             lossy_restore: false,
+            count_after_generation: false,
         }
     }
 }
@@ -199,6 +203,8 @@ struct Counters {
     completed: usize,
     active: usize,
     max_active: usize,
+    /// When each `/apply-template` (the first half of a prompt count) arrived.
+    counted_at: Vec<std::time::Instant>,
 }
 
 struct Inner {
@@ -306,6 +312,11 @@ impl FakeLlm {
     /// Slot saves and restores done, in order (`save FILE`, `restore FILE`).
     pub fn slot_actions(&self) -> Vec<String> {
         self.inner.counters.lock().unwrap().slot_actions.clone()
+    }
+
+    /// When each prompt count (`/apply-template`) arrived, in order.
+    pub fn counted_at(&self) -> Vec<std::time::Instant> {
+        self.inner.counters.lock().unwrap().counted_at.clone()
     }
 
     pub fn props_requests(&self) -> usize {

@@ -12,7 +12,21 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub(super) async fn apply_template(State(_): State<Arc<Inner>>, body: bytes::Bytes) -> Response {
+pub(super) async fn apply_template(
+    State(inner): State<Arc<Inner>>,
+    body: bytes::Bytes,
+) -> Response {
+    let now = std::time::Instant::now();
+    inner.counters.lock().unwrap().counted_at.push(now);
+    if inner.config.lock().unwrap().count_after_generation {
+        // Bounded: a kernel that never asks for a generation gets its answer after 10 s.
+        for _ in 0..1000 {
+            if !inner.counters.lock().unwrap().requests.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "bad json").into_response();
     };
