@@ -684,17 +684,22 @@ fn sched_info_carries_the_servers_slots() {
     assert_eq!(decode::<Reply>(&bytes).unwrap(), reply);
 }
 
-/// Golden bytes of `SubmitSyscalls` (`query --syscalls`): a new variant at the end of `Request`,
-/// holding a `SubmitLinked` request.
-#[test]
-fn submit_syscalls_encodes_to_its_golden_bytes() {
-    let request = Request::SubmitSyscalls(SubmitLinkedRequest {
+/// A linked submit of [`plain_ask`] with no link: what `query --syscalls` sends.
+fn plain_linked() -> SubmitLinkedRequest {
+    SubmitLinkedRequest {
         ask: plain_ask(),
         input_from: None,
         input: None,
         pgid: None,
         deadline: None,
-    });
+    }
+}
+
+/// Golden bytes of `SubmitSyscalls` (`query --syscalls`): a new variant at the end of `Request`,
+/// holding a `SubmitLinked` request.
+#[test]
+fn submit_syscalls_encodes_to_its_golden_bytes() {
+    let request = Request::SubmitSyscalls(plain_linked());
     let bytes = encode(&request).unwrap();
     assert_eq!(decode::<Request>(&bytes).unwrap(), request);
     assert_eq!(hex(&bytes), "160268690003000001000000000000");
@@ -704,13 +709,7 @@ fn submit_syscalls_encodes_to_its_golden_bytes() {
 /// `Request`, holding a `SubmitLinked` request as `SubmitSyscalls` does.
 #[test]
 fn submit_must_call_encodes_to_its_golden_bytes() {
-    let request = Request::SubmitMustCall(SubmitLinkedRequest {
-        ask: plain_ask(),
-        input_from: None,
-        input: None,
-        pgid: None,
-        deadline: None,
-    });
+    let request = Request::SubmitMustCall(plain_linked());
     let bytes = encode(&request).unwrap();
     assert_eq!(decode::<Request>(&bytes).unwrap(), request);
     assert_eq!(hex(&bytes), "170268690003000001000000000000");

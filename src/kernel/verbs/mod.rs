@@ -28,6 +28,7 @@ pub use list::pages as list_pages;
 use super::Kernel;
 use super::journal::writer::Ack;
 use super::server::{Conn, Peer};
+use crate::kernel::syscalls::Mode as Syscalls;
 use crate::proto::{CodecError, Failure, FailureKind, ProcessType, Reply, Request};
 use std::sync::Arc;
 
@@ -57,15 +58,17 @@ pub async fn handle(
         Request::Origins(r) => origins::handle(kernel, peer, r),
         Request::Free(r) => free::handle(kernel, r),
         Request::Backends(r) => backends::handle(kernel, r),
-        Request::SubmitLinked(r) => return submit_linked::handle(kernel, peer, r, conn).await,
+        Request::SubmitLinked(r) => {
+            return submit_linked::handle(kernel, peer, r, Syscalls::Off, conn).await;
+        }
         Request::SignalGroup(r) => signal_group::handle(kernel, peer, r).await,
         Request::Links(r) => links::handle(kernel, peer, r),
         Request::Quota(r) => quota::handle(kernel, r),
         Request::SubmitSyscalls(r) => {
-            return submit_linked::handle_syscalls(kernel, peer, r, conn).await;
+            return submit_linked::handle(kernel, peer, r, Syscalls::On, conn).await;
         }
         Request::SubmitMustCall(r) => {
-            return submit_linked::handle_must_call(kernel, peer, r, conn).await;
+            return submit_linked::handle(kernel, peer, r, Syscalls::MustCall, conn).await;
         }
     };
     reply(conn, unary).await

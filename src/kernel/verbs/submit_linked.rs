@@ -12,39 +12,17 @@ use crate::proto::{
 };
 use std::sync::Arc;
 
+/// `SubmitLinked`, `SubmitSyscalls` (system calls on, see [`crate::kernel::syscalls`]) and
+/// `SubmitMustCall` (the first answer a tool call, [`crate::kernel::syscalls::require_call`]): the
+/// same request, `syscalls` saying which it came as.
 pub async fn handle(
     kernel: &Arc<Kernel>,
     peer: Peer,
     req: SubmitLinkedRequest,
+    syscalls: Syscalls,
     conn: &mut Conn,
 ) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, Syscalls::Off).await, kernel, conn).await
-}
-
-/// `SubmitSyscalls`: as `SubmitLinked`, with system calls enabled (see [`crate::kernel::syscalls`]).
-pub async fn handle_syscalls(
-    kernel: &Arc<Kernel>,
-    peer: Peer,
-    req: SubmitLinkedRequest,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
-    respond(create(kernel, peer, req, Syscalls::On).await, kernel, conn).await
-}
-
-/// `SubmitMustCall`: as `SubmitSyscalls`, the first answer being a tool call
-/// ([`crate::kernel::syscalls::require_call`]).
-pub async fn handle_must_call(
-    kernel: &Arc<Kernel>,
-    peer: Peer,
-    req: SubmitLinkedRequest,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
-    respond(
-        create(kernel, peer, req, Syscalls::MustCall).await,
-        kernel,
-        conn,
-    )
-    .await
+    respond(create(kernel, peer, req, syscalls).await, kernel, conn).await
 }
 
 async fn respond(
