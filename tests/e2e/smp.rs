@@ -3,7 +3,7 @@
 //! partial answer to a server that has never seen it).
 
 use crate::support::{Kernel, eventually, setup};
-use llmkernel::proto::ProcessState;
+use llmkernel::proto::{Pid, ProcessState};
 
 #[tokio::test]
 async fn a_process_switched_out_on_one_server_finishes_on_the_other_with_one_answer() {
@@ -19,34 +19,44 @@ async fn a_process_switched_out_on_one_server_finishes_on_the_other_with_one_ans
         k.process(story).await.is_some_and(|p| p.tokens_used >= 8)
     })
     .await;
-    let (status, _, err) = k.sh(&format!("kill -STOP {story}")).await;
-    assert_eq!(status, 0, "{err}");
-    eventually("the story to stop", || async {
-        k.process(story)
-            .await
-            .is_some_and(|p| p.state == ProcessState::Stopped)
+    // A question takes the second server's slot, and the story is stopped: a second question finds
+    // only the first server's slot free and takes it (a new process leaves a stopped process's slot
+    // alone only while another is free).
+    let blocker = k
+        .background("query --max-tokens 400 \"Describe the sea at length.\"")
+        .await;
+    eventually("the first question to run", || {
+        is_in(&k, blocker, ProcessState::Running)
     })
     .await;
-    // The first server's slot is free: the question takes it, and the story, continued, moves.
+    let (status, _, err) = k.sh(&format!("kill -STOP {story}")).await;
+    assert_eq!(status, 0, "{err}");
+    eventually("the story to stop", || {
+        is_in(&k, story, ProcessState::Stopped)
+    })
+    .await;
     let question = k
-        .background("query --max-tokens 64 \"Name ten colours, one per line.\"")
+        .background("query --max-tokens 400 \"Name ten colours, one per line.\"")
         .await;
-    eventually("the question to run", || async {
-        k.process(question)
-            .await
-            .is_some_and(|p| p.state == ProcessState::Running)
+    eventually("the second question to run", || {
+        is_in(&k, question, ProcessState::Running)
+    })
+    .await;
+    // The second server's slot is freed: the story, continued, moves there.
+    let (status, _, err) = k.sh(&format!("kill -KILL {blocker}")).await;
+    assert_eq!(status, 0, "{err}");
+    eventually("the first question to end", || {
+        is_in(&k, blocker, ProcessState::Zombie)
     })
     .await;
     let before = k.output(story).await;
     let (status, _, err) = k.sh(&format!("kill -CONT {story}")).await;
     assert_eq!(status, 0, "{err}");
-    eventually("both to finish", || async {
-        let done = |p: Option<llmkernel::proto::ProcessInfo>| {
-            p.is_some_and(|p| p.state == ProcessState::Zombie)
-        };
-        done(k.process(story).await) && done(k.process(question).await)
+    eventually("the story to finish", || {
+        is_in(&k, story, ProcessState::Zombie)
     })
     .await;
+    let _ = k.sh(&format!("kill -KILL {question}")).await;
     let (_, sched, _) = k.sh("sched").await;
     assert!(
         sched.contains("migrations 1"),
@@ -70,4 +80,8 @@ async fn a_process_switched_out_on_one_server_finishes_on_the_other_with_one_ans
         "the moved answer repeats what it had before:\n{after:?}"
     );
     k.stop().await;
+}
+
+async fn is_in(k: &Kernel, pid: Pid, state: ProcessState) -> bool {
+    k.process(pid).await.is_some_and(|p| p.state == state)
 }
