@@ -15,21 +15,19 @@ pub const HEAD_BYTES: usize = 4096;
 /// The beginning of `messages` as a server would read them: each message's role, then its text, cut
 /// to [`HEAD_BYTES`] at a character boundary.
 pub fn head(messages: &[ChatMessage]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(HEAD_BYTES);
     for m in messages {
-        out.push_str(m.role.as_str());
-        out.push('\u{1}');
-        out.push_str(&m.content);
-        out.push('\u{2}');
-        if out.len() >= HEAD_BYTES {
-            break;
+        for piece in [m.role.as_str(), "\u{1}", m.content.as_str(), "\u{2}"] {
+            let mut end = piece.len().min(HEAD_BYTES - out.len());
+            while !piece.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str(&piece[..end]);
+            if out.len() + 4 > HEAD_BYTES {
+                return out;
+            }
         }
     }
-    let mut end = out.len().min(HEAD_BYTES);
-    while !out.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.truncate(end);
     out
 }
 
