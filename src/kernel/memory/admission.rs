@@ -88,8 +88,15 @@ pub async fn admit(kernel: &Arc<Kernel>, spec: &mut Spec) -> Result<Admitted, Fa
 /// count unless the process has gone (spawned once the process is created, so the count never
 /// delays its start).
 pub fn count_later(kernel: &Arc<Kernel>, pid: Pid, messages: Vec<ChatMessage>) {
+    // A burst of submits must not become a burst of counts in front of the server's generations:
+    // past a few at a time the count is skipped, and `ps -l` keeps the estimate until the server
+    // reports the prompt it read.
+    let Ok(permit) = LATER_COUNTS.try_acquire() else {
+        return;
+    };
     let kernel = kernel.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let backend = kernel.backend();
         let counted = tokio::time::timeout(ASK_TIMEOUT, backend.count_tokens(&messages)).await;
         if let Ok(Some(tokens)) = counted {
@@ -97,6 +104,9 @@ pub fn count_later(kernel: &Arc<Kernel>, pid: Pid, messages: Vec<ChatMessage>) {
         }
     });
 }
+
+/// Counts made after creation at once, at most (each is two small requests to the server).
+static LATER_COUNTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Tokens a chat template may add to a conversation whatever its text: role markers, and a default
 /// system prompt some templates put in (SmolLM2's and Llama 3's are a few dozen tokens).
