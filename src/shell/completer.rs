@@ -46,8 +46,31 @@ pub trait Facts {
     fn policies(&mut self) -> Vec<String>;
 }
 
-const QUERY_FLAGS: &[&str] = &["--system", "--type", "--max-tokens", "--nice", "--"];
-const QUERY_VALUE_FLAGS: &[&str] = &["--system", "-s", "--max-tokens", "-m", "--nice", "-n"];
+const QUERY_FLAGS: &[&str] = &[
+    "--system",
+    "--type",
+    "--max-tokens",
+    "--nice",
+    "--model",
+    "--continue",
+    "--deadline",
+    "--deadline-soft",
+    "--syscalls",
+    "--must-call",
+    "--",
+];
+const QUERY_VALUE_FLAGS: &[&str] = &[
+    "--system",
+    "-s",
+    "--max-tokens",
+    "-m",
+    "--nice",
+    "-n",
+    "--model",
+    "--continue",
+    "-c",
+    "--deadline",
+];
 
 fn signal_names() -> Vec<&'static str> {
     Signal::ALL.iter().map(|s| s.name()).collect()

@@ -74,7 +74,7 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
         ("ps -", &["-a", "-l"]),
         ("ps ", &[]),
         ("jobs -", &["-l"]),
-        ("query --m", &["--max-tokens"]),
+        ("query --m", &["--max-tokens", "--model", "--must-call"]),
         (
             "query --type ",
             &[
@@ -89,8 +89,22 @@ fn tab_offers_what_the_word_under_the_cursor_can_be() {
         ("query --system ", &[]),
         (
             "query hello -",
-            &["--system", "--type", "--max-tokens", "--nice", "--"],
+            &[
+                "--system",
+                "--type",
+                "--max-tokens",
+                "--nice",
+                "--model",
+                "--continue",
+                "--deadline",
+                "--deadline-soft",
+                "--syscalls",
+                "--must-call",
+                "--",
+            ],
         ),
+        ("query --sy", &["--system", "--syscalls"]),
+        ("query --deadline ", &[]),
         ("query -- -", &[]),
         ("nice ", &["query"]),
         ("nice -", &["-n"]),
