@@ -118,6 +118,18 @@ async fn submit(
         }
         Err(failure) => Err(failure),
     };
+    respond(created, kernel, conn).await
+}
+
+/// A created process's follower of its output, when the submit attached.
+pub type Attached = Option<Result<Follower, Failure>>;
+
+/// Answers a submit: the failure, or the pid and then, when it attached, the process's output.
+pub(super) async fn respond(
+    created: Result<(Pid, Attached), Failure>,
+    kernel: &Arc<Kernel>,
+    conn: &mut Conn,
+) -> Result<(), CodecError> {
     match created {
         Err(failure) => reply(conn, Err(failure)).await,
         Ok((pid, follower)) => {
@@ -138,7 +150,7 @@ pub async fn create(
     peer: Peer,
     new: NewProcess,
     attach: bool,
-) -> Result<(Pid, Option<Result<Follower, Failure>>), Failure> {
+) -> Result<(Pid, Attached), Failure> {
     let admitted = admit(kernel, new).await?;
     let created = create_now(kernel, peer, admitted, attach)?;
     settle(kernel, created.pid, created.ack).await?;
@@ -149,7 +161,7 @@ pub async fn create(
 pub struct Created {
     pub pid: Pid,
     pub ack: Ack,
-    pub follower: Option<Result<Follower, Failure>>,
+    pub follower: Attached,
 }
 
 /// The first half of [`create`]: adds the process at once. A caller that may be cancelled while

@@ -3,13 +3,13 @@
 //! reply and output stream. Text the shell read for it (`< FILE`, its standard input) is framed
 //! after its prompt here ([`frame_input`]), so the prompt limit and the context admission count it.
 
-use super::submit::{AdmittedProcess, NewProcess, admit, check_room, settle, validate};
-use super::{Conn, Kernel, Peer, bad_request, output, reply};
+use super::submit::{
+    AdmittedProcess, Attached, NewProcess, admit, check_room, respond, settle, validate,
+};
+use super::{Conn, Kernel, Peer, bad_request};
 use crate::kernel::state::pipes::NewLink;
 use crate::kernel::syscalls::Mode as Syscalls;
-use crate::proto::{
-    CodecError, Failure, Pid, Response, SubmitLinkedRequest, Submitted, frame_input,
-};
+use crate::proto::{CodecError, Failure, Pid, SubmitLinkedRequest, frame_input};
 use std::sync::Arc;
 
 /// `SubmitLinked`, `SubmitSyscalls` (system calls on, see [`crate::kernel::syscalls`]) and
@@ -25,32 +25,12 @@ pub async fn handle(
     respond(create(kernel, peer, req, syscalls).await, kernel, conn).await
 }
 
-async fn respond(
-    created: Result<(Pid, Follower), Failure>,
-    kernel: &Arc<Kernel>,
-    conn: &mut Conn,
-) -> Result<(), CodecError> {
-    match created {
-        Err(failure) => reply(conn, Err(failure)).await,
-        Ok((pid, follower)) => {
-            reply(conn, Ok(Response::Submitted(Submitted { pid }))).await?;
-            match follower {
-                Some(Ok(follower)) => output::follow(kernel, conn, pid, follower).await,
-                Some(Err(failure)) => reply(conn, Err(failure)).await,
-                None => Ok(()),
-            }
-        }
-    }
-}
-
-type Follower = Option<Result<crate::kernel::state::Follower, Failure>>;
-
 async fn create(
     kernel: &Arc<Kernel>,
     peer: Peer,
     req: SubmitLinkedRequest,
     syscalls: Syscalls,
-) -> Result<(Pid, Follower), Failure> {
+) -> Result<(Pid, Attached), Failure> {
     let SubmitLinkedRequest {
         ask: mut asked,
         input_from,
