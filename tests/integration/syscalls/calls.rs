@@ -1,10 +1,9 @@
 //! The calls themselves: spawn and wait, parallel spawns, ps, kill, and a caller's conversation
 //! carrying the calls and their results back to the model.
 
-use super::{requests_for, results, start};
+use super::{requests_for, results, start, started_caller};
 use crate::support::fake_llm::FakeConfig;
-use crate::support::{job_pid, ps_row};
-use std::time::Duration;
+use crate::support::ps_row;
 
 #[tokio::test]
 async fn a_spawned_child_answers_and_wait_hands_its_output_back_to_the_caller() {
@@ -59,14 +58,8 @@ async fn a_spawned_child_answers_and_wait_hands_its_output_back_to_the_caller() 
 
 #[tokio::test]
 async fn parallel_spawns_run_while_the_caller_waits_blocked_without_a_slot() {
-    let slow = FakeConfig {
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    let (_fake, k, _cfg) = start(slow, "cpus = 2\n").await;
     let script = r#"[tokens=1] plan <<call spawn {"prompt":"[tokens=400] a"}>> <<call spawn {"prompt":"[tokens=400] b"}>> <<turn>> <<call wait {"pid":2}>> <<call wait {"pid":3}>> <<call ps {}>>"#;
-    let run = k.sh(&format!("query --syscalls '{script}' &")).await;
-    assert_eq!(job_pid(&run.stdout), 1, "{run:?}");
+    let (_fake, k, _cfg) = started_caller(10, "cpus = 2\n", script).await;
     let ps = k
         .eventually("ps", "the children running and the caller blocked", |ps| {
             let live = |pid| ps_row(ps, pid).is_some_and(|r| r[5] == "R" || r[5] == "Q");
@@ -98,14 +91,8 @@ async fn parallel_spawns_run_while_the_caller_waits_blocked_without_a_slot() {
 
 #[tokio::test]
 async fn kill_ends_a_child_and_killing_the_caller_kills_its_children() {
-    let slow = FakeConfig {
-        delay: Duration::from_millis(20),
-        ..Default::default()
-    };
-    let (_fake, k, _cfg) = start(slow, "").await;
     let script = r#"[tokens=1] plan <<call spawn {"prompt":"[tokens=5000] a"}>> <<call spawn {"prompt":"[tokens=5000] b"}>> <<turn>> <<call kill {"pid":2}>> <<call wait {"pid":3}>>"#;
-    let run = k.sh(&format!("query --syscalls '{script}' &")).await;
-    assert_eq!(job_pid(&run.stdout), 1, "{run:?}");
+    let (_fake, k, _cfg) = started_caller(20, "", script).await;
     k.eventually("ps", "the caller blocked on its second child", |ps| {
         ps_row(ps, 1).is_some_and(|r| r[5] == "S") && ps_row(ps, 2).is_some_and(|r| r[5] == "Z")
     })
@@ -123,14 +110,8 @@ async fn kill_ends_a_child_and_killing_the_caller_kills_its_children() {
 
 #[tokio::test]
 async fn a_caller_stopped_while_it_waits_resumes_with_the_results_on_cont() {
-    let slow = FakeConfig {
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    let (_fake, k, _cfg) = start(slow, "").await;
     let script = r#"[tokens=1] plan <<call spawn {"prompt":"[tokens=100] a"}>> <<turn>> <<call wait {"pid":2}>>"#;
-    let run = k.sh(&format!("query --syscalls '{script}' &")).await;
-    assert_eq!(job_pid(&run.stdout), 1, "{run:?}");
+    let (_fake, k, _cfg) = started_caller(10, "", script).await;
     k.eventually("ps", "the caller blocked", |ps| {
         ps_row(ps, 1).is_some_and(|r| r[5] == "S")
     })

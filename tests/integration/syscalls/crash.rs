@@ -1,22 +1,14 @@
 //! A caller survives a crash mid-call: kill -9 the kernel while it waits on two children, and
 //! after the restart the children finish and the caller resumes with both their answers.
 
-use super::{results, start};
+use super::{results, started_caller};
 use crate::support::TestKernel;
-use crate::support::fake_llm::FakeConfig;
-use crate::support::{job_pid, ps_row};
-use std::time::Duration;
+use crate::support::ps_row;
 
 #[tokio::test]
 async fn sigkill_while_a_caller_waits_on_two_children_and_it_resumes_after_the_restart() {
-    let slow = FakeConfig {
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    let (fake, k, cfg) = start(slow, "").await;
     let script = r#"[tokens=1] plan <<call spawn {"prompt":"[tokens=80] a"}>> <<call spawn {"prompt":"[tokens=80] b"}>> <<turn>> <<call wait {"pid":2}>> <<call wait {"pid":3}>>"#;
-    let run = k.sh(&format!("query --syscalls '{script}' &")).await;
-    assert_eq!(job_pid(&run.stdout), 1, "{run:?}");
+    let (fake, k, cfg) = started_caller(10, "", script).await;
     k.eventually("ps", "the caller blocked and a child streaming", |ps| {
         ps_row(ps, 1).is_some_and(|r| r[5] == "S")
             && ps_row(ps, 2).is_some_and(|r| {

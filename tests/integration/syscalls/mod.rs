@@ -22,6 +22,23 @@ async fn start(config: FakeConfig, extra: &str) -> (FakeLlm, TestKernel, tempfil
     (fake, k, dir)
 }
 
+/// A kernel (config text `extra`) against a fake server taking `delay_ms` a token, running
+/// `query --syscalls SCRIPT` in the background as pid 1.
+async fn started_caller(
+    delay_ms: u64,
+    extra: &str,
+    script: &str,
+) -> (FakeLlm, TestKernel, tempfile::TempDir) {
+    let slow = FakeConfig {
+        delay: std::time::Duration::from_millis(delay_ms),
+        ..Default::default()
+    };
+    let (fake, k, cfg) = start(slow, extra).await;
+    let run = k.sh(&format!("query --syscalls '{script}' &")).await;
+    assert_eq!(crate::support::job_pid(&run.stdout), 1, "{run:?}");
+    (fake, k, cfg)
+}
+
 /// The tool results of `pid`'s output (`[tool result ID] JSON` lines), parsed, in order.
 fn results(cat: &str) -> Vec<Value> {
     cat.lines()
